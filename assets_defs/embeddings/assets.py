@@ -1,0 +1,105 @@
+"""The `embeddings` asset: one vector per (media_id, backbone), never computed twice.
+
+The items to embed are the library's usable media plus its example photos, minus those already in the
+store for this backbone. They are cut into chunks and fanned out on the task runner (Ray); each task builds
+the backbone once and writes one Parquet part file.
+"""
+
+import hashlib
+
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from assets_defs.common import chunked, progress, record_quarantine
+from assets_defs.media.assets import media
+from assets_defs.partitions import library_partitions
+from assets_defs.training.assets import examples
+from ml.backbones import BackboneSpec
+from ml.embedding import EmbedItem, embed_chunk
+from resources.libraries import LibraryStore
+from resources.media_store import MediaStore
+from resources.model_store import ModelStore
+from resources.ray_runner import TaskRunner
+from resources.warehouse import Warehouse
+
+CHUNK = 256
+
+
+def backbone_spec(config, model_store: ModelStore) -> BackboneSpec:
+    return BackboneSpec(name=config.backbone, cache_dir=model_store.backbone_cache_dir())
+
+
+def items_to_embed(warehouse: Warehouse, library: str) -> list[EmbedItem]:
+    """Usable photos of the library and its examples, one item per distinct media_id."""
+    frames = []
+    media_table = warehouse.read(library, "media")
+    if media_table is not None:
+        frames.append(
+            media_table.filter((pl.col("status") == "ok") & (pl.col("kind") == "image")).select(
+                "media_id", "uri"
+            )
+        )
+    examples_table = warehouse.read(library, "examples")
+    if examples_table is not None:
+        frames.append(examples_table.select("media_id", "uri"))
+    if not frames:
+        return []
+    both = pl.concat(frames).unique("media_id", keep="first", maintain_order=True)
+    return [EmbedItem(m, u) for m, u in both.iter_rows()]
+
+
+@asset(
+    partitions_def=library_partitions,
+    group_name="embeddings",
+    deps=[media, examples],
+    kinds={"parquet", "ray"},
+)
+def embeddings(
+    context: AssetExecutionContext,
+    libraries: LibraryStore,
+    media_store: MediaStore,
+    model_store: ModelStore,
+    runner: TaskRunner,
+    warehouse: Warehouse,
+) -> MaterializeResult:
+    """Image embeddings keyed by (media_id, model); only missing ones are computed."""
+    library = context.partition_key
+    config = libraries.config(library)
+    spec = backbone_spec(config, model_store)
+    model_id = spec.build().model_id  # also exports the ONNX file once, before the workers need it
+    items = items_to_embed(warehouse, library)
+    done = warehouse.embedded_ids(library, model_id)
+    todo = [i for i in items if i.media_id not in done]
+    context.log.info(
+        f"{library}: {len(items)} items, {len(done)} already embedded with {model_id}, {len(todo)} to do"
+    )
+    out_dir = warehouse.embeddings_dir(library, model_id)
+    calls = []
+    for chunk in chunked(todo, CHUNK):
+        digest = hashlib.sha256("".join(i.media_id for i in chunk).encode()).hexdigest()[:16]
+        calls.append(
+            (spec, list(chunk), str(out_dir / f"part-{digest}.parquet"), media_store.s3_endpoint_url())
+        )
+    results = runner.map(embed_chunk, calls, on_result=progress(context, "embed"))
+    failures = [f for r in results for f in r.failures]
+    if failures:
+        # keep earlier failures of this stage for items still failing, and add the new ones
+        old = warehouse.read(library, "quarantine")
+        prior = [] if old is None else old.filter(pl.col("stage") == "embeddings").to_dicts()
+        record_quarantine(warehouse, library, "embeddings", prior + failures)
+        for f in failures:
+            context.log.warning(f"not embedded {f['uri']}: {f['reason']}")
+    embedded = sum(r.n_embedded for r in results)
+    seconds = {k: round(sum(r.seconds[k] for r in results), 2) for k in ("read_decode", "infer", "write")}
+    wall = sum(r.wall_seconds for r in results)
+    return MaterializeResult(
+        metadata={
+            "model": model_id,
+            "embedded_now": embedded,
+            "cached": len(done),
+            "failed": len(failures),
+            "task_seconds": round(wall, 2),
+            "images_per_task_second": round(embedded / wall, 1) if wall else 0.0,
+            **{f"seconds/{k}": v for k, v in seconds.items()},
+        }
+    )

@@ -1,0 +1,5 @@
+from dagster import Definitions
+
+from assets_defs.embeddings.assets import embeddings
+
+defs = Definitions(assets=[embeddings])

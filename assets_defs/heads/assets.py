@@ -1,0 +1,192 @@
+"""Heads: per-facet classifiers trained on cached embeddings, gated by a blocking holdout check.
+
+`heads` trains one candidate per facet (strategies compared on the holdout split, the best kept with its
+metrics and per-tag thresholds) and reports the `holdout_accuracy_bar` check, which is *blocking*: if any
+facet's candidate is below the library's bar, `promoted_heads` (and so `tags`) does not run, and the heads
+promoted earlier stay in use. A candidate is versioned by a hash of what it was trained on, so a rerun with
+unchanged examples and backbone reuses it instead of retraining.
+"""
+
+import hashlib
+import json
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from assets_defs.common import now_iso
+from assets_defs.embeddings.assets import backbone_spec, embeddings
+from assets_defs.partitions import library_partitions
+from assets_defs.training.assets import examples
+from ml.heads import train_facet_head
+from resources.libraries import LibraryStore
+from resources.model_store import ModelStore
+from resources.warehouse import Warehouse
+
+HEADS_SCHEMA = {
+    "facet": pl.String,
+    "version": pl.String,
+    "strategy": pl.String,
+    "accuracy": pl.Float64,
+    "balanced_accuracy": pl.Float64,
+    "n_train": pl.Int64,
+    "n_holdout": pl.Int64,
+    "bar": pl.Float64,
+    "model": pl.String,
+    "metrics": pl.String,
+    "thresholds": pl.String,
+    "trained_at": pl.String,
+    "promoted": pl.Boolean,
+    "promoted_at": pl.String,
+}
+CHECK = "holdout_accuracy_bar"
+
+
+def head_version(facet: str, model: str, rows: pl.DataFrame, config) -> str:
+    digest = hashlib.sha256()
+    for part in (
+        facet,
+        model,
+        json.dumps(sorted(config.head_strategies)),
+        str(config.target_precision),
+        str(config.seed),
+    ):
+        digest.update(part.encode())
+    for media_id, tag_id, split in rows.select("media_id", "tag_id", "split").sort("media_id").iter_rows():
+        digest.update(f"{media_id}:{tag_id}:{split};".encode())
+    return f"{facet}-{digest.hexdigest()[:12]}"
+
+
+@asset(
+    partitions_def=library_partitions,
+    group_name="heads",
+    deps=[examples, embeddings],
+    check_specs=[
+        AssetCheckSpec(
+            CHECK,
+            asset="heads",
+            blocking=True,
+            description="every facet's head meets the library's holdout accuracy bar",
+        )
+    ],
+    kinds={"scikitlearn", "lightgbm"},
+)
+def heads(
+    context: AssetExecutionContext,
+    libraries: LibraryStore,
+    model_store: ModelStore,
+    warehouse: Warehouse,
+):
+    """Candidate heads per facet ({facet: version}); each compared across strategies on the holdout."""
+    library = context.partition_key
+    config = libraries.config(library)
+    model_id = backbone_spec(config, model_store).build().model_id
+    training = warehouse.read(library, "examples")
+    if training is None or training.height == 0:
+        raise ValueError(f"library {library!r} has no usable examples")
+    history = warehouse.read(library, "heads")
+    history = pl.DataFrame(schema=HEADS_SCHEMA) if history is None else history
+    candidates: dict[str, str] = {}
+    rows, failing, problems = [], [], []
+    for facet in sorted(training["facet"].unique().to_list()):
+        group = training.filter(pl.col("facet") == facet)
+        version = head_version(facet, model_id, group, config)
+        bar = config.bar_for(facet)
+        existing = history.filter(pl.col("version") == version)
+        if existing.height and model_store.head_path(library, facet, version).exists():
+            row = existing.row(0, named=True)
+            context.log.info(f"{facet}: training set unchanged, reusing {version}")
+        else:
+            ids, X = warehouse.read_embeddings(library, model_id, group["media_id"].to_list())
+            labelled = pl.DataFrame({"media_id": ids}).join(group, on="media_id", how="left")
+            is_train = (labelled["split"] == "train").to_numpy()
+            y = labelled["tag_id"].to_numpy()
+            try:
+                head = train_facet_head(
+                    facet,
+                    X[is_train],
+                    y[is_train],
+                    X[~is_train],
+                    y[~is_train],
+                    strategies=tuple(config.head_strategies),
+                    seed=config.seed,
+                    target_precision=config.target_precision,
+                )
+            except ValueError as exc:
+                problems.append(f"{facet}: {exc}")
+                context.log.warning(f"{facet}: no head trained: {exc}")
+                continue
+            model_store.save_head(library, facet, version, head)
+            row = {
+                "facet": facet,
+                "version": version,
+                "strategy": head.strategy,
+                "accuracy": head.metrics["accuracy"],
+                "balanced_accuracy": head.metrics["balanced_accuracy"],
+                "n_train": int(is_train.sum()),
+                "n_holdout": int((~is_train).sum()),
+                "bar": bar,
+                "model": model_id,
+                "metrics": json.dumps(head.metrics),
+                "thresholds": json.dumps(head.thresholds),
+                "trained_at": now_iso(),
+                "promoted": False,
+                "promoted_at": None,
+            }
+            rows.append(row)
+            context.log.info(
+                f"{facet}: {head.strategy} holdout accuracy {head.metrics['accuracy']:.3f} "
+                f"(strategies: {json.dumps(head.metrics['strategies'])})"
+            )
+        candidates[facet] = version
+        if row["accuracy"] < bar:
+            failing.append(f"{facet} {row['accuracy']:.3f} < {bar:.2f}")
+    if rows:
+        warehouse.write(library, "heads", pl.concat([history, pl.DataFrame(rows, schema=HEADS_SCHEMA)]))
+    current = (
+        pl.concat([history, pl.DataFrame(rows, schema=HEADS_SCHEMA)])
+        .filter(pl.col("version").is_in(list(candidates.values())))
+        .unique("version")
+    )
+    accuracy = {r["facet"]: r["accuracy"] for r in current.iter_rows(named=True)}
+    yield Output(
+        candidates,
+        metadata={
+            "candidates": MetadataValue.json(candidates),
+            **{f"holdout_accuracy/{f}": round(a, 4) for f, a in sorted(accuracy.items())},
+        },
+    )
+    yield AssetCheckResult(
+        check_name=CHECK,
+        passed=not failing and not problems and bool(candidates),
+        severity=AssetCheckSeverity.ERROR,
+        description="; ".join(failing + problems) or "all facets meet their bar",
+        metadata={f"accuracy/{f}": round(a, 4) for f, a in sorted(accuracy.items())},
+    )
+
+
+@asset(partitions_def=library_partitions, group_name="heads", kinds={"parquet"})
+def promoted_heads(
+    context: AssetExecutionContext, heads: dict[str, str], warehouse: Warehouse
+) -> dict[str, str]:
+    """The heads in use ({facet: version}): the candidates that passed the blocking holdout check."""
+    library = context.partition_key
+    table = warehouse.read(library, "heads")
+    stamp = now_iso()
+    chosen = set(heads.values())
+    table = table.with_columns(
+        promoted=pl.col("version").is_in(list(chosen)),
+        promoted_at=pl.when(pl.col("version").is_in(list(chosen)) & pl.col("promoted_at").is_null())
+        .then(pl.lit(stamp))
+        .otherwise(pl.col("promoted_at")),
+    )
+    warehouse.write(library, "heads", table)
+    context.add_output_metadata({"promoted": MetadataValue.json(heads)})
+    return heads

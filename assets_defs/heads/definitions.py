@@ -1,0 +1,5 @@
+from dagster import Definitions
+
+from assets_defs.heads.assets import heads, promoted_heads
+
+defs = Definitions(assets=[heads, promoted_heads])

@@ -1,0 +1,5 @@
+from dagster import Definitions
+
+from assets_defs.media.assets import media
+
+defs = Definitions(assets=[media])

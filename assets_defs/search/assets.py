@@ -1,0 +1,45 @@
+"""The `vector_index`: the library's photo embeddings in its own Qdrant collection, for `similar`."""
+
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from assets_defs.embeddings.assets import backbone_spec, embeddings
+from assets_defs.media.assets import media
+from assets_defs.partitions import library_partitions
+from resources.libraries import LibraryStore
+from resources.model_store import ModelStore
+from resources.vector_store import VectorStore
+from resources.warehouse import Warehouse
+
+
+@asset(partitions_def=library_partitions, group_name="search", deps=[media, embeddings], kinds={"qdrant"})
+def vector_index(
+    context: AssetExecutionContext,
+    libraries: LibraryStore,
+    model_store: ModelStore,
+    vector_store: VectorStore,
+    warehouse: Warehouse,
+) -> MaterializeResult:
+    """Upserts every usable photo's vector (ids are stable, so re-upserting is idempotent)."""
+    library = context.partition_key
+    config = libraries.config(library)
+    model_id = backbone_spec(config, model_store).build().model_id
+    photos = warehouse.read(library, "media").filter((pl.col("status") == "ok") & (pl.col("kind") == "image"))
+    first_uri = dict(photos.unique("media_id", keep="first").select("media_id", "uri").iter_rows())
+    indexed = warehouse.read(library, "vector_index")
+    done = (
+        set() if indexed is None else set(indexed.filter(pl.col("model") == model_id)["media_id"].to_list())
+    )
+    if indexed is not None and vector_store.count(library) < len(done):
+        context.log.warning("the collection lost points (new or wiped store): re-indexing everything")
+        done = set()
+    ids, X = warehouse.read_embeddings(library, model_id, [m for m in first_uri if m not in done])
+    payloads = [{"media_id": m, "uri": first_uri[m], "model": model_id} for m in ids]
+    if ids:
+        vector_store.upsert(library, ids, X, payloads)
+        added = pl.DataFrame({"media_id": ids, "model": [model_id] * len(ids)})
+        kept = indexed.filter(pl.col("media_id").is_in(list(done))) if indexed is not None and done else None
+        warehouse.write(library, "vector_index", added if kept is None else pl.concat([kept, added]))
+    total = vector_store.count(library)
+    context.log.info(f"{library}: {len(ids)} vectors upserted, collection holds {total}")
+    return MaterializeResult(metadata={"upserted": len(ids), "points": total, "model": model_id})

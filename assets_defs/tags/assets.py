@@ -1,0 +1,73 @@
+"""Tags on photos from the promoted heads, and the DuckDB views analysts query."""
+
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from assets_defs.embeddings.assets import backbone_spec, embeddings
+from assets_defs.media.assets import media
+from assets_defs.partitions import library_partitions
+from assets_defs.training.assets import catalog
+from ml.heads import predict_table
+from resources.libraries import LibraryStore
+from resources.model_store import ModelStore
+from resources.warehouse import Warehouse
+
+TAGS_SCHEMA = {
+    "media_id": pl.String,
+    "facet": pl.String,
+    "tag_id": pl.String,
+    "score": pl.Float64,
+    "status": pl.String,
+    "head_version": pl.String,
+}
+
+
+@asset(partitions_def=library_partitions, group_name="tags", deps=[media, embeddings], kinds={"parquet"})
+def tags(
+    context: AssetExecutionContext,
+    promoted_heads: dict[str, str],
+    libraries: LibraryStore,
+    model_store: ModelStore,
+    warehouse: Warehouse,
+) -> MaterializeResult:
+    """One row per (photo, facet): the head's top tag, `applied` above the tag's threshold, else `review`."""
+    library = context.partition_key
+    config = libraries.config(library)
+    model_id = backbone_spec(config, model_store).build().model_id
+    media_table = warehouse.read(library, "media")
+    photos = media_table.filter((pl.col("status") == "ok") & (pl.col("kind") == "image"))
+    wanted = photos["media_id"].unique(maintain_order=True).to_list()
+    ids, X = warehouse.read_embeddings(library, model_id, wanted)
+    missing = len(wanted) - len(ids)
+    if missing:
+        context.log.warning(f"{missing} photos have no embedding yet (see quarantine); they get no tags")
+    rows = []
+    for facet, version in sorted(promoted_heads.items()):
+        head = model_store.load_head(library, facet, version)
+        for row in predict_table(head, ids, X) if ids else []:
+            rows.append({**row, "head_version": version})
+    table = pl.DataFrame(rows, schema=TAGS_SCHEMA)
+    warehouse.write(library, "tags", table)
+    counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
+    return MaterializeResult(
+        metadata={
+            "photos_tagged": len(ids),
+            "applied": counts.get("applied", 0),
+            "review": counts.get("review", 0),
+            "heads": MetadataValue.json(promoted_heads),
+        }
+    )
+
+
+@asset(partitions_def=library_partitions, group_name="tags", deps=[catalog, media, tags], kinds={"duckdb"})
+def warehouse_views(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """DuckDB views over the library's Parquet tables (schema = library name), plus sql/views.sql."""
+    library = context.partition_key
+    created = warehouse.register_views(library)
+    return MaterializeResult(
+        metadata={
+            "views": MetadataValue.json(created),
+            "duckdb": MetadataValue.path(warehouse.duckdb_path),
+            "example": f'SELECT * FROM "{library}".tag_details LIMIT 20',
+        }
+    )

@@ -1,0 +1,231 @@
+"""Catalog and example manifests: parsed, validated, and refused with every problem listed by line.
+
+Validation happens before any expensive work (hashing, embedding): a team fixing a 2,000-line PIM export
+wants all of its problems at once, each with its line number, not one per run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+class ValidationError(ValueError):
+    """A file with problems; `problems` holds one human-readable line each ("catalog.csv:12: ...")."""
+
+    def __init__(self, what: str, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{what} refused, {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class CatalogTag:
+    tag_id: str
+    facet: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+    attributes: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def as_row(self) -> dict:
+        return {
+            "tag_id": self.tag_id,
+            "facet": self.facet,
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "identifiers": list(self.identifiers),
+            "attributes": yaml.safe_dump(self.attributes, allow_unicode=True) if self.attributes else "",
+        }
+
+
+@dataclass(frozen=True)
+class Catalog:
+    tags: tuple[CatalogTag, ...]
+
+    def by_id(self) -> dict[str, CatalogTag]:
+        return {t.tag_id: t for t in self.tags}
+
+    def facets(self) -> list[str]:
+        return sorted({t.facet for t in self.tags})
+
+
+def _as_list(value) -> tuple[str, ...]:
+    """Aliases/identifiers: a YAML list, or a CSV cell separated by '|' or ';'."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(p.strip() for p in re.split(r"[|;]", str(value)) if p.strip())
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def parse_catalog(text: str, source: str = "catalog") -> Catalog:
+    """Parse a catalog from YAML (`tags:` list, or a bare list) or CSV (header tag_id,facet,name,...)."""
+    records = _catalog_records(text, source)
+    problems: list[str] = []
+    tags: list[CatalogTag] = []
+    seen: dict[str, int] = {}
+    for line, rec in records:
+        where = f"{source}:{line}"
+        if not isinstance(rec, dict):
+            problems.append(f"{where}: expected a mapping with tag_id, facet, name; got {rec!r}")
+            continue
+        tag_id = _nfc(str(rec.get("tag_id") or ""))
+        facet = _nfc(str(rec.get("facet") or ""))
+        name = _nfc(str(rec.get("name") or "")) or tag_id
+        if not tag_id:
+            problems.append(f"{where}: missing tag_id")
+        elif not SLUG.match(tag_id):
+            problems.append(f"{where}: tag_id {tag_id!r} must be a lowercase slug (a-z, 0-9, '-', '_', '.')")
+        if not facet:
+            problems.append(f"{where}: missing facet")
+        elif not SLUG.match(facet):
+            problems.append(f"{where}: facet {facet!r} must be a lowercase slug")
+        if tag_id in seen:
+            problems.append(f"{where}: duplicate tag_id {tag_id!r} (first on line {seen[tag_id]})")
+            continue
+        seen[tag_id] = line
+        attributes = rec.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            problems.append(f"{where}: attributes must be a mapping")
+            attributes = {}
+        tags.append(
+            CatalogTag(
+                tag_id=tag_id,
+                facet=facet,
+                name=name,
+                aliases=tuple(_nfc(a) for a in _as_list(rec.get("aliases"))),
+                identifiers=tuple(_nfc(a) for a in _as_list(rec.get("identifiers"))),
+                attributes=attributes,
+            )
+        )
+    if not records:
+        problems.append(f"{source}: no tags")
+    if problems:
+        raise ValidationError(source, problems)
+    return Catalog(tuple(tags))
+
+
+def _catalog_records(text: str, source: str) -> list[tuple[int, object]]:
+    if source.lower().endswith(".csv") or (text.lstrip().lower().startswith("tag_id") and "," in text[:200]):
+        reader = csv.DictReader(io.StringIO(text))
+        return [(i + 2, row) for i, row in enumerate(reader)]
+    try:
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        raise ValidationError(source, [f"{source}: not valid YAML or CSV: {exc}"]) from exc
+    if node is None:
+        return []
+    if isinstance(node, yaml.MappingNode):
+        items = [v for k, v in node.value if k.value == "tags"]
+        if not items:
+            raise ValidationError(source, [f"{source}: a YAML catalog needs a top-level 'tags:' list"])
+        node = items[0]
+    if not isinstance(node, yaml.SequenceNode):
+        raise ValidationError(source, [f"{source}: expected a list of tags"])
+    return [(item.start_mark.line + 1, loader.construct_object(item, deep=True)) for item in node.value]
+
+
+def load_catalog(path: Path) -> Catalog:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(str(path), [f"{path}: not UTF-8 ({exc})"]) from exc
+    return parse_catalog(text, source=str(path))
+
+
+@dataclass(frozen=True)
+class Example:
+    uri: str
+    tag_id: str
+    facet: str
+    line: int
+    source: str = "import"
+
+
+def parse_examples_manifest(path: Path, catalog: Catalog) -> list[Example]:
+    """`path,tag_id[,facet]` CSV; paths relative to the manifest's folder (or absolute, or s3://)."""
+    path = Path(path)
+    tags = catalog.by_id()
+    problems: list[str] = []
+    examples: list[Example] = []
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(str(path), [f"{path}: cannot read: {exc}"]) from exc
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"path", "tag_id"} - set(reader.fieldnames or [])
+    if missing:
+        need = f"{path}:1: header needs columns path,tag_id[,facet]; missing {sorted(missing)}"
+        raise ValidationError(str(path), [need])
+    for i, row in enumerate(reader):
+        line = i + 2
+        where = f"{path}:{line}"
+        raw_path = (row.get("path") or "").strip()
+        tag_id = _nfc(row.get("tag_id") or "")
+        facet = _nfc(row.get("facet") or "")
+        if not raw_path:
+            problems.append(f"{where}: empty path")
+            continue
+        uri = raw_path if raw_path.startswith("s3://") else str((path.parent / raw_path).resolve())
+        if not uri.startswith("s3://") and not Path(uri).is_file():
+            problems.append(f"{where}: file not found: {raw_path}")
+        tag = tags.get(tag_id)
+        if tag is None:
+            problems.append(f"{where}: unknown tag_id {tag_id!r}")
+            continue
+        if facet and facet != tag.facet:
+            problems.append(f"{where}: tag {tag_id!r} is in facet {tag.facet!r}, not {facet!r}")
+            continue
+        key = (uri, tag.facet)
+        if key in seen:
+            first = seen[key]
+            problems.append(f"{where}: {raw_path} already labelled for facet {tag.facet!r} on line {first}")
+            continue
+        seen[key] = line
+        examples.append(Example(uri=uri, tag_id=tag_id, facet=tag.facet, line=line))
+    if not examples and not problems:
+        problems.append(f"{path}: no examples")
+    if problems:
+        raise ValidationError(str(path), problems)
+    return examples
+
+
+def examples_from_folders(root: Path, catalog: Catalog) -> list[Example]:
+    """A folder per tag: `root/<tag_id>/*.jpg`. Unknown folder names are problems, listed together."""
+    root = Path(root)
+    tags = catalog.by_id()
+    problems: list[str] = []
+    examples: list[Example] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        tag = tags.get(folder.name)
+        if tag is None:
+            problems.append(f"{folder}: folder name is not a tag_id in the catalog")
+            continue
+        for n, file in enumerate(sorted(_image_files(folder))):
+            examples.append(Example(uri=str(file.resolve()), tag_id=tag.tag_id, facet=tag.facet, line=n + 1))
+    if not examples and not problems:
+        problems.append(f"{root}: no tag folders with images")
+    if problems:
+        raise ValidationError(str(root), problems)
+    return examples
+
+
+def _image_files(folder: Path) -> Iterable[Path]:
+    return (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

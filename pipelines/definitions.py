@@ -1,0 +1,39 @@
+"""The Definitions `dagster dev` loads (workspace.yaml): domain definitions merged, executor set once."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from assets_defs.embeddings.definitions import defs as embeddings_defs
+from assets_defs.heads.definitions import defs as heads_defs
+from assets_defs.media.definitions import defs as media_defs
+from assets_defs.search.definitions import defs as search_defs
+from assets_defs.tags.definitions import defs as tags_defs
+from assets_defs.training.definitions import defs as training_defs
+from pipelines.jobs import retrain_heads_job, tag_library_job
+from pipelines.schedules import nightly_retag
+from pipelines.sensors import library_sensor
+from resources import build_resources
+
+
+def build_definitions(env=None) -> Definitions:
+    # In-process executor: the heavy work already fans out on Ray, and one process per step would reload
+    # torch/onnxruntime for every step.
+    return Definitions.merge(
+        media_defs,
+        training_defs,
+        embeddings_defs,
+        heads_defs,
+        tags_defs,
+        search_defs,
+        Definitions(
+            jobs=[tag_library_job, retrain_heads_job],
+            schedules=[nightly_retag],
+            sensors=[library_sensor],
+            resources=build_resources(env),
+            executor=in_process_executor,
+        ),
+    )
+
+
+defs = build_definitions()

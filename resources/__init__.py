@@ -1,0 +1,57 @@
+"""Resources, chosen for an environment in one function (`build_resources`), never at import time.
+
+Embedded default (a laptop, CI): everything under TAGSMITH_HOME (default: ./var in the project) - media in
+local folders, Parquet + a DuckDB file, Qdrant local mode, local Ray. At scale, by configuration only:
+  TAGSMITH_MEDIA_BACKEND=s3 (+ TAGSMITH_S3_ENDPOINT_URL for S3-compatible stores), TAGSMITH_QDRANT_URL,
+  TAGSMITH_RAY_ADDRESS (a Ray cluster), TAGSMITH_RUNNER=inprocess (no Ray, for debugging).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from resources.libraries import LibraryStore
+from resources.media_store import LocalMediaStore, S3MediaStore
+from resources.model_store import ModelStore
+from resources.ray_runner import InProcessRunner, RayRunner
+from resources.vector_store import QdrantLocal, QdrantServer
+from resources.warehouse import Warehouse
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def tagsmith_home(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("TAGSMITH_HOME") or PROJECT_ROOT / "var").resolve()
+
+
+def build_resources(env: Mapping[str, str] | None = None) -> dict:
+    env = os.environ if env is None else env
+    home = tagsmith_home(env)
+    if env.get("TAGSMITH_MEDIA_BACKEND", "local") == "s3":
+        media_store = S3MediaStore(endpoint_url=env.get("TAGSMITH_S3_ENDPOINT_URL") or None)
+    else:
+        media_store = LocalMediaStore(root=str(home / "media"))
+    if env.get("TAGSMITH_QDRANT_URL"):
+        vector_store = QdrantServer(
+            url=env["TAGSMITH_QDRANT_URL"], api_key=env.get("TAGSMITH_QDRANT_API_KEY")
+        )
+    else:
+        vector_store = QdrantLocal(path=str(home / "qdrant"))
+    if env.get("TAGSMITH_RUNNER") == "inprocess":
+        runner = InProcessRunner()
+    else:
+        num_cpus = env.get("TAGSMITH_RAY_NUM_CPUS")
+        runner = RayRunner(
+            address=env.get("TAGSMITH_RAY_ADDRESS") or None, num_cpus=int(num_cpus) if num_cpus else None
+        )
+    return {
+        "libraries": LibraryStore(root=str(home / "libraries")),
+        "media_store": media_store,
+        "warehouse": Warehouse(root=str(home / "warehouse"), duckdb_path=str(home / "tagsmith.duckdb")),
+        "vector_store": vector_store,
+        "runner": runner,
+        "model_store": ModelStore(root=str(home / "models")),
+    }

@@ -1,0 +1,113 @@
+"""Libraries (tenants): each has its own config file, catalog, examples, tables, heads and vectors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+from dagster import ConfigurableResource
+from pydantic import BaseModel, Field, field_validator
+
+from ml.catalog import Catalog, Example, examples_from_folders, load_catalog, parse_examples_manifest
+
+NAME = re.compile(r"^[a-z0-9_]{1,48}$")
+
+
+class LibraryConfig(BaseModel):
+    """What `library.yaml` holds. Defaults are the ones a new library gets."""
+
+    name: str
+    media: str  # a local folder or s3://bucket/prefix
+    backbone: str = "efficientnet-lite0"
+    holdout_frac: float = Field(0.25, gt=0, lt=0.9)
+    target_precision: float = Field(0.9, gt=0, le=1)
+    min_holdout_accuracy: float = Field(0.6, ge=0, le=1)  # the promotion bar for every facet's head
+    facet_min_accuracy: dict[str, float] = {}  # per-facet overrides of the bar
+    head_strategies: list[str] = ["logreg", "lightgbm", "prototype"]
+    train_augment: bool = True  # flipped copies of example photos as extra training rows
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("library name must be 1-48 of a-z, 0-9, '_'")
+        return value
+
+    def bar_for(self, facet: str) -> float:
+        return self.facet_min_accuracy.get(facet, self.min_holdout_accuracy)
+
+
+class LibraryStore(ConfigurableResource):
+    """Library folders under `root`: library.yaml, catalog file, example manifests / folders."""
+
+    root: str
+
+    def dir(self, name: str) -> Path:
+        if not NAME.match(name):
+            raise ValueError(f"library name {name!r} must be 1-48 of a-z, 0-9, '_'")
+        return Path(self.root) / name
+
+    def names(self) -> list[str]:
+        base = Path(self.root)
+        return (
+            sorted(p.name for p in base.iterdir() if (p / "library.yaml").exists()) if base.exists() else []
+        )
+
+    def create(self, config: LibraryConfig, exist_ok: bool = False) -> Path:
+        path = self.dir(config.name)
+        if (path / "library.yaml").exists() and not exist_ok:
+            raise FileExistsError(f"library {config.name!r} already exists at {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "library.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False), "utf-8")
+        return path
+
+    def config(self, name: str) -> LibraryConfig:
+        path = self.dir(name) / "library.yaml"
+        if not path.exists():
+            raise LookupError(f"no library named {name!r} (looked in {path}); create it with `tagsmith init`")
+        return LibraryConfig(**yaml.safe_load(path.read_text("utf-8")))
+
+    def catalog_path(self, name: str) -> Path:
+        for suffix in (".yaml", ".csv"):
+            path = self.dir(name) / f"catalog{suffix}"
+            if path.exists():
+                return path
+        raise LookupError(f"library {name!r} has no catalog yet: `tagsmith catalog {name} FILE`")
+
+    def catalog(self, name: str) -> Catalog:
+        return load_catalog(self.catalog_path(name))
+
+    def set_catalog(self, name: str, source: Path) -> Catalog:
+        """Validate first (all problems at once), then keep a copy as the library's catalog."""
+        catalog = load_catalog(source)
+        suffix = ".csv" if Path(source).suffix.lower() == ".csv" else ".yaml"
+        for old in self.dir(name).glob("catalog.*"):
+            old.unlink()
+        shutil.copyfile(source, self.dir(name) / f"catalog{suffix}")
+        return catalog
+
+    def add_examples(self, name: str, source: Path) -> list[Example]:
+        """Validate a manifest (or folder-per-tag) against the catalog, then record it with absolute paths."""
+        catalog = self.catalog(name)
+        source = Path(source)
+        examples = (
+            examples_from_folders(source, catalog)
+            if source.is_dir()
+            else parse_examples_manifest(source, catalog)
+        )
+        target = self.dir(name) / "examples" / f"{source.stem}.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["path,tag_id,facet"] + [f'"{e.uri}",{e.tag_id},{e.facet}' for e in examples]
+        target.write_text("\n".join(lines) + "\n", "utf-8")
+        return examples
+
+    def examples(self, name: str) -> list[Example]:
+        catalog = self.catalog(name)
+        folder = self.dir(name) / "examples"
+        out: list[Example] = []
+        for manifest in sorted(folder.glob("*.csv")) if folder.exists() else []:
+            out.extend(parse_examples_manifest(manifest, catalog))
+        return out

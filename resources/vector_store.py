@@ -1,0 +1,103 @@
+"""Vectors for similarity search: Qdrant local mode by default, a Qdrant server at scale.
+
+One collection per library (`tagsmith_<library>`): libraries never share vectors. Local mode is brute force
+and meant for up to ~20k points (demo, tests, small libraries); point `url` at a server past that.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+from dagster import ConfigurableResource
+
+
+def point_id(media_id: str, ts: float | None = None) -> str:
+    """A stable Qdrant point id (UUID) for a photo or video frame."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tagsmith:{media_id}:{'' if ts is None else ts}"))
+
+
+def collection_name(library: str) -> str:
+    return f"tagsmith_{library}"
+
+
+class VectorStore(ConfigurableResource):
+    def client(self):
+        raise NotImplementedError
+
+    def upsert(
+        self, library: str, media_ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]
+    ) -> int:
+        from qdrant_client import models
+
+        client = self.client()
+        try:
+            name = collection_name(library)
+            dim = int(vectors.shape[1])
+            if not client.collection_exists(name):
+                client.create_collection(
+                    name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+                )
+            batch = 512
+            for start in range(0, len(media_ids), batch):
+                stop = start + batch
+                client.upsert(
+                    name,
+                    points=models.Batch(
+                        ids=[point_id(m) for m in media_ids[start:stop]],
+                        vectors=vectors[start:stop].astype(np.float32).tolist(),
+                        payloads=list(payloads[start:stop]),
+                    ),
+                )
+            return len(media_ids)
+        finally:
+            client.close()
+
+    def count(self, library: str) -> int:
+        client = self.client()
+        try:
+            name = collection_name(library)
+            return client.count(name).count if client.collection_exists(name) else 0
+        finally:
+            client.close()
+
+    def search(self, library: str, vector: np.ndarray, limit: int = 10) -> list[dict]:
+        client = self.client()
+        try:
+            name = collection_name(library)
+            if not client.collection_exists(name):
+                raise LookupError(f"library {library!r} has no vector index yet: run the pipeline first")
+            hits = client.query_points(name, query=np.asarray(vector, np.float32).tolist(), limit=limit)
+            return [{"score": h.score, **(h.payload or {})} for h in hits.points]
+        finally:
+            client.close()
+
+    def drop(self, library: str) -> None:
+        client = self.client()
+        try:
+            if client.collection_exists(collection_name(library)):
+                client.delete_collection(collection_name(library))
+        finally:
+            client.close()
+
+
+class QdrantLocal(VectorStore):
+    """Qdrant local mode: a folder on disk, no server (one process at a time holds it)."""
+
+    path: str
+
+    def client(self):
+        from qdrant_client import QdrantClient
+
+        return QdrantClient(path=self.path)
+
+
+class QdrantServer(VectorStore):
+    url: str
+    api_key: str | None = None
+
+    def client(self):
+        from qdrant_client import QdrantClient
+
+        return QdrantClient(url=self.url, api_key=self.api_key)

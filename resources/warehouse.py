@@ -1,0 +1,127 @@
+"""Tables analysts query: Parquet files per library, registered as DuckDB views (schema = library).
+
+Writers replace a table atomically (temp file + rename), so a reader never sees half a table. Embeddings
+are append-only part files (one per Ray task), keyed by (media_id, ts, model): a vector is never computed
+twice, and adding media adds files instead of rewriting the store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+from dagster import ConfigurableResource
+
+from tagsmith.sql import load_sql
+
+SAFE = re.compile(r"^[a-z0-9_]+$")
+TABLES = ("media", "quarantine", "catalog", "examples", "heads", "tags", "embeddings")
+
+
+def _model_dir_name(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+
+
+class Warehouse(ConfigurableResource):
+    root: str
+    duckdb_path: str
+
+    def library_dir(self, library: str) -> Path:
+        if not SAFE.match(library):
+            raise ValueError(f"library name {library!r} must match [a-z0-9_]+")
+        return Path(self.root) / library
+
+    def table_path(self, library: str, table: str) -> Path:
+        return self.library_dir(library) / f"{table}.parquet"
+
+    def read(self, library: str, table: str) -> pl.DataFrame | None:
+        path = self.table_path(library, table)
+        return pl.read_parquet(path) if path.exists() else None
+
+    def write(self, library: str, table: str, df: pl.DataFrame) -> Path:
+        path = self.table_path(library, table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        df.write_parquet(tmp)
+        os.replace(tmp, path)
+        return path
+
+    # embeddings -------------------------------------------------------------------------------------------
+    def embeddings_dir(self, library: str, model: str) -> Path:
+        return self.library_dir(library) / "embeddings" / _model_dir_name(model)
+
+    def embedded_ids(self, library: str, model: str) -> set[str]:
+        files = self._embedding_files(library, model)
+        if not files:
+            return set()
+        return set(pl.scan_parquet(files).select("media_id").collect()["media_id"].to_list())
+
+    def read_embeddings(self, library: str, model: str, media_ids=None) -> tuple[list[str], np.ndarray]:
+        """(ids, matrix) for `media_ids` (all when None), in the order given; missing ids are left out."""
+        files = self._embedding_files(library, model)
+        if not files:
+            return [], np.zeros((0, 0), np.float32)
+        lf = pl.scan_parquet(files).select("media_id", "vector").unique("media_id", keep="first")
+        if media_ids is not None:
+            order = pl.DataFrame({"media_id": list(media_ids)}).with_row_index("_order")
+            lf = order.lazy().join(lf, on="media_id", how="inner").sort("_order").drop("_order")
+        df = lf.collect()
+        if df.height == 0:
+            return [], np.zeros((0, 0), np.float32)
+        matrix = np.asarray(df["vector"].to_numpy(), dtype=np.float32)
+        if matrix.ndim == 1:  # older polars returns an object array of arrays
+            matrix = np.stack(matrix)
+        return df["media_id"].to_list(), matrix
+
+    def _embedding_files(self, library: str, model: str) -> list[str]:
+        base = self.embeddings_dir(library, model)
+        return sorted(str(p) for p in base.glob("*.parquet")) if base.exists() else []
+
+    # DuckDB -------------------------------------------------------------------------------------------------
+    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+        if read_only and not Path(self.duckdb_path).exists():
+            duckdb.connect(self.duckdb_path).close()
+        return duckdb.connect(self.duckdb_path, read_only=read_only)
+
+    def register_views(self, library: str) -> list[str]:
+        """(Re)create the library's schema of views over its Parquet files (sql/views.sql)."""
+        self.library_dir(library)  # validates the name: it becomes an SQL identifier below
+        created = []
+        with self.connect(read_only=False) as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{library}"')
+            for table in TABLES:
+                if table == "embeddings":
+                    models = self._embedding_models(library)
+                    source = [f for m in models for f in self._embedding_files(library, m)]
+                else:
+                    path = self.table_path(library, table)
+                    source = [str(path)] if path.exists() else []
+                if not source:
+                    continue
+                # DDL cannot take bound parameters: the identifiers are validated slugs and the paths are
+                # ours (quoted), never user search text.
+                listing = ", ".join("'" + s.replace("'", "''") + "'" for s in source)
+                view = f'"{library}".{table}'
+                con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{listing}])")
+                created.append(table)
+            if {"media", "catalog", "tags"} <= set(created):
+                con.execute(f'SET schema = "{library}"')
+                con.execute(load_sql("views"))
+                created.extend(["tag_details", "review_queue", "coverage"])
+        return created
+
+    def _embedding_models(self, library: str) -> list[str]:
+        base = self.library_dir(library) / "embeddings"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
+
+    def query(self, library: str, name: str, params: dict | None = None) -> pl.DataFrame:
+        """Run a named query from sql/ against the library's views, with bound parameters."""
+        with self.connect(read_only=True) as con:
+            self.library_dir(library)  # validates the name before it is used as an identifier
+            con.execute(f'SET schema = "{library}"')
+            return con.execute(load_sql(name), params or {}).pl()

@@ -1,0 +1,90 @@
+"""`tagsmith demo`: generate the demo library, run the pipeline through Dagster, show what it found."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import polars as pl
+import typer
+
+from resources import tagsmith_home
+from resources.libraries import LibraryConfig
+from tagsmith import service
+from tagsmith.demo import generate_demo_library
+
+log = logging.getLogger(__name__)
+LIBRARY = "demo"
+
+
+def uploads_accuracy(truth_path: Path, uploads_dir: Path) -> pl.DataFrame:
+    """Tags on the new uploads against their known truth, per facet (measured, not assumed)."""
+    truth = pl.read_csv(truth_path).with_columns(
+        uri=pl.col("path").map_elements(lambda p: str((uploads_dir / p).resolve()), return_dtype=pl.String)
+    )
+    tags = service.run_sql(LIBRARY, "SELECT uri, facet, tag_id AS predicted, status FROM tag_details")
+    joined = truth.join(tags, on=["uri", "facet"], how="left")
+    return (
+        joined.group_by("facet")
+        .agg(
+            photos=pl.len(),
+            top1_accuracy=(pl.col("predicted") == pl.col("tag_id")).mean().round(4),
+            applied=(pl.col("status") == "applied").sum(),
+            applied_precision=((pl.col("predicted") == pl.col("tag_id")) & (pl.col("status") == "applied")).sum()
+            / (pl.col("status") == "applied").sum().clip(lower_bound=1),
+        )
+        .with_columns(pl.col("applied_precision").round(4))
+        .sort("facet")
+    )
+
+
+def run_demo(root: Path | None = None, seed: int = 0) -> None:
+    root = Path(root or tagsmith_home() / "demo").resolve()
+    started = time.perf_counter()
+    if not (root / "catalog.yaml").exists():
+        typer.echo(f"generating the demo library in {root} ...")
+        summary = generate_demo_library(root, seed=seed)
+        typer.echo(f"  {summary.n_products} products, {summary.n_examples} example photos, "
+                   f"{summary.n_uploads} new uploads ({summary.n_corrupt} of them corrupt on purpose)")
+    res = service.resources()
+    config = LibraryConfig(name=LIBRARY, media=str(root / "uploads"), min_holdout_accuracy=0.5)
+    res["libraries"].create(config, exist_ok=True)
+    res["libraries"].set_catalog(LIBRARY, root / "catalog.yaml")
+    res["libraries"].add_examples(LIBRARY, root / "examples.csv")
+    typer.echo("running the pipeline through Dagster (catalog, media, examples, embeddings on Ray, heads, "
+               "tags, vector index, views) ...")
+    ok, notes = service.run_library(LIBRARY)
+    for note in notes:
+        typer.secho(note, fg=typer.colors.YELLOW, err=True)
+
+    typer.secho("\n(a) holdout accuracy of the promoted head per facet", bold=True)
+    _show(service.named_query(LIBRARY, "head_metrics").select(
+        "facet", "strategy", "holdout_accuracy", "holdout_balanced_accuracy", "n_train", "n_holdout"))
+    typer.secho("    and on the new uploads against their known truth", bold=True)
+    _show(uploads_accuracy(root / "truth.csv", root / "uploads"))
+    typer.secho("    quarantined input", bold=True)
+    _show(service.named_query(LIBRARY, "quarantine").select("uri", "reason", "stage"))
+
+    catalog = service.run_sql(LIBRARY, "SELECT name, facet FROM catalog ORDER BY tag_id")
+    product = catalog.filter(pl.col("facet") == "product")["name"][0]
+    query = f"{product} packshot"
+    typer.secho(f'\n(b) tagsmith search {LIBRARY} "{query}"', bold=True)
+    _show(service.search(LIBRARY, query, limit=5))
+    first = service.run_sql(LIBRARY, "SELECT uri FROM media WHERE status = 'ok' ORDER BY uri LIMIT 1")["uri"][0]
+    typer.secho(f"    tagsmith similar {LIBRARY} {first}", bold=True)
+    _show(pl.DataFrame(service.similar(LIBRARY, first, limit=3)).select("score", "uri"))
+
+    home = tagsmith_home()
+    typer.secho("\n(c) where things are", bold=True)
+    typer.echo(f"  DuckDB file : {home / 'tagsmith.duckdb'}  (schema \"{LIBRARY}\": tags, tag_details, media, ...)")
+    typer.echo(f"  SQL         : tagsmith sql {LIBRARY} \"SELECT * FROM coverage\"")
+    typer.echo(f"  Dagster UI  : DAGSTER_HOME={home / 'dagster_home'} .venv/bin/dagster dev -w workspace.yaml")
+    typer.echo(f"done in {time.perf_counter() - started:.0f} s" + ("" if ok else " (with problems above)"))
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _show(df: pl.DataFrame) -> None:
+    with pl.Config(tbl_rows=40, fmt_str_lengths=70, tbl_width_chars=180, tbl_hide_dataframe_shape=True):
+        typer.echo(df)
