@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 README_MARKER = "tagsmith demo library"
 FACETS = ("product", "colorway", "shot_type")
 RGB = tuple[int, int, int]
+Rng = np.random.Generator
 
 COLORWAYS: dict[str, tuple[str, RGB, list[str]]] = {
     "storm-blue": ("Storm Blue", (48, 84, 140), ["Sturmblau", "Bleu orage", "navy"]),
@@ -159,7 +160,8 @@ LAYOUTS: dict[str, _Layout] = {
         (0.33, 0.56, 0.67, 0.74), (0.50, 0.45)),
     "carton": _Layout(
         [("polygon", _CARTON_TOP, {}), ("polygon", _CARTON_SIDE, {}), _FRONT], [_FRONT],
-        [("polygon", _CARTON_TOP, {"fill": (255, 255, 255, 70)}), ("polygon", _CARTON_SIDE, {"fill": (0, 0, 0, 80)})],
+        [("polygon", _CARTON_TOP, {"fill": (255, 255, 255, 70)}),  # lit top, shaded side
+         ("polygon", _CARTON_SIDE, {"fill": (0, 0, 0, 80)})],
         (0.21, 0.64, 0.59, 0.84), (0.40, 0.45)),
     "sneaker": _Layout(
         [("polygon", [(0.07, 0.72), (0.09, 0.48), (0.28, 0.44), (0.44, 0.28), (0.60, 0.30), (0.68, 0.47),
@@ -196,7 +198,8 @@ def _scaled(value: Any, size: int) -> Any:
 def _apply(draw: ImageDraw.ImageDraw, ops: list[Op], size: int, fill: Any, shade: RGB) -> None:
     for method, shape, kwargs in ops:
         kw = {"fill": fill, **{k: _scaled(v, size) if k in ("radius", "width") else v for k, v in kwargs.items()}}
-        getattr(draw, method)(_scaled(shape, size), **{**kw, "fill": shade if kw["fill"] == SHADE else kw["fill"]})
+        kw["fill"] = shade if kw["fill"] == SHADE else kw["fill"]
+        getattr(draw, method)(_scaled(shape, size), **kw)
 
 
 @lru_cache(maxsize=64)
@@ -206,6 +209,10 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default(size=max(size, 6))
     except TypeError:  # Pillow < 10.1 or no FreeType: one fixed-size bitmap font
         return ImageFont.load_default()
+
+
+def _to_image(arr: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
 
 @lru_cache(maxsize=4)
@@ -219,7 +226,7 @@ def _shaded(rgb: RGB, size: int) -> Image.Image:
     """A flat colour lit from the upper left, so flat shapes read as objects."""
     y, x = _unit_grid(size)
     light = np.clip(1.12 - 1.4 * (x - 0.33) ** 2, 0.6, 1.15) * (1.04 - 0.10 * y)
-    return Image.fromarray(np.clip(np.asarray(rgb, np.float32) * light[..., None], 0, 255).astype(np.uint8), "RGB")
+    return _to_image(np.asarray(rgb, np.float32) * light[..., None])
 
 
 def _pattern_mask(pattern: str, size: int) -> Image.Image:
@@ -256,7 +263,7 @@ def _draw_label(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], model
     """The printed model number (large) and SKU (small): the only difference between lookalike pairs."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
-    draw.rounded_rectangle(box, radius=max(2, h // 8), fill=(250, 250, 246), outline=DARK, width=max(1, h // 30))
+    draw.rounded_rectangle(box, max(2, h // 8), fill=(250, 250, 246), outline=DARK, width=max(1, h // 30))
     for text, top, height in ((model, 0.06, 0.58), (sku, 0.66, 0.26)):
         size = int(h * height)
         while size > 6 and draw.textlength(text, font=_font(size)) > 0.88 * w:
@@ -288,19 +295,19 @@ def render_product(index: int, colorway: str, size: int) -> Image.Image:
 
 
 # --- photos ----------------------------------------------------------------------------------------
-def _colour(rng: np.random.Generator, lo: int = 25, hi: int = 235) -> RGB:
+def _colour(rng: Rng, lo: int = 25, hi: int = 235) -> RGB:
     return tuple(int(c) for c in rng.integers(lo, hi, 3))  # type: ignore[return-value]
 
 
-def _draw_clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, cx: float, cy: float) -> None:
+def _draw_clutter(draw: ImageDraw.ImageDraw, rng: Rng, size: int, cx: float, cy: float) -> None:
     """One distractor (vase, book stack, plant, plate, odd shape) standing at (cx, cy)."""
     colour, (w, h), kind = _colour(rng), rng.uniform(0.06, 0.22, 2) * size, int(rng.integers(0, 5))
     if kind == 0:
         draw.rounded_rectangle((cx - w / 2, cy - h, cx + w / 2, cy), radius=int(w / 4), fill=colour)
     elif kind == 1:
         for k in range(int(rng.integers(2, 5))):
-            draw.rectangle((cx - w / 2 + 3 * k, cy - (k + 1) * h / 4, cx + w / 2 - 2 * k, cy - k * h / 4),
-                           fill=_colour(rng))
+            draw.rectangle((cx - w / 2 + 0.06 * k * w, cy - (k + 1) * h / 4, cx + w / 2 - 0.04 * k * w,
+                            cy - k * h / 4), fill=_colour(rng))
     elif kind == 2:
         draw.rectangle((cx - w / 4, cy - h / 3, cx + w / 4, cy), fill=colour)
         for _ in range(6):
@@ -317,26 +324,27 @@ def _draw_clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int
 _TABLES = np.array([(150, 110, 70), (118, 84, 54), (205, 192, 172), (92, 92, 98), (182, 140, 98)], np.float32)
 
 
-def _background(rng: np.random.Generator, size: int, lifestyle: bool) -> Image.Image:
+def _background(rng: Rng, size: int, lifestyle: bool) -> Image.Image:
     """Packshot: a near-white seamless sweep. Lifestyle: wall, wood-grain table, wall decor, uneven light
     and clutter -- what a head must learn to ignore."""
     y = _unit_grid(size)[0][..., None]
     if not lifestyle:
         arr = (rng.uniform(238, 255) + rng.uniform(-4, 4, 3)) * (1.0 - rng.uniform(0.02, 0.10) * y)
-        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+        return _to_image(arr)
     horizon, grey = rng.uniform(0.45, 0.72), rng.uniform(90, 220)
     wall = grey + (rng.uniform(60, 240, 3) - grey) * rng.uniform(0.3, 0.8)  # muted, like paint
     table = _TABLES[rng.integers(0, len(_TABLES))] + rng.uniform(-15, 15, 3)
     arr = np.where(y < horizon, wall * (1 - rng.uniform(0, 0.35) * y), table * (0.85 + 0.25 * y))
     light = Image.fromarray((rng.uniform(0.75, 1.1, (4, 4)) * 100).astype(np.uint8), "L")  # 4x4 gains
     arr = arr * np.asarray(light.resize((size, size), Image.BICUBIC), np.float32)[..., None] / 100
-    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+    img = _to_image(arr)
     draw, horizon = ImageDraw.Draw(img), horizon * size
     for _ in range(int(rng.integers(15, 35))):  # wood grain
-        gy, grain = rng.uniform(horizon, size), tuple(int(c) for c in np.clip(table * rng.uniform(0.7, 0.95), 0, 255))
+        gy, grain = rng.uniform(horizon, size), tuple(int(c) for c in table * rng.uniform(0.7, 0.95))
         draw.line([(0, gy), (size, gy + rng.uniform(-0.05, 0.05) * size)], grain, int(rng.integers(1, 3)))
     for _ in range(int(rng.integers(0, 3))):  # frames, windows, shelves
-        x0, y0, (w, h) = rng.uniform(0, 0.8) * size, rng.uniform(0, 0.5) * horizon, rng.uniform(0.12, 0.35, 2) * size
+        x0, y0 = rng.uniform(0, 0.8) * size, rng.uniform(0, 0.5) * horizon
+        w, h = rng.uniform(0.12, 0.35, 2) * size
         draw.rectangle((x0, y0, x0 + w, max(y0, min(y0 + h, horizon - 4))), fill=_colour(rng, 20, 250),
                        outline=_colour(rng, 10, 120), width=int(rng.integers(2, 7)))
     for _ in range(int(rng.integers(5, 12))):
@@ -344,7 +352,7 @@ def _background(rng: np.random.Generator, size: int, lifestyle: bool) -> Image.I
     return img
 
 
-def compose_photo(product: Image.Image, shot_type: str, rng: np.random.Generator, size: int) -> Image.Image:
+def compose_photo(product: Image.Image, shot_type: str, rng: Rng, size: int) -> Image.Image:
     """Place a rendered product on a background, then jitter light, colour, blur and noise like a camera."""
     lifestyle = shot_type == "lifestyle"
     bg = _background(rng, size, lifestyle)
@@ -356,7 +364,7 @@ def compose_photo(product: Image.Image, shot_type: str, rng: np.random.Generator
         x, y = int(rng.uniform(-0.1 * w, size - 0.9 * w)), int(rng.uniform(-0.05 * h, size - 0.95 * h))
     else:
         x, y = (int((size - d) / 2 + rng.uniform(-0.04, 0.04) * size) for d in (w, h))
-    shadow = prod.getchannel("A").filter(ImageFilter.GaussianBlur(max(1, size // 50))).point(lambda v: v * 9 // 20)
+    shadow = prod.getchannel("A").filter(ImageFilter.GaussianBlur(max(1, size // 50))).point(lambda v: v // 2)
     sx, sy = x + int(rng.uniform(0.0, 0.03) * size), y + int(rng.uniform(0.01, 0.04) * size)
     bg.paste((0, 0, 0), (sx, sy, sx + w, sy + h), mask=shadow)
     bg.paste(prod, (x, y), mask=prod)
@@ -368,10 +376,10 @@ def compose_photo(product: Image.Image, shot_type: str, rng: np.random.Generator
     arr = (arr - arr.mean()) * rng.uniform(0.8, 1.2) + arr.mean()  # contrast
     arr = arr * rng.uniform(0.82, 1.15) * rng.uniform(0.93, 1.07, 3)  # exposure, colour cast
     arr = arr + rng.normal(0.0, rng.uniform(1, 5), arr.shape)  # sensor noise
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+    return _to_image(arr)
 
 
-def _jpeg_bytes(img: Image.Image, rng: np.random.Generator) -> bytes:
+def _jpeg_bytes(img: Image.Image, rng: Rng) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=int(rng.integers(85, 93)))
     return buf.getvalue()
@@ -415,7 +423,7 @@ def _write_photos(folder: Path, stream: int, per_product: int, seed: int, size: 
     for pi, p in enumerate(PRODUCTS):
         for i, k in enumerate(range(stream, stream + per_product)):
             n_cw = len(p.colorways)
-            jobs.append((pi, i, p.colorways[k % n_cw], shots[(k + k // n_cw) % len(shots)]))
+            jobs.append((pi, i, p.colorways[k % n_cw], shots[(k % n_cw + k // n_cw) % len(shots)]))
     rows, prefix = [], "IMG" if stream else "ex"
     for n, j in enumerate(np.random.default_rng([seed, stream, 999]).permutation(len(jobs)), start=1):
         pi, i, cw, shot = jobs[j]
@@ -450,14 +458,14 @@ def generate_demo_library(root: Path, *, seed: int = 0, examples_per_product: in
         folder.mkdir(parents=True)
     catalog_path, manifest, truth_path = root / "catalog.yaml", root / "examples.csv", root / "truth.csv"
     catalog = yaml.safe_dump({"tags": build_catalog()}, allow_unicode=True, sort_keys=False)
-    catalog_path.write_text("# tagsmith demo catalog, generated by tagsmith.demo\n" + catalog, encoding="utf-8")
+    catalog_path.write_text("# generated by tagsmith.demo\n" + catalog, encoding="utf-8")
 
     examples = _write_photos(examples_dir, 0, examples_per_product, seed, image_size)
     _write_csv(manifest, "path,tag_id,facet", [[f"examples/{name}", tag, facet] for name, *tags in examples
                                                for tag, facet in zip(tags, FACETS, strict=True)])
     uploads = _write_photos(uploads_dir, 1, uploads_per_product, seed, image_size)
-    _write_csv(truth_path, "path,facet,tag_id",
-               [[name, facet, tag] for name, *tags in uploads for tag, facet in zip(tags, FACETS, strict=True)])
+    _write_csv(truth_path, "path,facet,tag_id", [[name, facet, tag] for name, *tags in uploads
+                                                 for tag, facet in zip(tags, FACETS, strict=True)])
     if corrupt:  # ingest must quarantine these, not crash on them
         rng = np.random.default_rng([seed, 2])
         valid = _jpeg_bytes(compose_photo(render_product(0, "storm-blue", image_size), "lifestyle", rng,

@@ -54,7 +54,7 @@ def run_library(name: str, job: str = "tag_library", env=None) -> tuple[bool, li
     notes = []
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-            data = event.event_specific_data.asset_check_evaluation
+            data = event.event_specific_data
             if not data.passed:
                 notes.append(f"check {data.check_name} failed: {data.description}")
         elif event.event_type == DagsterEventType.STEP_FAILURE:

@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+
+from ml.catalog import ValidationError, examples_from_folders, load_catalog, parse_catalog, parse_examples_manifest
+
+YAML = """
+tags:
+  - {tag_id: aurora-shell, facet: product, name: Aurora Shell, aliases: [Aurora Jacke, オーロラ], identifiers: [AS-100]}
+  - {tag_id: storm-blue, facet: colorway, name: Storm Blue, aliases: [Sturmblau]}
+  - {tag_id: packshot, facet: shot_type, name: Packshot}
+"""
+
+
+def test_yaml_catalog_keeps_unicode_and_lists():
+    catalog = parse_catalog(YAML, "catalog.yaml")
+    tag = catalog.by_id()["aurora-shell"]
+    assert tag.aliases == ("Aurora Jacke", "オーロラ")
+    assert tag.identifiers == ("AS-100",)
+    assert catalog.facets() == ["colorway", "product", "shot_type"]
+
+
+def test_csv_catalog_with_pipe_separated_lists(tmp_path):
+    path = tmp_path / "catalog.csv"
+    path.write_text("tag_id,facet,name,aliases,identifiers\nvolt-x200,product,Volt X200,Volt 200|ボルト,X200;SKU-1\n",
+                    "utf-8")
+    tag = load_catalog(path).tags[0]
+    assert (tag.tag_id, tag.aliases, tag.identifiers) == ("volt-x200", ("Volt 200", "ボルト"), ("X200", "SKU-1"))
+
+
+def test_catalog_refused_with_every_problem_by_line():
+    text = "tag_id,facet,name\nok-tag,product,OK\nok-tag,product,Dup\nBad Tag,product,X\n,colorway,Y\n"
+    with pytest.raises(ValidationError) as info:
+        parse_catalog(text, "catalog.csv")
+    problems = info.value.problems
+    assert any("catalog.csv:3" in p and "duplicate tag_id" in p for p in problems)
+    assert any("catalog.csv:4" in p and "slug" in p for p in problems)
+    assert any("catalog.csv:5" in p and "missing tag_id" in p for p in problems)
+    assert len(problems) == 3
+
+
+def test_manifest_refused_with_every_problem_by_line(tmp_path: Path):
+    catalog = parse_catalog(YAML, "catalog.yaml")
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    manifest = tmp_path / "examples.csv"
+    manifest.write_text(
+        "path,tag_id,facet\n"
+        "a.jpg,aurora-shell,product\n"
+        "missing.jpg,aurora-shell,product\n"
+        "a.jpg,no-such-tag,product\n"
+        "a.jpg,storm-blue,product\n"
+        "a.jpg,aurora-shell,product\n"
+        "a.jpg,storm-blue,\n",
+        "utf-8",
+    )
+    with pytest.raises(ValidationError) as info:
+        parse_examples_manifest(manifest, catalog)
+    text = "\n".join(info.value.problems)
+    assert "examples.csv:3: file not found" in text
+    assert "examples.csv:4: unknown tag_id 'no-such-tag'" in text
+    assert "examples.csv:5: tag 'storm-blue' is in facet 'colorway'" in text
+    assert "examples.csv:6:" in text and "already labelled" in text
+    assert len(info.value.problems) == 4
+
+
+def test_manifest_ok_resolves_relative_paths(tmp_path: Path):
+    catalog = parse_catalog(YAML, "catalog.yaml")
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.jpg").write_bytes(b"x")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,tag_id\nimg/a.jpg,aurora-shell\nimg/a.jpg,storm-blue\n", "utf-8")
+    rows = parse_examples_manifest(manifest, catalog)
+    assert [(r.tag_id, r.facet) for r in rows] == [("aurora-shell", "product"), ("storm-blue", "colorway")]
+    assert rows[0].uri == str((tmp_path / "img" / "a.jpg").resolve())
+
+
+def test_folder_per_tag(tmp_path: Path):
+    catalog = parse_catalog(YAML, "catalog.yaml")
+    (tmp_path / "aurora-shell").mkdir()
+    (tmp_path / "aurora-shell" / "1.jpg").write_bytes(b"x")
+    (tmp_path / "unknown").mkdir()
+    with pytest.raises(ValidationError, match="folder name is not a tag_id"):
+        examples_from_folders(tmp_path, catalog)
+    (tmp_path / "unknown").rmdir()
+    assert [e.tag_id for e in examples_from_folders(tmp_path, catalog)] == ["aurora-shell"]

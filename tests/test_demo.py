@@ -1,0 +1,178 @@
+"""The generated demo library: its catalog, manifest and truth agree, and its output is reproducible.
+
+Small counts and 128 px images keep the whole module to a few seconds; the default sizes only change how
+many photos are drawn, not how.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image, ImageFile
+
+from tagsmith.demo import DemoSummary, generate_demo_library
+
+SMALL = {"examples_per_product": 2, "uploads_per_product": 1, "image_size": 128}
+CORRUPT = {"IMG_9001.jpg", "IMG_9002.jpg", "IMG_9003.jpg"}
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _tree_digest(root: Path) -> str:
+    """One hash over every file's relative path and bytes: equal digests mean byte-identical libraries."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSummary:
+    return generate_demo_library(tmp_path_factory.mktemp("demo") / "lib", seed=7, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def catalog(demo: DemoSummary) -> list[dict]:
+    return yaml.safe_load(demo.catalog_path.read_text(encoding="utf-8"))["tags"]
+
+
+def test_summary_counts(demo: DemoSummary, catalog: list[dict]) -> None:
+    n_products = sum(t["facet"] == "product" for t in catalog)
+    assert demo.n_products == n_products >= 24
+    assert demo.n_examples == 2 * n_products
+    assert demo.n_uploads == n_products
+    assert demo.n_corrupt == 3
+    assert (demo.root / "README.txt").read_text(encoding="utf-8").startswith("tagsmith demo library")
+
+
+def test_catalog_shape(catalog: list[dict]) -> None:
+    tag_ids = [t["tag_id"] for t in catalog]
+    assert len(tag_ids) == len(set(tag_ids))
+    facets = {t["facet"] for t in catalog}
+    assert {"product", "colorway", "shot_type"} <= facets
+    for tag in catalog:
+        assert set(tag) == {"tag_id", "facet", "name", "aliases", "identifiers", "attributes"}
+        assert tag["name"] and isinstance(tag["aliases"], list)
+    products = [t for t in catalog if t["facet"] == "product"]
+    colorways = {t["tag_id"] for t in catalog if t["facet"] == "colorway"}
+    assert len(colorways) >= 5
+    assert all(p["identifiers"] for p in products)
+    assert all(2 <= len(p["attributes"]["colorways"]) <= 3 for p in products)
+    assert all(set(p["attributes"]["colorways"]) <= colorways for p in products)
+    assert len({p["attributes"]["family"] for p in products}) >= 6
+    assert any(not alias.isascii() for p in products for alias in p["aliases"])
+    storm = next(t for t in catalog if t["tag_id"] == "storm-blue")
+    assert storm["name"] == "Storm Blue" and "Sturmblau" in storm["aliases"]
+
+
+def test_lookalike_pairs_differ_only_in_printed_identifiers(catalog: list[dict]) -> None:
+    products = [t for t in catalog if t["facet"] == "product"]
+    looks: dict[tuple, list[dict]] = defaultdict(list)
+    for p in products:
+        attrs = p["attributes"]
+        looks[(attrs["family"], attrs["pattern"], attrs["accent"], attrs["logo"])].append(p)
+    pairs = [group for group in looks.values() if len(group) == 2]
+    assert len(pairs) >= 3
+    by_id = {p["tag_id"]: p for p in products}
+    for a, b in pairs:
+        assert set(a["identifiers"]).isdisjoint(b["identifiers"])
+        assert a["attributes"]["colorways"] == b["attributes"]["colorways"]
+        assert a["attributes"]["lookalike"] == b["tag_id"] and b["attributes"]["lookalike"] == a["tag_id"]
+    assert all(by_id[p["attributes"]["lookalike"]] for p in products if "lookalike" in p["attributes"])
+
+
+def test_manifest_matches_catalog_and_files(demo: DemoSummary, catalog: list[dict]) -> None:
+    facet_of = {t["tag_id"]: t["facet"] for t in catalog}
+    header, rows = _read_csv(demo.examples_manifest)
+    assert header == ["path", "tag_id", "facet"]
+    facets_by_path: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        assert facet_of[row["tag_id"]] == row["facet"]
+        facets_by_path[row["path"]].append(row["facet"])
+    assert len(facets_by_path) == demo.n_examples
+    assert all(sorted(f) == ["colorway", "product", "shot_type"] for f in facets_by_path.values())
+    for rel in facets_by_path:
+        path = demo.examples_manifest.parent / rel
+        with Image.open(path) as img:
+            img.load()
+            assert img.format == "JPEG" and img.size == (128, 128)
+    # each product's examples show both shot types, even at two per product
+    shots: dict[str, set[str]] = defaultdict(set)
+    product_of = {r["path"]: r["tag_id"] for r in rows if r["facet"] == "product"}
+    for row in rows:
+        if row["facet"] == "shot_type":
+            shots[product_of[row["path"]]].add(row["tag_id"])
+    assert all(s == {"packshot", "lifestyle"} for s in shots.values())
+
+
+def test_truth_references_uploads_and_leaks_no_labels(demo: DemoSummary, catalog: list[dict]) -> None:
+    facet_of = {t["tag_id"]: t["facet"] for t in catalog}
+    header, rows = _read_csv(demo.truth_path)
+    assert header == ["path", "facet", "tag_id"]
+    paths = {r["path"] for r in rows}
+    assert len(paths) == demo.n_uploads and len(rows) == 3 * demo.n_uploads
+    assert not paths & CORRUPT
+    for row in rows:
+        assert facet_of[row["tag_id"]] == row["facet"]
+        assert (demo.uploads_dir / row["path"]).is_file()
+        assert row["path"].startswith("IMG_") and not any(t in row["path"] for t in facet_of)
+    on_disk = {p.name for p in demo.uploads_dir.iterdir()}
+    assert on_disk == paths | CORRUPT
+
+
+def test_corrupt_uploads_fail_to_decode(demo: DemoSummary, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
+    assert (demo.uploads_dir / "IMG_9001.jpg").stat().st_size == 0
+    for name in sorted(CORRUPT):
+        with pytest.raises(OSError):  # UnidentifiedImageError and "image file is truncated" are OSErrors
+            with Image.open(demo.uploads_dir / name) as img:
+                img.load()
+
+
+def test_same_seed_same_bytes_other_seed_differs(demo: DemoSummary, tmp_path: Path) -> None:
+    again = generate_demo_library(tmp_path / "again", seed=7, **SMALL)
+    other = generate_demo_library(tmp_path / "other", seed=8, **SMALL)
+    assert _tree_digest(again.root) == _tree_digest(demo.root)
+    assert _tree_digest(other.root) != _tree_digest(demo.root)
+    assert other.catalog_path.read_bytes() == demo.catalog_path.read_bytes()  # the catalog is not random
+
+
+def test_regenerating_replaces_old_photos_and_refuses_foreign_folders(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    generate_demo_library(root, **SMALL)
+    (root / "uploads" / "IMG_5555.jpg").write_bytes(b"stale")
+    summary = generate_demo_library(root, corrupt=False, **SMALL)
+    assert summary.n_corrupt == 0
+    assert {p.name for p in summary.uploads_dir.iterdir()}.isdisjoint(CORRUPT | {"IMG_5555.jpg"})
+
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(FileExistsError):
+        generate_demo_library(foreign, **SMALL)
+    assert [p.name for p in foreign.iterdir()] == ["holiday.jpg"]
+
+
+def test_examples_cover_every_colourway_and_shot(tmp_path: Path, catalog: list[dict]) -> None:
+    # 6 per product = 2 shots x up to 3 colourways: the plan must not pin a colourway to one shot type
+    summary = generate_demo_library(tmp_path / "lib", examples_per_product=6, uploads_per_product=0,
+                                    image_size=64, corrupt=False)
+    _, rows = _read_csv(summary.examples_manifest)
+    by_path: dict[str, dict[str, str]] = defaultdict(dict)
+    for row in rows:
+        by_path[row["path"]][row["facet"]] = row["tag_id"]
+    seen: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for labels in by_path.values():
+        seen[labels["product"]].add((labels["colorway"], labels["shot_type"]))
+    for product in (t for t in catalog if t["facet"] == "product"):
+        expected = {(cw, s) for cw in product["attributes"]["colorways"] for s in ("packshot", "lifestyle")}
+        assert seen[product["tag_id"]] == expected, product["tag_id"]

@@ -1,0 +1,293 @@
+"""Tests for ml.heads on synthetic gaussian clusters on the unit sphere (seeded, no downloads, no Dagster)."""
+
+from __future__ import annotations
+
+import ast
+import pickle
+from collections import Counter
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from ml.heads import (
+    STRATEGIES,
+    FacetHead,
+    StrategyResult,
+    calibrate_thresholds,
+    choose_strategy,
+    holdout_split,
+    predict_table,
+    train_facet_head,
+)
+
+DIM = 64
+# Sort order ('Alpha' < 'beta10' < 'beta9' < 'mid' < 'zeta') differs from the order they are listed in.
+NAMES = ["zeta", "Alpha", "mid", "beta10", "beta9"]
+
+
+def unit_means(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(n, dim))
+    return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+
+def sample(means: np.ndarray, codes: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    """Points around means[codes]; per-coordinate noise scaled so the noise vector has norm ~= noise."""
+    rng = np.random.default_rng(seed)
+    X = means[codes] + noise * rng.normal(size=(len(codes), means.shape[1])) / np.sqrt(means.shape[1])
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_clusters(names: list[str], n_per_class: int, noise: float = 0.5, seed: int = 0):
+    """Shuffled, separable clusters: (X, labels, means) with means[i] the centre of names[i]."""
+    means = unit_means(len(names), seed=seed)
+    codes = np.repeat(np.arange(len(names)), n_per_class)
+    np.random.default_rng(seed + 1).shuffle(codes)
+    return sample(means, codes, noise, seed + 2), np.array([names[c] for c in codes]), means
+
+
+def split(X: np.ndarray, y: np.ndarray, seed: int = 0):
+    is_train = holdout_split(y, holdout_frac=0.25, seed=seed) == "train"
+    return X[is_train], y[is_train], X[~is_train], y[~is_train]
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    return make_clusters(NAMES, n_per_class=20)
+
+
+@pytest.fixture(scope="module")
+def heads(clusters) -> dict[str, FacetHead]:
+    X, y, _ = clusters
+    return {s: train_facet_head("style", *split(X, y), strategies=(s,)) for s in STRATEGIES}
+
+
+# ------------------------------------------------------------------------------------------------ split
+def test_holdout_split_is_stratified_and_deterministic():
+    labels = ["a"] * 8 + ["b"] * 4 + ["c"] * 2 + ["d"] * 1
+    labels = list(np.random.default_rng(0).permutation(labels))
+    assignment = holdout_split(labels, holdout_frac=0.25, seed=3)
+
+    assert len(assignment) == len(labels)
+    assert set(assignment) == {"train", "holdout"}
+    held = Counter(lab for lab, s in zip(labels, assignment, strict=True) if s == "holdout")
+    assert held == {"a": 2, "b": 1, "c": 1}  # singleton 'd' stays in train; every pair split 1/1
+    assert np.array_equal(assignment, holdout_split(labels, holdout_frac=0.25, seed=3))
+    assert any(not np.array_equal(assignment, holdout_split(labels, 0.25, seed=s)) for s in range(4, 10))
+
+
+def test_holdout_split_keeps_one_in_train_even_for_large_fraction():
+    assignment = holdout_split(["a", "a", "b", "b", "b"], holdout_frac=0.9, seed=0)
+    assert list(assignment[:2]).count("train") == 1
+    assert list(assignment[2:]).count("train") == 1
+    with pytest.raises(ValueError):
+        holdout_split(["a", "b"], holdout_frac=1.0)
+
+
+# ------------------------------------------------------------------------------------------- strategies
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_strategy_learns_separable_clusters(heads, clusters, strategy):
+    head = heads[strategy]
+    assert head.strategy == strategy
+    assert head.metrics["strategies"][strategy]["accuracy"] > 0.9
+    assert head.metrics["strategies"][strategy]["balanced_accuracy"] > 0.9
+    assert head.metrics["n_train"] + head.metrics["n_holdout"] == 100
+
+    _, _, means = clusters
+    codes = np.repeat(np.arange(len(NAMES)), 10)
+    fresh = sample(means, codes, noise=0.5, seed=99)
+    predicted = [tag for tag, _, _ in head.predict(fresh)]
+    assert np.mean(np.array(predicted) == np.array([NAMES[c] for c in codes])) > 0.9
+
+
+def mixture_facet():
+    """Tag 'a' is two far-apart blobs and tag 'b' sits between them: the mean of 'a' lands on 'b', so the
+    prototype head fails while a linear probe separates them (b is outside a's convex hull on the sphere)."""
+    a1, a2 = unit_means(2, seed=1)
+    between = (a1 + a2) / np.linalg.norm(a1 + a2)
+    codes = np.random.default_rng(2).permutation(np.repeat([0, 1, 2], [20, 20, 40]))
+    X = sample(np.stack([a1, a2, between]), codes, noise=0.3, seed=3)
+    return X, np.where(codes == 2, "b", "a")
+
+
+def test_chosen_strategy_is_best_by_balanced_accuracy():
+    head = train_facet_head("shape", *split(*mixture_facet()))
+    per_strategy = head.metrics["strategies"]
+    best = max(r["balanced_accuracy"] for r in per_strategy.values())
+
+    assert set(per_strategy) == set(STRATEGIES)
+    assert per_strategy["prototype"]["balanced_accuracy"] < 0.7
+    assert per_strategy[head.strategy]["balanced_accuracy"] == best
+    assert head.metrics["chosen"] == head.strategy != "prototype"
+    assert head.metrics["balanced_accuracy"] == best
+    # logreg and lightgbm both separate this; a tie goes to the simpler logreg.
+    assert best == 1.0 and head.strategy == "logreg"
+
+
+def test_choose_strategy_tie_breaks_on_accuracy_then_simplicity():
+    def result(name: str, acc: float, bal: float) -> StrategyResult:
+        return StrategyResult(name, accuracy=acc, balanced_accuracy=bal, n_holdout=10, fit_seconds=0.1)
+
+    assert choose_strategy([result("logreg", 0.8, 0.9), result("lightgbm", 0.95, 0.85)]) == "logreg"
+    assert choose_strategy([result("logreg", 0.8, 0.9), result("lightgbm", 0.9, 0.9)]) == "lightgbm"
+    tied = [result("lightgbm", 0.9, 0.9), result("logreg", 0.9, 0.9), result("prototype", 0.9, 0.9)]
+    assert choose_strategy(tied) == "prototype"
+    assert choose_strategy(tied[:2]) == "logreg"
+
+
+# ------------------------------------------------------------------------------------------- thresholds
+def rows_for(pred: int, top_scores: list[float], n_classes: int = 3) -> np.ndarray:
+    """Score rows whose argmax is `pred` with the given top score, the rest spread evenly."""
+    rows = np.tile((1 - np.asarray(top_scores))[:, None] / (n_classes - 1), (1, n_classes))
+    rows[:, pred] = top_scores
+    return rows
+
+
+def test_calibrate_thresholds_picks_lowest_threshold_reaching_precision():
+    classes = ["x", "y", "z"]
+    scores = np.vstack([rows_for(0, [0.95, 0.9, 0.8, 0.7, 0.6]), rows_for(1, [0.99, 0.7])])
+    y_true = ["x", "x", "y", "x", "x"] + ["x", "y"]
+
+    loose = calibrate_thresholds(scores, y_true, classes, target_precision=0.75)
+    # x: precision at 0.7 is 3/4 and at 0.6 is 4/5 -> lowest qualifying threshold is 0.6.
+    assert loose["x"] == pytest.approx(0.6)
+    strict = calibrate_thresholds(scores, y_true, classes, target_precision=0.9)
+    assert strict["x"] == pytest.approx(0.9)
+    # y: its top-scored prediction is wrong, 0.9 is never reached -> just above the wrong score.
+    assert strict["y"] == pytest.approx(0.99 + 1e-6)
+    # z: never predicted on holdout -> no evidence, default is target_precision.
+    assert strict["z"] == pytest.approx(0.9)
+    floored = calibrate_thresholds(scores, y_true, classes, target_precision=0.75, floor=0.65)
+    assert floored["x"] == pytest.approx(0.65)
+
+
+def test_calibrate_thresholds_keeps_tied_scores_together_and_caps_at_one():
+    scores = np.vstack([rows_for(0, [0.9, 0.5, 0.5], 2), rows_for(1, [1.0, 0.8], 2)])
+    thresholds = calibrate_thresholds(scores, ["x", "x", "y", "x", "y"], ["x", "y"], target_precision=0.9)
+    assert thresholds["x"] == pytest.approx(0.9)  # at 0.5 both tied rows count: precision 2/3
+    assert thresholds["y"] == 1.0
+
+
+@pytest.mark.parametrize("strategy", ["logreg", "prototype"])
+def test_ambiguous_point_goes_to_review_and_clear_points_are_applied(heads, clusters, strategy):
+    head = heads[strategy]
+    _, _, means = clusters
+    between = (means[0] + means[1]) / np.linalg.norm(means[0] + means[1])
+
+    (tag, score, status), *clear = head.predict(np.vstack([between, means]))
+    assert tag in (NAMES[0], NAMES[1]) and score < 0.7
+    assert status == "review"
+    assert [t for t, _, _ in clear] == NAMES
+    assert all(s == "applied" for _, _, s in clear)
+
+
+def test_default_head_on_separable_clusters_reviews_ambiguous_point(clusters):
+    X, y, means = clusters
+    head = train_facet_head("style", *split(X, y))
+    between = (means[2] + means[3]) / np.linalg.norm(means[2] + means[3])
+    statuses = [s for _, _, s in head.predict(np.vstack([between, means[2], means[3]]))]
+    assert statuses == ["review", "applied", "applied"]
+
+
+# ----------------------------------------------------------------------------------------- class order
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_score_columns_follow_classes_not_first_seen_order(heads, clusters, strategy):
+    X, y, means = clusters
+    first_seen = list(dict.fromkeys(y))
+    head = heads[strategy]
+
+    assert first_seen != sorted(first_seen) and NAMES != sorted(NAMES)
+    assert head.classes == sorted(NAMES)
+    scores = head.predict_scores(means)
+    assert scores.shape == (len(NAMES), len(NAMES))
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
+    assert [head.classes[k] for k in scores.argmax(axis=1)] == NAMES
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_two_tag_facet_scores_follow_classes(strategy):
+    X, y, means = make_clusters(["zz", "aa"], n_per_class=12, seed=5)
+    head = train_facet_head("binary", *split(X, y), strategies=(strategy,))
+    scores = head.predict_scores(means)
+    assert head.classes == ["aa", "zz"]
+    assert scores[0, 1] > 0.5 and scores[1, 0] > 0.5  # means[0] is 'zz', means[1] is 'aa'
+
+
+# ------------------------------------------------------------------------------------------- edge cases
+def test_single_tag_facet_raises():
+    X, _, _ = make_clusters(["only"], n_per_class=8)
+    with pytest.raises(ValueError, match="facet 'colour' has only one tag"):
+        train_facet_head("colour", X[:6], ["red"] * 6, X[6:], ["red"] * 2)
+
+
+def test_tiny_facet_with_two_examples_per_tag_does_not_crash():
+    X, y, _ = make_clusters(["p", "q", "r"], n_per_class=2, seed=7)
+    X_tr, y_tr, X_ho, y_ho = split(X, y)
+    assert Counter(y_tr) == Counter(y_ho) == {"p": 1, "q": 1, "r": 1}
+
+    head = train_facet_head("tiny", X_tr, y_tr, X_ho, y_ho)
+    assert set(head.metrics["strategies"]) == set(STRATEGIES)
+    assert head.metrics["n_train"] == 3 and head.metrics["n_holdout"] == 3
+    scores = head.predict_scores(X)
+    assert scores.shape == (6, 3)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
+    logreg = train_facet_head("tiny", X_tr, y_tr, X_ho, y_ho, strategies=("logreg",))
+    assert logreg.metrics["params"] == {"C": 2.0}  # too few per tag for an inner split
+
+
+def test_holdout_missing_a_tag_is_scored_on_what_it_has():
+    X, y, _ = make_clusters(["a", "b", "c"], n_per_class=15, seed=11)
+    in_hold = np.zeros(len(y), dtype=bool)
+    for tag in ("a", "b"):
+        in_hold[np.flatnonzero(y == tag)[:5]] = True
+
+    head = train_facet_head("f", X[~in_hold], y[~in_hold], X[in_hold], y[in_hold], strategies=("prototype",))
+    assert head.metrics["n_holdout"] == 10
+    assert head.metrics["balanced_accuracy"] == 1.0
+    assert head.thresholds["c"] == pytest.approx(0.9)  # never predicted on holdout -> default
+    assert head.thresholds["a"] > 0.9
+
+
+def test_final_model_is_refitted_on_train_plus_holdout():
+    X, y, means = make_clusters(["a", "b", "c"], n_per_class=10, seed=13)
+    in_hold = y == "c"  # 'c' only in holdout: unseen when strategies are scored, learnt by the refit
+    in_hold[np.flatnonzero(y == "a")[:3]] = True
+
+    head = train_facet_head("f", X[~in_hold], y[~in_hold], X[in_hold], y[in_hold], strategies=("prototype",))
+    assert head.metrics["strategies"]["prototype"]["balanced_accuracy"] == pytest.approx(0.5)
+    assert head.metrics["n_train"] + head.metrics["n_holdout"] == 30
+    assert [tag for tag, _, _ in head.predict(means)] == ["a", "b", "c"]
+
+
+# ----------------------------------------------------------------------------------------- persistence
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_facet_head_survives_joblib_and_pickle(heads, clusters, tmp_path: Path, strategy):
+    X, _, _ = clusters
+    head = heads[strategy]
+    joblib.dump(head, tmp_path / "head.joblib")
+    for loaded in (joblib.load(tmp_path / "head.joblib"), pickle.loads(pickle.dumps(head))):
+        assert loaded.classes == head.classes and loaded.thresholds == head.thresholds
+        assert loaded.metrics == head.metrics
+        assert np.array_equal(loaded.predict_scores(X), head.predict_scores(X))
+
+
+def test_predict_table_rows(heads, clusters):
+    _, _, means = clusters
+    head = heads["prototype"]
+    rows = predict_table(head, [f"m{i}" for i in range(len(NAMES))], means)
+    assert [r["media_id"] for r in rows] == [f"m{i}" for i in range(len(NAMES))]
+    assert [r["tag_id"] for r in rows] == NAMES
+    assert all(r["facet"] == "style" and r["status"] == "applied" and 0 < r["score"] <= 1 for r in rows)
+    with pytest.raises(ValueError):
+        predict_table(head, ["m0"], means)
+
+
+def test_ml_heads_does_not_import_orchestration():
+    tree = ast.parse((Path(__file__).parents[1] / "ml" / "heads.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"dagster", "ray"}
