@@ -67,7 +67,7 @@ class Warehouse(ConfigurableResource):
             return [], np.zeros((0, 0), np.float32)
         lf = pl.scan_parquet(files).select("media_id", "vector").unique("media_id", keep="first")
         if media_ids is not None:
-            order = pl.DataFrame({"media_id": list(media_ids)}).with_row_index("_order")
+            order = pl.DataFrame({"media_id": list(media_ids)}, schema={"media_id": pl.String}).with_row_index("_order")
             lf = order.lazy().join(lf, on="media_id", how="inner").sort("_order").drop("_order")
         df = lf.collect()
         if df.height == 0:
@@ -124,4 +124,4 @@ class Warehouse(ConfigurableResource):
         with self.connect(read_only=True) as con:
             self.library_dir(library)  # validates the name before it is used as an identifier
             con.execute(f'SET schema = "{library}"')
-            return con.execute(load_sql(name), params or {}).pl()
+            return pl.from_arrow(con.sql(load_sql(name), params=params or {}).to_arrow_table())

@@ -21,7 +21,7 @@ term_tags AS (
     SELECT terms.term, w.facet, w.tag_id, w.name
     FROM terms, tag_words w
     WHERE list_contains(w.words, terms.term)
-       OR (length(terms.term) >= 3 AND len(list_filter(w.words, x -> starts_with(x, terms.term))) > 0)
+       OR (length(terms.term) >= 3 AND len(list_filter(w.words, lambda x: starts_with(x, terms.term))) > 0)
        OR (regexp_matches(terms.term, '[^\x00-\x7F]') AND contains(w.txt, terms.term))
 ),
 hits AS (

@@ -96,7 +96,7 @@ def run_sql(library: str, statement: str) -> pl.DataFrame:
     warehouse.library_dir(library)
     with warehouse.connect(read_only=True) as con:
         con.execute(f'SET schema = "{library}"')
-        return con.execute(statement).pl()
+        return pl.from_arrow(con.sql(statement).to_arrow_table())
 
 
 def named_query(library: str, name: str, params: dict | None = None) -> pl.DataFrame:

@@ -105,7 +105,9 @@ def heads(
             context.log.info(f"{facet}: training set unchanged, reusing {version}")
         else:
             ids, X = warehouse.read_embeddings(library, model_id, group["media_id"].to_list())
-            labelled = pl.DataFrame({"media_id": ids}).join(group, on="media_id", how="left")
+            labelled = pl.DataFrame({"media_id": ids}, schema={"media_id": pl.String}).join(
+                group, on="media_id", how="left"
+            )
             is_train = (labelled["split"] == "train").to_numpy()
             y = labelled["tag_id"].to_numpy()
             try:
@@ -173,9 +175,7 @@ def heads(
 
 
 @asset(partitions_def=library_partitions, group_name="heads", kinds={"parquet"})
-def promoted_heads(
-    context: AssetExecutionContext, heads: dict[str, str], warehouse: Warehouse
-) -> dict[str, str]:
+def promoted_heads(context: AssetExecutionContext, heads: dict[str, str], warehouse: Warehouse) -> dict[str, str]:
     """The heads in use ({facet: version}): the candidates that passed the blocking holdout check."""
     library = context.partition_key
     table = warehouse.read(library, "heads")

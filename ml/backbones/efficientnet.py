@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,16 +93,19 @@ def export_onnx(cache_dir: Path) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
     os.close(fd)
     try:
-        torch.onnx.export(
-            model,
-            torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),
-            tmp,
-            input_names=["pixels"],
-            output_names=["features"],
-            dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():
+            # the exporter warns about Slice constant folding in the padding ops; the graph is still exact
+            warnings.simplefilter("ignore", UserWarning)
+            torch.onnx.export(
+                model,
+                torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),
+                tmp,
+                input_names=["pixels"],
+                output_names=["features"],
+                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
         os.replace(tmp, target)  # atomic: a concurrent reader sees the whole file or none
     finally:
         if os.path.exists(tmp):

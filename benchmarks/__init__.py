@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed and written to benchmarks/out/ (git-ignored); never timed assertions."""

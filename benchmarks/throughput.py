@@ -1,0 +1,250 @@
+"""Embedding throughput: the raw backbone forward pass against the pipeline's real embedding path.
+
+Why: the pipeline's cost is dominated by embedding, and the question that matters is how much of the
+machine's model throughput survives reading, decoding, preprocessing, task fan-out and writing. Both are
+measured in one run on the same machine: (a) `backbone.forward` alone on preprocessed batches already in
+memory (batch 32, after a warm-up, all cores) and (b) `ml.embedding.embed_chunk` over JPEG files on disk,
+cut into chunks of `--chunk` items exactly as `assets_defs/embeddings/assets.py` does, through local Ray
+(`RayRunner`) and in-process (`InProcessRunner`), under several thread/concurrency configurations.
+The ratio pipeline/raw is the figure of merit (goal >= 0.90).
+
+Each configuration runs twice: *cold* (first pass, includes worker start and model build, as a fresh
+materialisation pays) and *warm* (steady state). Raw is measured before and after the sweep; a drift between
+the two means something else was using the CPUs and the ratios are only indicative.
+
+    python -m benchmarks.throughput                      # both runners, default sweep (~3 min on 2 cores)
+    python -m benchmarks.throughput --runner ray --n 1024 --size 1280x960
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from ml.backbones import Backbone, BackboneSpec
+from ml.embedding import ChunkResult, EmbedItem, embed_chunk
+from resources.ray_runner import InProcessRunner, RayRunner, TaskRunner
+
+log = logging.getLogger("benchmarks.throughput")
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+PIPELINE_CHUNK = 256  # assets_defs/embeddings/assets.py CHUNK
+RAW_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way to run the pipeline: runner, runtime threads per task, CPUs reserved per Ray task, decode
+    threads inside a task, items per task."""
+
+    name: str
+    runner: str  # "ray" | "inprocess"
+    threads: int = 0  # BackboneSpec.threads (0 = all cores)
+    cpus_per_task: float = 1.0  # RayRunner.cpus_per_task
+    decode_threads: int = 2  # embed_chunk(decode_threads=)
+    chunk: int = PIPELINE_CHUNK
+
+
+def default_configs(chunk: int) -> list[Config]:
+    """The pipeline's current defaults first, then the alternatives worth trying on a small machine."""
+    cores = os.cpu_count() or 1
+    return [
+        Config("inprocess default", "inprocess", chunk=chunk),
+        Config("inprocess threads=cores decode=1", "inprocess", threads=cores, decode_threads=1, chunk=chunk),
+        Config("ray default (1 cpu/task, threads=0)", "ray", chunk=chunk),
+        Config("ray 1 cpu/task threads=1", "ray", threads=1, cpus_per_task=1, chunk=chunk),
+        Config("ray 1 cpu/task threads=1 decode=1", "ray", threads=1, cpus_per_task=1, decode_threads=1,
+               chunk=chunk),
+        Config("ray all cpus/task threads=0", "ray", threads=0, cpus_per_task=cores, chunk=chunk),
+        Config("ray 1 cpu/task threads=1 chunk=n/(2*cores)", "ray", threads=1, cpus_per_task=1, chunk=-1),
+    ]
+
+
+# ------------------------------------------------------------------------------------------- photos
+def make_photo(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """A photo-like image: gradient background, random shapes, blur and sensor noise (JPEG-realistic size)."""
+    top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    ramp = np.linspace(0.0, 1.0, height)[:, None, None]
+    canvas = (top * (1 - ramp) + bottom * ramp) * np.ones((1, width, 1))
+    image = Image.fromarray(canvas.astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(4, 12))):
+        x0, y0 = rng.integers(0, width), rng.integers(0, height)
+        x1, y1 = x0 + rng.integers(20, width // 2), y0 + rng.integers(20, height // 2)
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = rng.integers(0, 3)
+        if shape == 0:
+            draw.ellipse((x0, y0, x1, y1), fill=fill)
+        elif shape == 1:
+            draw.rectangle((x0, y0, x1, y1), fill=fill)
+        else:
+            draw.polygon([(int(x), int(y)) for x, y in rng.integers(0, (width, height), (5, 2))], fill=fill)
+    image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.0))))
+    noisy = np.asarray(image, dtype=np.int16) + rng.normal(0, 8, (height, width, 3)).astype(np.int16)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def write_photos(folder: Path, n: int, width: int, height: int, seed: int = 0) -> list[EmbedItem]:
+    """n JPEG photos (quality 90) in folder, one RNG stream per photo; returned as pipeline items."""
+    items = []
+    for i in range(n):
+        path = folder / f"photo_{i:05d}.jpg"
+        make_photo(np.random.default_rng([seed, i]), width, height).save(path, "JPEG", quality=90)
+        items.append(EmbedItem(media_id=f"m{i:05d}", uri=str(path)))
+    return items
+
+
+# --------------------------------------------------------------------------------------------- raw
+def raw_forward_rate(backbone: Backbone, batch: np.ndarray, seconds: float, warmup: int = 3) -> float:
+    """Images/s of `backbone.forward` alone on an in-memory preprocessed batch, after `warmup` batches."""
+    for _ in range(warmup):
+        backbone.forward(batch)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        backbone.forward(batch)
+        done += len(batch)
+    return done / (time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------------------ pipeline
+@dataclass
+class PassResult:
+    config: str
+    runner: str
+    pass_name: str  # cold | warm
+    images: int
+    wall_seconds: float
+    images_per_second: float
+    ratio_to_raw: float
+    tasks: int
+    task_seconds: dict[str, float]  # summed over tasks: read_decode (wait), infer, write, wall
+
+
+def _runner_for(config: Config) -> TaskRunner:
+    if config.runner == "ray":
+        return RayRunner(cpus_per_task=config.cpus_per_task)
+    return InProcessRunner()
+
+
+def run_pipeline_pass(config: Config, items: list[EmbedItem], out_dir: Path, pass_name: str,
+                      raw_rate: float, cache_dir: str) -> PassResult:
+    """One `runner.map(embed_chunk, calls)` over all items, chunked as the embeddings asset does."""
+    cores = os.cpu_count() or 1
+    chunk = config.chunk if config.chunk > 0 else max(1, -(-len(items) // (2 * cores)))
+    spec = BackboneSpec(cache_dir=cache_dir, device="cpu", threads=config.threads)
+    calls = [
+        (spec, items[i : i + chunk], str(out_dir / f"{pass_name}-part-{i:06d}.parquet"), None, config.decode_threads)
+        for i in range(0, len(items), chunk)
+    ]
+    runner = _runner_for(config)
+    started = time.perf_counter()
+    results: list[ChunkResult] = runner.map(embed_chunk, calls)
+    wall = time.perf_counter() - started
+    embedded = sum(r.n_embedded for r in results)
+    failures = [f for r in results for f in r.failures]
+    if failures:
+        raise RuntimeError(f"{len(failures)} benchmark photos failed to embed, e.g. {failures[0]}")
+    seconds = {k: round(sum(r.seconds[k] for r in results), 2) for k in ("read_decode", "infer", "write")}
+    seconds["wall"] = round(sum(r.wall_seconds for r in results), 2)
+    rate = embedded / wall
+    return PassResult(config.name, config.runner, pass_name, embedded, round(wall, 2), round(rate, 1),
+                      round(rate / raw_rate, 3), len(calls), seconds)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    return int(width), int(height)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=768, help="photos to embed per pass")
+    parser.add_argument("--size", default="640x480", help="photo size WIDTHxHEIGHT")
+    parser.add_argument("--runner", choices=("ray", "inprocess", "both"), default="both")
+    parser.add_argument("--chunk", type=int, default=PIPELINE_CHUNK, help="items per task (pipeline: 256)")
+    parser.add_argument("--raw-seconds", type=float, default=8.0, help="duration of each raw measurement")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "throughput.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ml").setLevel(logging.WARNING)  # one line per chunk would drown the figures
+
+    width, height = parse_size(args.size)
+    configs = [c for c in default_configs(args.chunk) if args.runner in ("both", c.runner)]
+    cache_dir = BackboneSpec().cache_dir
+    with tempfile.TemporaryDirectory(prefix="tagsmith-throughput-") as tmp:
+        tmp_path = Path(tmp)
+        (tmp_path / "photos").mkdir()
+        started = time.perf_counter()
+        items = write_photos(tmp_path / "photos", args.n, width, height)
+        log.info("wrote %d photos of %dx%d in %.1fs", args.n, width, height, time.perf_counter() - started)
+
+        # Raw: forward only, all cores, on preprocessed batches of real photos already in memory.
+        backbone = BackboneSpec(cache_dir=cache_dir, device="cpu", threads=0).build()
+        batch = backbone.preprocess([Image.open(i.uri) for i in items[:RAW_BATCH]])
+        one_thread = BackboneSpec(cache_dir=cache_dir, device="cpu", threads=1).build()
+        raw_before = raw_forward_rate(backbone, batch, args.raw_seconds)
+        raw_one_thread = raw_forward_rate(one_thread, batch, args.raw_seconds)
+        log.info("raw forward: %.1f img/s all cores, %.1f img/s one thread", raw_before, raw_one_thread)
+
+        passes: list[PassResult] = []
+        if any(c.runner == "ray" for c in configs):
+            RayRunner()._ensure_ray()  # Ray's own start-up is not part of any pass
+        for config in configs:
+            out_dir = tmp_path / "parts" / config.name.replace(" ", "_").replace("/", "_")
+            for pass_name in ("cold", "warm"):
+                result = run_pipeline_pass(config, items, out_dir, pass_name, raw_before, cache_dir)
+                passes.append(result)
+                log.info("%-45s %s %6.1f img/s ratio %.2f", config.name, pass_name, result.images_per_second,
+                         result.ratio_to_raw)
+        raw_after = raw_forward_rate(backbone, batch, args.raw_seconds)
+    raw = (raw_before + raw_after) / 2
+    for result in passes:  # ratios against the mean of the two raw measurements
+        result.ratio_to_raw = round(result.images_per_second / raw, 3)
+
+    report = {
+        "machine": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg()},
+        "photos": {"n": args.n, "size": f"{width}x{height}", "chunk": args.chunk},
+        "raw": {"batch": RAW_BATCH, "all_cores_before": round(raw_before, 1), "all_cores_after": round(raw_after, 1),
+                "all_cores_mean": round(raw, 1), "one_thread": round(raw_one_thread, 1)},
+        "configs": [asdict(c) for c in configs],
+        "passes": [asdict(p) for p in passes],
+    }
+    print_report(report, passes)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten {args.out}")
+
+
+def print_report(report: dict, passes: list[PassResult]) -> None:
+    raw = report["raw"]
+    print(f"\nraw forward (batch {raw['batch']}, all cores): {raw['all_cores_before']} img/s before, "
+          f"{raw['all_cores_after']} after, mean {raw['all_cores_mean']}; one thread {raw['one_thread']} img/s")
+    drift = abs(raw["all_cores_before"] - raw["all_cores_after"]) / raw["all_cores_mean"]
+    if drift > 0.10:
+        print(f"WARNING: raw drifted {drift:.0%} during the run - another process used the CPUs; ratios are rough")
+    print(f"photos: {report['photos']}, load average at end {report['machine']['loadavg_end']}\n")
+    header = f"{'configuration':46s} {'pass':5s} {'img/s':>7s} {'ratio':>6s} {'tasks':>5s} " \
+             f"{'decode-wait':>11s} {'infer':>7s} {'write':>6s} {'task-wall':>9s}"
+    print(header)
+    print("-" * len(header))
+    for p in passes:
+        s = p.task_seconds
+        print(f"{p.config:46s} {p.pass_name:5s} {p.images_per_second:7.1f} {p.ratio_to_raw:6.2f} {p.tasks:5d} "
+              f"{s['read_decode']:11.2f} {s['infer']:7.2f} {s['write']:6.2f} {s['wall']:9.2f}")
+    warm = [p for p in passes if p.pass_name == "warm"]
+    if warm:
+        best = max(warm, key=lambda p: p.images_per_second)
+        print(f"\nbest warm configuration: {best.config} - {best.images_per_second} img/s, ratio {best.ratio_to_raw}")
+
+
+if __name__ == "__main__":
+    main()

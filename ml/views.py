@@ -1,0 +1,284 @@
+"""Multi-view, multi-resolution, multi-layer embeddings from a frozen EfficientNet-Lite0.
+
+Why: a frozen ImageNet backbone read through one 224 px centre crop throws away what a fine-grained product
+head needs - the image border (the crop), fine texture (the resolution) and mid-level colour/texture
+features (only the last layer is pooled). This module gets them back without training the backbone:
+
+- *views*: deterministic geometric variants of a photo (centre crop, whole image squashed to a square,
+  a tighter zoom, corner crops, each optionally mirrored); averaging their features is test-time
+  augmentation, and adding them as extra training rows is training-time augmentation;
+- *input size*: EfficientNet is fully convolutional, so the same weights run at 256-384 px; the ONNX
+  graph exported here has a dynamic spatial size (any multiple of 32, where TF "SAME" padding is the same
+  for every size);
+- *features*: several poolings from one forward pass - the head's average pool (the default embedding),
+  its GeM pool, and average pools of intermediate blocks (multi-scale features).
+
+`extract_view_features` is the cached-feature workhorse of `benchmarks/accuracy.py`; `EfficientNetViews` is
+the same thing as a `Backbone`, so the pipeline's `embed_chunk` can run a chosen configuration unchanged
+(its `preprocess` returns one (views, 3, S, S) block per image, `forward` pools over the views).
+Pure ML: no Dagster, no Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ml.backbones import Backbone, BackboneSpec, BackboneUnavailable, register_backbone
+from ml.backbones.efficientnet import MEAN, STD, _weights_tag, build_torch_feature_model, weights_path
+
+log = logging.getLogger(__name__)
+
+# Bump when the exported graph's outputs change: it is part of the ONNX file name and of `model_id`.
+FEATURES_VERSION = 1
+# Block outputs pooled as multi-scale features: last block of each stage from stride 8 on
+# (block index -> channels: 4 -> 40, 7 -> 80, 10 -> 112, 14 -> 192, 15 -> 320).
+BLOCK_TAPS: tuple[int, ...] = (4, 7, 10, 14, 15)
+FEATURE_DIMS: dict[str, int] = {"avg": 1280, "gem": 1280, "max": 1280, "b4": 40, "b7": 80, "b10": 112,
+                                "b14": 192, "b15": 320}
+FEATURE_NAMES: tuple[str, ...] = tuple(FEATURE_DIMS)
+GEM_P = 3.0
+ZOOM = 0.8  # the zoom and corner views keep 80 % of the short side
+GEOMETRIES = ("center", "squash", "zoom", "tl", "tr", "bl", "br")
+
+
+# ------------------------------------------------------------------------------------------------ views
+def parse_view(view: str) -> tuple[str, bool]:
+    """'squash_flip' -> ('squash', True). Raises ValueError for an unknown geometry."""
+    geometry, _, suffix = view.partition("_")
+    if geometry not in GEOMETRIES or suffix not in ("", "flip"):
+        raise ValueError(f"unknown view {view!r}; geometries {GEOMETRIES}, optionally with _flip")
+    return geometry, suffix == "flip"
+
+
+def view_image(image: Image.Image, view: str, size: int) -> Image.Image:
+    """One size x size RGB view of `image`.
+
+    center: short side resized to `size`, centre crop (what the default backbone sees);
+    squash: the whole image resized to a square, aspect ignored (nothing is cropped away);
+    zoom / tl / tr / bl / br: a square of ZOOM x the short side at the centre / a corner, resized to `size`.
+    """
+    geometry, flip = parse_view(view)
+    image = image.convert("RGB")
+    w, h = image.size
+    if geometry == "squash":
+        out = image.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+    elif geometry == "center":
+        side = min(w, h)
+        box = ((w - side) // 2, (h - side) // 2)
+        out = image.resize((size, size), Image.BILINEAR, box=(*box, box[0] + side, box[1] + side),
+                           reducing_gap=2.0)
+    else:
+        side = round(min(w, h) * ZOOM)
+        x0 = {"zoom": (w - side) // 2, "tl": 0, "bl": 0, "tr": w - side, "br": w - side}[geometry]
+        y0 = {"zoom": (h - side) // 2, "tl": 0, "tr": 0, "bl": h - side, "br": h - side}[geometry]
+        out = image.resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side), reducing_gap=2.0)
+    return out.transpose(Image.FLIP_LEFT_RIGHT) if flip else out
+
+
+def view_pixels(image: Image.Image, views: Sequence[str], size: int) -> np.ndarray:
+    """(len(views), 3, size, size) float32 model input in the Lite weights' range, (x - 127) / 128."""
+    out = np.empty((len(views), 3, size, size), dtype=np.float32)
+    for i, view in enumerate(views):
+        out[i] = np.asarray(view_image(image, view, size), dtype=np.float32).transpose(2, 0, 1)
+    out -= MEAN
+    out /= STD
+    return out
+
+
+# --------------------------------------------------------------------------------------- feature model
+def build_torch_multi_feature_model():
+    """Torch module (n, 3, H, W) -> tuple of pooled features in FEATURE_NAMES order."""
+    import torch
+
+    net = build_torch_feature_model().net
+
+    class MultiFeatures(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            net = self.net
+            x = net._swish(net._bn0(net._conv_stem(x)))
+            taps = {}
+            for index, block in enumerate(net._blocks):
+                x = block(x)
+                if index in BLOCK_TAPS:
+                    taps[index] = x.mean(dim=(2, 3))
+            x = net._swish(net._bn1(net._conv_head(x)))  # ReLU6: non-negative, so GeM is defined
+            gem = x.clamp(min=1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
+            return (x.mean(dim=(2, 3)), gem, x.amax(dim=(2, 3)), *(taps[i] for i in BLOCK_TAPS))
+
+    return MultiFeatures(net).eval()
+
+
+def export_multi_feature_onnx(cache_dir: Path) -> Path:
+    """Export once per weights version and FEATURES_VERSION, with dynamic batch and spatial size."""
+    target = Path(cache_dir) / f"efficientnet-lite0-{_weights_tag(weights_path())}-multi-v{FEATURES_VERSION}.onnx"
+    if target.exists():
+        return target
+    import torch
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model = build_torch_multi_feature_model()
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+    os.close(fd)
+    axes = {"pixels": {0: "batch", 2: "height", 3: "width"}, **{name: {0: "batch"} for name in FEATURE_NAMES}}
+    try:
+        torch.onnx.export(model, torch.zeros(1, 3, 224, 224), tmp, input_names=["pixels"],
+                          output_names=list(FEATURE_NAMES), dynamic_axes=axes, opset_version=17, dynamo=False)
+        os.replace(tmp, target)  # atomic, as in ml.backbones.efficientnet.export_onnx
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    log.info("exported multi-feature efficientnet-lite0 to %s", target)
+    return target
+
+
+class MultiFeatureModel:
+    """onnxruntime session returning every pooled feature of FEATURE_NAMES for a pixel batch."""
+
+    def __init__(self, cache_dir: str | Path, threads: int = 0):
+        import onnxruntime as ort
+
+        path = export_multi_feature_onnx(Path(cache_dir))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.weights = f"efficientnet-lite0@{_weights_tag(weights_path())}"
+
+    def run(self, pixels: np.ndarray, names: Sequence[str] = FEATURE_NAMES) -> dict[str, np.ndarray]:
+        """pixels (n, 3, S, S) with S a multiple of 32 -> {name: (n, dim) float32}."""
+        if pixels.shape[2] % 32 or pixels.shape[3] % 32:
+            raise ValueError(f"input size {pixels.shape[2:]} is not a multiple of 32")
+        outs = self.session.run(list(names), {"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})
+        return dict(zip(names, outs, strict=True))
+
+
+# ------------------------------------------------------------------------------------ batch extraction
+def extract_view_features(
+    model: MultiFeatureModel,
+    load_image: Callable[[int], Image.Image],
+    n_items: int,
+    views: Sequence[str],
+    size: int,
+    batch_images: int = 16,
+    decode_threads: int = 2,
+    names: Sequence[str] = FEATURE_NAMES,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Features of every item under every view: {view: {feature: (n_items, dim)}}.
+
+    Each image is decoded once for all its views; decoding the next batch overlaps the current forward
+    pass (PIL and onnxruntime release the GIL), as in `ml.embedding.embed_chunk`.
+    """
+    out = {v: {f: np.empty((n_items, FEATURE_DIMS[f]), dtype=np.float32) for f in names} for v in views}
+    starts = list(range(0, n_items, batch_images))
+    with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool:
+
+        def submit(start: int):
+            idx = range(start, min(n_items, start + batch_images))
+            return [pool.submit(lambda i: view_pixels(load_image(i), views, size), i) for i in idx]
+
+        pending = submit(starts[0]) if starts else []
+        for k, start in enumerate(starts):
+            block = np.stack([f.result() for f in pending])  # (b, v, 3, S, S)
+            pending = submit(starts[k + 1]) if k + 1 < len(starts) else []
+            feats = model.run(block.reshape(-1, 3, size, size), names)
+            for name, values in feats.items():
+                values = values.reshape(len(block), len(views), -1)
+                for j, view in enumerate(views):
+                    out[view][name][start : start + len(block)] = values[:, j]
+    return out
+
+
+# ----------------------------------------------------------------------------------------- combination
+def l2n(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def combine_features(
+    per_view: Sequence[dict[str, np.ndarray]],
+    features: Sequence[str],
+    weights: dict[str, float] | None = None,
+) -> np.ndarray:
+    """Average each feature over views, L2-normalise it per group, weight and concatenate, re-normalise.
+
+    Per-group normalisation matters because the groups live on different scales (a 40-d block pool has a
+    small norm next to the 1280-d head pool); without it the concatenation is just the largest group.
+    Data-independent on purpose: the result can be stored as the embedding, with no fitted transform.
+    """
+    weights = weights or {}
+    parts = []
+    for name in features:
+        mean = np.mean([l2n(view[name]) for view in per_view], axis=0)
+        parts.append(l2n(mean) * float(weights.get(name, 1.0)))
+    return l2n(np.concatenate(parts, axis=-1))
+
+
+# ---------------------------------------------------------------------------------- pipeline backbone
+class EfficientNetViews(Backbone):
+    """EfficientNet-Lite0 at `size` px, features pooled over `views` and concatenated over `features`.
+
+    A drop-in `Backbone` for `ml.embedding.embed_chunk`: `preprocess` gives each image a (views, 3, S, S)
+    block, `forward` takes (n, views, 3, S, S) and returns (n, dim). `model_id` names the whole
+    configuration, so embeddings of different configurations never mix in the store.
+    """
+
+    def __init__(self, cache_dir: str | Path, size: int, features: Sequence[str], views: Sequence[str],
+                 threads: int = 0, weights: dict[str, float] | None = None):
+        if size % 32:
+            raise BackboneUnavailable(f"input size {size} is not a multiple of 32")
+        unknown = [f for f in features if f not in FEATURE_DIMS]
+        if unknown or not features:
+            raise BackboneUnavailable(f"unknown features {unknown or features}; known: {FEATURE_NAMES}")
+        for view in views:
+            parse_view(view)
+        self.model = MultiFeatureModel(cache_dir, threads)
+        self.size, self.features, self.views = size, tuple(features), tuple(views)
+        self.weights = dict(weights or {})
+        self.dim = sum(FEATURE_DIMS[f] for f in self.features)
+        self.device = "cpu"
+        self.model_id = f"{self.model.weights}:views-v{FEATURES_VERSION}/{view_config_name(size, features, views)}"
+
+    def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return np.stack([view_pixels(image, self.views, self.size) for image in images])
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        n, v = batch.shape[:2]
+        feats = self.model.run(batch.reshape(n * v, 3, self.size, self.size), self.features)
+        per_view = [{name: feats[name].reshape(n, v, -1)[:, j] for name in self.features} for j in range(v)]
+        return combine_features(per_view, self.features, self.weights)
+
+
+def view_config_name(size: int, features: Iterable[str], views: Iterable[str]) -> str:
+    """'320/avg+b14/squash+squash_flip': the configuration as text, usable as a backbone argument."""
+    return f"{size}/{'+'.join(features)}/{'+'.join(views)}"
+
+
+def parse_view_config(arg: str) -> tuple[int, list[str], list[str]]:
+    """Inverse of `view_config_name`; raises BackboneUnavailable on a malformed argument."""
+    try:
+        size, features, views = arg.split("/")
+        return int(size), features.split("+"), views.split("+")
+    except ValueError as exc:
+        raise BackboneUnavailable(f"expected efficientnet-lite0-views:SIZE/FEAT+FEAT/VIEW+VIEW, not {arg!r}") from exc
+
+
+def _build(spec: BackboneSpec, arg: str) -> Backbone:
+    size, features, views = parse_view_config(arg)
+    return EfficientNetViews(spec.cache_dir, size, features, views, spec.threads)
+
+
+# Importing this module makes "efficientnet-lite0-views:320/avg+b14/squash+squash_flip" a backbone name.
+register_backbone("efficientnet-lite0-views", _build)

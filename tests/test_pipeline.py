@@ -1,0 +1,125 @@
+"""The whole photo pipeline through Dagster on a small generated library, with local resources."""
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance, materialize
+
+from assets_defs.embeddings.assets import embeddings
+from assets_defs.heads.assets import heads, promoted_heads
+from assets_defs.media.assets import media
+from assets_defs.partitions import library_partitions
+from assets_defs.search.assets import vector_index
+from assets_defs.tags.assets import tags, warehouse_views
+from assets_defs.training.assets import catalog, examples
+from resources.libraries import LibraryConfig
+
+ALL = [catalog, media, examples, embeddings, heads, promoted_heads, tags, vector_index, warehouse_views]
+
+
+def _library(res, demo, name="shop", **overrides):
+    settings = {"head_strategies": ["logreg", "prototype"], "min_holdout_accuracy": 0.2, **overrides}
+    config = LibraryConfig(name=name, media=str(demo.uploads_dir), **settings)
+    res["libraries"].create(config, exist_ok=True)
+    res["libraries"].set_catalog(name, demo.catalog_path)
+    res["libraries"].add_examples(name, demo.examples_manifest)
+    return name
+
+
+def _run(res, name, instance):
+    instance.add_dynamic_partitions(library_partitions.name, [name])
+    return materialize(ALL, resources=res, partition_key=name, instance=instance, raise_on_error=False)
+
+
+def _metadata(result, key):
+    mats = result.asset_materializations_for_node(key)
+    return {k: v.value for k, v in mats[-1].metadata.items()} if mats else None
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+def test_photo_pipeline_end_to_end(local_resources, small_demo, instance):
+    res = local_resources
+    name = _library(res, small_demo)
+    result = _run(res, name, instance)
+    assert result.success
+    wh = res["warehouse"]
+
+    # bad input quarantined with reasons; every other upload tagged
+    quarantine = wh.read(name, "quarantine")
+    reasons = dict(zip(quarantine["uri"].str.split("/").list.last(), quarantine["reason"], strict=True))
+    assert "empty file" in reasons["IMG_9001.jpg"]
+    assert "truncated" in reasons["IMG_9002.jpg"]
+    assert "not an image" in reasons["IMG_9003.jpg"]
+    media_table = wh.read(name, "media")
+    good = media_table.filter(pl.col("status") == "ok")
+    assert good.height == small_demo.n_uploads
+    tag_table = wh.read(name, "tags")
+    assert set(tag_table["media_id"]) == set(good["media_id"])
+    assert set(tag_table["facet"]) == {"product", "colorway", "shot_type"}
+    assert set(tag_table["status"]) <= {"applied", "review"}
+
+    # predictions under the tag's threshold are never applied
+    heads_table = wh.read(name, "heads").filter(pl.col("promoted"))
+    assert heads_table.height == 3
+    import json
+
+    for row in heads_table.iter_rows(named=True):
+        thresholds = json.loads(row["thresholds"])
+        facet_tags = tag_table.filter(pl.col("facet") == row["facet"])
+        for t in facet_tags.iter_rows(named=True):
+            assert (t["status"] == "applied") == (t["score"] >= thresholds[t["tag_id"]])
+
+    # measured against the known truth: shot type is easy, products are well above chance (1/24)
+    truth = pl.read_csv(small_demo.truth_path).with_columns(
+        uri=pl.col("path").map_elements(lambda p: str((small_demo.uploads_dir / p).resolve()), return_dtype=pl.String)
+    )
+    joined = truth.join(media_table.select("uri", "media_id"), on="uri").join(
+        tag_table.select("media_id", "facet", pl.col("tag_id").alias("predicted")), on=["media_id", "facet"]
+    )
+    accuracy = dict(joined.group_by("facet").agg((pl.col("predicted") == pl.col("tag_id")).mean()).iter_rows())
+    assert accuracy["shot_type"] >= 0.9
+    assert accuracy["product"] >= 0.25
+
+    # SQL views and search: all terms must match, ranked by score
+    with wh.connect() as con:
+        con.execute(f'SET schema = "{name}"')
+        assert con.execute("SELECT count(*) FROM tag_details").fetchone()[0] == tag_table.height
+    applied = wh.query(name, "export_tags", {"statuses": ["applied", "review"]})
+    sample = applied.filter(pl.col("facet") == "product").row(0, named=True)
+    hits = wh.query(name, "search", {"terms": sample["name"].split(), "statuses": ["applied", "review"], "limit": 50})
+    assert sample["media_id"] in hits["media_id"].to_list()
+    assert hits["score"].to_list() == sorted(hits["score"].to_list(), reverse=True)
+    none = wh.query(name, "search", {"terms": [sample["name"], "zzzz-no-such-word"], "statuses": ["applied"],
+                                     "limit": 50})
+    assert none.height == 0
+
+    # similar: a photo's nearest neighbour is itself
+    first = good.row(0, named=True)
+    _, vectors = wh.read_embeddings(name, _metadata(result, "embeddings")["model"], [first["media_id"]])
+    hits = res["vector_store"].search(name, vectors[0], limit=3)
+    assert hits[0]["media_id"] == first["media_id"] and hits[0]["score"] > 0.99
+
+    # a second run with nothing new computes no embedding and trains no head
+    again = _run(res, name, instance)
+    assert again.success
+    assert _metadata(again, "embeddings")["embedded_now"] == 0
+    assert _metadata(again, "vector_index")["upserted"] == 0
+    assert wh.read(name, "heads").height == wh.read(name, "heads").unique("version").height == 3
+
+
+def test_blocking_check_stops_promotion(local_resources, small_demo, instance):
+    res = local_resources
+    name = _library(res, small_demo, name="strict", min_holdout_accuracy=1.0,
+                    facet_min_accuracy={"shot_type": 0.5})
+    result = _run(res, name, instance)
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 1 and not evaluations[0].passed
+    assert "product" in evaluations[0].description
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "heads" in materialized
+    assert "promoted_heads" not in materialized and "tags" not in materialized
+    assert not res["warehouse"].read(name, "heads")["promoted"].any()
