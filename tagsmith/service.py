@@ -38,7 +38,7 @@ def register_partition(name: str) -> None:
             instance.add_dynamic_partitions(library_partitions.name, [name])
 
 
-def run_library(name: str, job: str = "tag_library", env=None) -> tuple[bool, list[str]]:
+def run_library(name: str, job: str = "tag_library", env=None, log_level: str = "INFO") -> tuple[bool, list[str]]:
     """Materialise the library's partition through Dagster (runs show in the UI). Returns (success, notes)."""
     from dagster import DagsterEventType, DagsterInstance
 
@@ -49,7 +49,10 @@ def run_library(name: str, job: str = "tag_library", env=None) -> tuple[bool, li
     defs = build_definitions(env)
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def(job).execute_in_process(
-            partition_key=name, instance=instance, raise_on_error=False
+            partition_key=name,
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
     notes = []
     for event in result.all_events:

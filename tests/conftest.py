@@ -12,8 +12,9 @@ def small_demo(tmp_path_factory) -> "object":
     """A small generated demo library (128 px photos) shared by the pipeline tests."""
     from tagsmith.demo import generate_demo_library
 
-    return generate_demo_library(tmp_path_factory.mktemp("demo") / "lib", seed=1, examples_per_product=4,
-                                 uploads_per_product=1, image_size=128)
+    return generate_demo_library(
+        tmp_path_factory.mktemp("demo") / "lib", seed=1, examples_per_product=4, uploads_per_product=1, image_size=128
+    )
 
 
 @pytest.fixture(scope="session")

@@ -156,16 +156,16 @@ def hf_dirs(tmp_path_factory) -> dict[str, Path]:
     )
     clip = root / "clip"
     transformers.CLIPModel(clip_config).save_pretrained(clip)
-    transformers.CLIPImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
-    ).save_pretrained(clip)
+    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        clip
+    )
     _offline_clip_tokenizer(clip, root / "tokenizer_src")
     dino = root / "dino"
     dino_config = transformers.Dinov2Config(**layers, image_size=32, patch_size=8)
     transformers.Dinov2Model(dino_config).save_pretrained(dino)
-    transformers.BitImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
-    ).save_pretrained(dino)
+    transformers.BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        dino
+    )
     return {"clip": clip, "dino": dino}
 
 

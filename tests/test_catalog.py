@@ -22,8 +22,9 @@ def test_yaml_catalog_keeps_unicode_and_lists():
 
 def test_csv_catalog_with_pipe_separated_lists(tmp_path):
     path = tmp_path / "catalog.csv"
-    path.write_text("tag_id,facet,name,aliases,identifiers\nvolt-x200,product,Volt X200,Volt 200|ボルト,X200;SKU-1\n",
-                    "utf-8")
+    path.write_text(
+        "tag_id,facet,name,aliases,identifiers\nvolt-x200,product,Volt X200,Volt 200|ボルト,X200;SKU-1\n", "utf-8"
+    )
     tag = load_catalog(path).tags[0]
     assert (tag.tag_id, tag.aliases, tag.identifiers) == ("volt-x200", ("Volt 200", "ボルト"), ("X200", "SKU-1"))
 

@@ -9,8 +9,17 @@ def test_definitions_load_and_every_job_resolves(tmp_path):
     defs = build_definitions({"TAGSMITH_HOME": str(tmp_path)})
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"media", "catalog", "examples", "embeddings", "heads", "promoted_heads", "tags", "vector_index",
-            "warehouse_views"} <= keys
+    assert {
+        "media",
+        "catalog",
+        "examples",
+        "embeddings",
+        "heads",
+        "promoted_heads",
+        "tags",
+        "vector_index",
+        "warehouse_views",
+    } <= keys
     for name in ("tag_library", "retrain_heads"):
         job = defs.resolve_job_def(name)
         assert job.partitions_def is not None

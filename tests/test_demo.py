@@ -164,8 +164,9 @@ def test_regenerating_replaces_old_photos_and_refuses_foreign_folders(tmp_path: 
 
 def test_examples_cover_every_colourway_and_shot(tmp_path: Path, catalog: list[dict]) -> None:
     # 6 per product = 2 shots x up to 3 colourways: the plan must not pin a colourway to one shot type
-    summary = generate_demo_library(tmp_path / "lib", examples_per_product=6, uploads_per_product=0,
-                                    image_size=64, corrupt=False)
+    summary = generate_demo_library(
+        tmp_path / "lib", examples_per_product=6, uploads_per_product=0, image_size=64, corrupt=False
+    )
     _, rows = _read_csv(summary.examples_manifest)
     by_path: dict[str, dict[str, str]] = defaultdict(dict)
     for row in rows:

@@ -93,8 +93,9 @@ def test_photo_pipeline_end_to_end(local_resources, small_demo, instance):
     hits = wh.query(name, "search", {"terms": sample["name"].split(), "statuses": ["applied", "review"], "limit": 50})
     assert sample["media_id"] in hits["media_id"].to_list()
     assert hits["score"].to_list() == sorted(hits["score"].to_list(), reverse=True)
-    none = wh.query(name, "search", {"terms": [sample["name"], "zzzz-no-such-word"], "statuses": ["applied"],
-                                     "limit": 50})
+    none = wh.query(
+        name, "search", {"terms": [sample["name"], "zzzz-no-such-word"], "statuses": ["applied"], "limit": 50}
+    )
     assert none.height == 0
 
     # similar: a photo's nearest neighbour is itself
@@ -113,8 +114,7 @@ def test_photo_pipeline_end_to_end(local_resources, small_demo, instance):
 
 def test_blocking_check_stops_promotion(local_resources, small_demo, instance):
     res = local_resources
-    name = _library(res, small_demo, name="strict", min_holdout_accuracy=1.0,
-                    facet_min_accuracy={"shot_type": 0.5})
+    name = _library(res, small_demo, name="strict", min_holdout_accuracy=1.0, facet_min_accuracy={"shot_type": 0.5})
     result = _run(res, name, instance)
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 1 and not evaluations[0].passed

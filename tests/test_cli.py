@@ -1,0 +1,69 @@
+"""The README's CLI verbs, end to end on a small generated library (in-process runner, temporary home)."""
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tagsmith.cli import app
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAGSMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster_home"))
+    monkeypatch.setenv("TAGSMITH_RUNNER", "inprocess")
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_bad_catalog_and_manifest_are_refused_with_every_line(cli, tmp_path, small_demo):
+    assert cli("init", "shop", "--media", small_demo.uploads_dir).exit_code == 0
+    bad_catalog = tmp_path / "bad.csv"
+    bad_catalog.write_text("tag_id,facet,name\na,product,A\na,product,A again\nB B,product,C\n", "utf-8")
+    result = cli("catalog", "shop", bad_catalog)
+    assert result.exit_code == 1
+    assert "bad.csv:3: duplicate tag_id 'a'" in result.output and "bad.csv:4:" in result.output
+
+    assert cli("catalog", "shop", small_demo.catalog_path).exit_code == 0
+    manifest = tmp_path / "examples.csv"
+    lines = small_demo.examples_manifest.read_text("utf-8").splitlines()
+    first_path = lines[1].split(",")[0]
+    manifest.write_text(
+        "\n".join(
+            [
+                lines[0],
+                f"{small_demo.root / first_path},no-such-tag,product",
+                f"{small_demo.root}/missing.jpg,{lines[1].split(',')[1]},product",
+            ]
+        )
+        + "\n"
+    )
+    result = cli("examples", "shop", manifest)
+    assert result.exit_code == 1
+    assert "examples.csv:2: unknown tag_id 'no-such-tag'" in result.output
+    assert "examples.csv:3: file not found" in result.output
+
+
+def test_cli_verbs_end_to_end(cli, tmp_path, small_demo):
+    assert cli("init", "shop", "--media", tmp_path / "media", "--min-accuracy", "0.2").exit_code == 0
+    assert cli("catalog", "shop", small_demo.catalog_path).exit_code == 0
+    assert "example labels added" in cli("examples", "shop", small_demo.examples_manifest).output
+    assert "files copied" in cli("ingest", "shop", small_demo.uploads_dir).output
+    result = cli("run", "shop")
+    assert result.exit_code == 0, result.output
+    assert "product" in result.output and "shot_type" in result.output
+
+    out = tmp_path / "tags.csv"
+    assert cli("export", "shop", out, "--include-review").exit_code == 0
+    tags = pl.read_csv(out)
+    assert set(tags["facet"]) == {"product", "colorway", "shot_type"}
+    row = tags.filter(pl.col("facet") == "product").row(0, named=True)
+    found = cli("search", "shop", row["name"], "--include-review")
+    assert row["uri"].rsplit("/", 1)[-1] in found.output
+    assert "IMG_" in cli("similar", "shop", row["uri"], "--limit", "2").output
+    coverage = cli("sql", "shop", "SELECT count(*) AS n FROM coverage")
+    assert coverage.exit_code == 0 and "n" in coverage.output
