@@ -19,6 +19,7 @@ test: setup
 	$(PY) -m pytest -p no:logging -W ignore::UserWarning
 
 ui: setup
+	mkdir -p var/dagster_home && cp -n dagster.yaml var/dagster_home/ || true
 	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
 
 bench: setup

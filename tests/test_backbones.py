@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.backbones import BackboneUnavailable, load_backbone, resolve_device
+from ml.backbones import CPU_BATCH, BackboneUnavailable, load_backbone, resolve_device
 
 torch = pytest.importorskip("torch")
 
@@ -230,6 +230,9 @@ def test_efficientnet_lite0_onnx_matches_torch(images, tmp_path):
     vectors = onnx.embed(images)
     assert_good_embeddings(vectors, len(images), 1280)
     assert np.abs(vectors - torch_cpu.embed(images)).max() < 1e-3
+    # batch size follows the device unless set: 32 on CPU (a GPU gets CUDA_BATCH)
+    assert onnx.batch_size == CPU_BATCH == 32
+    assert load_backbone("efficientnet-lite0", cache_dir=str(tmp_path), batch_size=8).batch_size == 8
 
 
 def test_resolve_device():
