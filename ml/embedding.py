@@ -1,7 +1,7 @@
 """Reader -> mapper -> writer for one chunk of media: the unit of work a Ray task runs.
 
 Builders cross process boundaries, built models do not: a worker receives a `BackboneSpec` and builds the
-model once per process (`_backbone_for`). Decoding of the next batch overlaps the model's forward pass of
+model once per process (`cached_backbone`). Decoding of the next batch overlaps the model's forward pass of
 the current one (PIL and onnxruntime both release the GIL), which is what keeps the pipeline's throughput
 close to the raw forward pass. Vectors are normalised and cast here and written with their ids in one
 Parquet row each. Per-batch timings come back with the result: they are the benchmark's raw material.
@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.backbones import Backbone, BackboneSpec, l2_normalise
+from ml.backbones import Backbone, BackboneSpec, cached_backbone, l2_normalise
 from ml.media import MediaProblem, decode_image, read_uri
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,6 @@ class ChunkResult:
     failures: list[dict] = field(default_factory=list)  # {media_id, uri, reason}
     seconds: dict[str, float] = field(default_factory=lambda: {"read_decode": 0.0, "infer": 0.0, "write": 0.0})
     wall_seconds: float = 0.0
-
-
-_BACKBONES: dict[BackboneSpec, Backbone] = {}
-
-
-def _backbone_for(spec: BackboneSpec) -> Backbone:
-    if spec not in _BACKBONES:
-        _BACKBONES[spec] = spec.build()
-    return _BACKBONES[spec]
 
 
 def embeddings_schema(dim: int) -> pa.Schema:
@@ -102,7 +93,7 @@ def embed_chunk(
 ) -> ChunkResult:
     """Embed `items` and write them to `out_path` (Parquet). Undecodable items come back as failures."""
     start = time.perf_counter()
-    backbone = _backbone_for(spec)
+    backbone = cached_backbone(spec)
     result = ChunkResult(out_path=None)
     ids: list[str] = []
     vectors: list[np.ndarray] = []

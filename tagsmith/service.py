@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ml.backbones import BackboneSpec
+from ml.backbones import BackboneSpec, cached_backbone
 from ml.media import decode_image, read_uri
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
 
@@ -82,7 +82,7 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
     config = res["libraries"].config(library)
     warehouse = res["warehouse"]
     spec = BackboneSpec(name=config.backbone, cache_dir=res["model_store"].backbone_cache_dir())
-    backbone = spec.build()
+    backbone = cached_backbone(spec)
     if len(query) == 64 and not Path(query).exists():
         _, vectors = warehouse.read_embeddings(library, backbone.model_id, [query])
         if len(vectors) == 0:

@@ -14,7 +14,7 @@ from assets_defs.common import chunked, progress, record_quarantine
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
-from ml.backbones import BackboneSpec
+from ml.backbones import BackboneSpec, cached_backbone
 from ml.embedding import EmbedItem, embed_chunk
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
@@ -66,7 +66,7 @@ def embeddings(
     library = context.partition_key
     config = libraries.config(library)
     spec = backbone_spec(config, model_store)
-    model_id = spec.build().model_id  # also exports the ONNX file once, before the workers need it
+    model_id = cached_backbone(spec).model_id  # also exports the ONNX file once, before the workers need it
     items = items_to_embed(warehouse, library)
     done = warehouse.embedded_ids(library, model_id)
     todo = [i for i in items if i.media_id not in done]

@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 from assets_defs.embeddings.assets import backbone_spec, embeddings
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
+from ml.backbones import cached_backbone
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
 from resources.vector_store import VectorStore
@@ -23,7 +24,7 @@ def vector_index(
     """Upserts every usable photo's vector (ids are stable, so re-upserting is idempotent)."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = backbone_spec(config, model_store).build().model_id
+    model_id = cached_backbone(backbone_spec(config, model_store)).model_id
     photos = warehouse.read(library, "media").filter((pl.col("status") == "ok") & (pl.col("kind") == "image"))
     first_uri = dict(photos.unique("media_id", keep="first").select("media_id", "uri").iter_rows())
     indexed = warehouse.read(library, "vector_index")

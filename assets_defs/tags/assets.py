@@ -7,6 +7,7 @@ from assets_defs.embeddings.assets import backbone_spec, embeddings
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import catalog
+from ml.backbones import cached_backbone
 from ml.heads import predict_table
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
@@ -33,7 +34,7 @@ def tags(
     """One row per (photo, facet): the head's top tag, `applied` above the tag's threshold, else `review`."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = backbone_spec(config, model_store).build().model_id
+    model_id = cached_backbone(backbone_spec(config, model_store)).model_id
     media_table = warehouse.read(library, "media")
     photos = media_table.filter((pl.col("status") == "ok") & (pl.col("kind") == "image"))
     wanted = photos["media_id"].unique(maintain_order=True).to_list()

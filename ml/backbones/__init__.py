@@ -126,6 +126,16 @@ class BackboneSpec:
         return backbone
 
 
+_BUILT: dict[BackboneSpec, Backbone] = {}
+
+
+def cached_backbone(spec: BackboneSpec) -> Backbone:
+    """The backbone for `spec`, built once per process (a Ray worker, a Dagster run, the CLI)."""
+    if spec not in _BUILT:
+        _BUILT[spec] = spec.build()
+    return _BUILT[spec]
+
+
 def load_backbone(name: str = DEFAULT_BACKBONE, **kwargs) -> Backbone:
     """Build a backbone by name; kwargs are `BackboneSpec` fields (cache_dir, device, batch_size, threads)."""
     return BackboneSpec(name=name, **kwargs).build()
