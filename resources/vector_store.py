@@ -35,6 +35,10 @@ class VectorStore(ConfigurableResource):
         try:
             name = collection_name(library)
             dim = int(vectors.shape[1])
+            if client.collection_exists(name):
+                size = client.get_collection(name).config.params.vectors.size
+                if size != dim:  # the library switched backbones: the old vectors cannot be compared
+                    client.delete_collection(name)
             if not client.collection_exists(name):
                 client.create_collection(
                     name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
@@ -51,6 +55,18 @@ class VectorStore(ConfigurableResource):
                     ),
                 )
             return len(media_ids)
+        finally:
+            client.close()
+
+    def delete(self, library: str, media_ids: Sequence[str]) -> None:
+        """Remove photos that left the library (deleted or replaced files), so `similar` never returns them."""
+        from qdrant_client import models
+
+        client = self.client()
+        try:
+            if media_ids and client.collection_exists(collection_name(library)):
+                selector = models.PointIdsList(points=[point_id(m) for m in media_ids])
+                client.delete(collection_name(library), points_selector=selector)
         finally:
             client.close()
 

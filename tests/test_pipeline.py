@@ -1,5 +1,6 @@
 """The whole photo pipeline through Dagster on a small generated library, with local resources."""
 
+import numpy as np
 import polars as pl
 import pytest
 from dagster import DagsterInstance, materialize
@@ -123,3 +124,26 @@ def test_blocking_check_stops_promotion(local_resources, small_demo, instance):
     assert "heads" in materialized
     assert "promoted_heads" not in materialized and "tags" not in materialized
     assert not res["warehouse"].read(name, "heads")["promoted"].any()
+
+
+def test_vector_index_follows_the_media_folder(local_resources, small_demo, instance, tmp_path):
+    import shutil
+
+    res = local_resources
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in sorted(small_demo.uploads_dir.glob("IMG_000*.jpg"))[:4]:
+        shutil.copy(path, folder / path.name)
+    name = _library(res, small_demo, name="moving")
+    res["libraries"].create(res["libraries"].config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
+    instance.add_dynamic_partitions(library_partitions.name, [name])
+    selection = [catalog, media, examples, embeddings, vector_index]
+    first = materialize(selection, resources=res, partition_key=name, instance=instance)
+    assert _metadata(first, "vector_index")["points"] == 4
+    removed = sorted(folder.iterdir())[0]
+    removed.unlink()
+    second = materialize(selection, resources=res, partition_key=name, instance=instance)
+    meta = _metadata(second, "vector_index")
+    assert (meta["upserted"], meta["removed"], meta["points"]) == (0, 1, 3)
+    uris = {h["uri"] for h in res["vector_store"].search(name, np.ones(1280, np.float32), limit=10)}
+    assert str(removed.resolve()) not in uris and len(uris) == 3
