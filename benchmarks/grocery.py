@@ -12,6 +12,7 @@ import csv
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from PIL import Image
 
 from ml.backbones import BackboneSpec
 from ml.media import decode_image
-from ml.views import FEATURE_NAMES, FEATURES_VERSION, MultiFeatureModel, extract_view_features
+from ml.views import FEATURE_NAMES, FEATURES_VERSION, HSV_BINS, HSV_SIDE, MultiFeatureModel, extract_view_features
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class FeatureCache:
     def __init__(self, data: Dataset, out_dir: Path = OUT_DIR, threads: int = 0):
         self.data, self.out_dir, self.threads = data, out_dir, threads
         self._model: MultiFeatureModel | None = None
-        self._memory: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+        self._memory: dict[tuple[int, str, str], dict[str, np.ndarray]] = {}
 
     @property
     def model(self) -> MultiFeatureModel:
@@ -72,7 +73,11 @@ class FeatureCache:
             self._model = MultiFeatureModel(BackboneSpec().cache_dir, self.threads)
         return self._model
 
-    def path(self, size: int, view: str) -> Path:
+    def path(self, size: int, view: str, kind: str = "net") -> Path:
+        """kind 'net': the network's pooled features; 'hsv': the colour histogram (no network involved)."""
+        if kind == "hsv":
+            bins = "x".join(map(str, HSV_BINS))
+            return self.out_dir / f"grocery-{self.data.key}-hsv{bins}-side{HSV_SIDE}-s{size}-{view}.npz"
         weights = self.model.weights.replace("@", "-")
         return self.out_dir / f"grocery-{self.data.key}-{weights}-f{FEATURES_VERSION}-s{size}-{view}.npz"
 
@@ -80,21 +85,35 @@ class FeatureCache:
         # The pipeline's decoder (draft-scaled JPEG decode), so the benchmark sees the pipeline's pixels.
         return decode_image((self.data.root / self.data.paths[index]).read_bytes(), draft_size=2 * 224)
 
-    def get(self, size: int, views: list[str] | tuple[str, ...]) -> dict[str, dict[str, np.ndarray]]:
-        """{view: {feature: (n, dim)}} for every photo; missing views are extracted together (one decode)."""
-        missing = [v for v in views if (size, v) not in self._memory and not self.path(size, v).exists()]
+    def get(self, size: int, views: Sequence[str], hsv: bool = False) -> dict[str, dict[str, np.ndarray]]:
+        """{view: {feature: (n, dim)}} for every photo; missing views are extracted together (one decode).
+
+        Network features are always all of FEATURE_NAMES; the colour histogram ('hsv') is added when asked.
+        """
+        views = list(dict.fromkeys(views))
+        out = {view: dict(self._get_kind(size, views, "net")[view]) for view in views}
+        if hsv:
+            for view, feats in self._get_kind(size, views, "hsv").items():
+                out[view].update(feats)
+        return out
+
+    def _get_kind(self, size: int, views: list[str], kind: str) -> dict[str, dict[str, np.ndarray]]:
+        names = ["hsv"] if kind == "hsv" else list(FEATURE_NAMES)
+        missing = [v for v in views if (size, v, kind) not in self._memory and not self.path(size, v, kind).exists()]
         if missing:
             started = time.perf_counter()
-            log.info("extracting %d photos x views %s at %d px", len(self.data.paths), missing, size)
-            feats = extract_view_features(self.model, self._load_image, len(self.data.paths), missing, size)
+            log.info("extracting %s features of %d photos x views %s at %d px", kind, len(self.data.paths),
+                     missing, size)
+            feats = extract_view_features(self.model, self._load_image, len(self.data.paths), missing, size,
+                                          names=names)
             elapsed = time.perf_counter() - started
             log.info("extracted in %.0fs (%.1f views/s)", elapsed, len(self.data.paths) * len(missing) / elapsed)
             self.out_dir.mkdir(parents=True, exist_ok=True)
             for view in missing:
-                np.savez(self.path(size, view), **feats[view])
-                self._memory[(size, view)] = feats[view]
+                np.savez(self.path(size, view, kind), **feats[view])
+                self._memory[(size, view, kind)] = feats[view]
         for view in views:
-            if (size, view) not in self._memory:
-                with np.load(self.path(size, view)) as npz:
-                    self._memory[(size, view)] = {name: npz[name] for name in FEATURE_NAMES}
-        return {view: self._memory[(size, view)] for view in views}
+            if (size, view, kind) not in self._memory:
+                with np.load(self.path(size, view, kind)) as npz:
+                    self._memory[(size, view, kind)] = {name: npz[name] for name in names}
+        return {view: self._memory[(size, view, kind)] for view in views}

@@ -24,7 +24,7 @@ from ml.heads import STRATEGIES, StrategyResult, choose_strategy, train_facet_he
 
 log = logging.getLogger(__name__)
 
-PROBE_C_GRID: tuple[float, ...] = (0.5, 2.0, 8.0, 32.0, 128.0)
+PROBE_C_GRID: tuple[float, ...] = (0.5, 2.0, 8.0, 32.0, 128.0, 512.0)
 TRANSFORMS = ("l2", "sqrt", "standardize", "pca-whiten")
 
 

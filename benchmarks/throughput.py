@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ml.backbones import Backbone, BackboneSpec
+import ml.embedding
+from ml.backbones import DEFAULT_BACKBONE, Backbone, BackboneSpec, register_backbone
 from ml.embedding import ChunkResult, EmbedItem, embed_chunk
+from ml.media import decode_image
 from resources.ray_runner import InProcessRunner, RayRunner, TaskRunner
 
 log = logging.getLogger("benchmarks.throughput")
@@ -39,6 +41,7 @@ log = logging.getLogger("benchmarks.throughput")
 OUT_DIR = Path(__file__).resolve().parent / "out"
 PIPELINE_CHUNK = 256  # assets_defs/embeddings/assets.py CHUNK
 RAW_BATCH = 32
+PIPELINE_DRAFT = 2 * 224  # ml.embedding._load's decode_image(draft_size=...)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Config:
     cpus_per_task: float = 1.0  # RayRunner.cpus_per_task
     decode_threads: int = 2  # embed_chunk(decode_threads=)
     chunk: int = PIPELINE_CHUNK
+    spin: bool = True  # onnxruntime's intra-op threads busy-wait between ops (its default)
+    draft: int | None = None  # JPEG draft size forced on decode_image; None = the pipeline's (2 x 224)
 
 
 def default_configs(chunk: int) -> list[Config]:
@@ -59,14 +64,64 @@ def default_configs(chunk: int) -> list[Config]:
     cores = os.cpu_count() or 1
     return [
         Config("inprocess default", "inprocess", chunk=chunk),
-        Config("inprocess threads=cores decode=1", "inprocess", threads=cores, decode_threads=1, chunk=chunk),
+        Config("inprocess default, no spinning", "inprocess", chunk=chunk, spin=False),
+        Config("inprocess default, draft=224", "inprocess", chunk=chunk, draft=224),
         Config("ray default (1 cpu/task, threads=0)", "ray", chunk=chunk),
-        Config("ray 1 cpu/task threads=1", "ray", threads=1, cpus_per_task=1, chunk=chunk),
-        Config("ray 1 cpu/task threads=1 decode=1", "ray", threads=1, cpus_per_task=1, decode_threads=1,
-               chunk=chunk),
-        Config("ray all cpus/task threads=0", "ray", threads=0, cpus_per_task=cores, chunk=chunk),
-        Config("ray 1 cpu/task threads=1 chunk=n/(2*cores)", "ray", threads=1, cpus_per_task=1, chunk=-1),
+        Config("ray 1 cpu/task threads=1 decode=1", "ray", threads=1, decode_threads=1, chunk=chunk),
+        Config("ray 1 cpu/task threads=1 decode=1 balanced", "ray", threads=1, decode_threads=1, chunk=-1),
+        Config("ray 1 cpu/task threads=1 decode=1 balanced draft=224", "ray", threads=1, decode_threads=1,
+               chunk=-1, draft=224),
+        Config("ray all cpus/task threads=0", "ray", cpus_per_task=cores, chunk=chunk),
+        Config("ray all cpus/task threads=0, no spinning", "ray", cpus_per_task=cores, chunk=chunk, spin=False),
     ]
+
+
+def balanced_chunk(n_items: int, slots: int, max_chunk: int = PIPELINE_CHUNK) -> int:
+    """Largest chunk <= max_chunk that cuts n_items into a multiple of `slots` tasks of equal size.
+
+    With a fixed 256, 768 items make 3 tasks on 2 slots: the third runs alone and half the machine idles
+    for a third of the run.
+    """
+    rounds = max(1, -(-n_items // (slots * max_chunk)))
+    return max(1, -(-n_items // (rounds * slots)))
+
+
+# ------------------------------------------------------------------------------- no-spin backbone
+# Benchmark-only backbone family: the default EfficientNet-Lite0 ONNX session with onnxruntime's
+# busy-waiting turned off, to measure whether spinning threads steal the decode threads' cores.
+NO_SPIN = "bench-efficientnet-lite0-nospin"
+
+
+def _build_no_spin(spec: BackboneSpec, arg: str) -> Backbone:
+    import onnxruntime as ort
+
+    from ml.backbones.efficientnet import EfficientNetLite0Onnx
+
+    backbone = EfficientNetLite0Onnx(Path(spec.cache_dir), spec.threads)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = spec.threads or (os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    backbone.session = ort.InferenceSession(str(backbone.onnx_path), opts, providers=["CPUExecutionProvider"])
+    return backbone
+
+
+def bench_embed_chunk(draft: int | None, *args) -> ChunkResult:
+    """`embed_chunk` after registering the benchmark-only family (Ray workers import this module fresh).
+
+    `draft` set: a what-if - `ml.embedding`'s decoder is wrapped to use that JPEG draft size for this call,
+    to measure a change the pipeline could make; restored afterwards, since Ray reuses worker processes.
+    """
+    register_backbone(NO_SPIN, _build_no_spin)
+    if draft is None:
+        return embed_chunk(*args)
+    original = ml.embedding.decode_image
+    ml.embedding.decode_image = lambda data, draft_size=None: original(data, draft_size=draft)
+    try:
+        return embed_chunk(*args)
+    finally:
+        ml.embedding.decode_image = original
 
 
 # ------------------------------------------------------------------------------------------- photos
@@ -115,6 +170,24 @@ def raw_forward_rate(backbone: Backbone, batch: np.ndarray, seconds: float, warm
     return done / (time.perf_counter() - start)
 
 
+def decode_cost_ms(backbone: Backbone, items: list[EmbedItem], draft: int, sample: int = 64) -> float:
+    """Milliseconds of one core per photo to read, decode (JPEG draft `draft`) and preprocess it."""
+    sample_items = items[:sample]
+    start = time.perf_counter()
+    for item in sample_items:
+        backbone.preprocess([decode_image(Path(item.uri).read_bytes(), draft_size=draft)])
+    return 1000 * (time.perf_counter() - start) / len(sample_items)
+
+
+def ceiling_rate(raw_rate: float, decode_ms: float, cores: int) -> float:
+    """Best pipeline rate when decoding shares the model's cores: cores / (core-time forward + decode).
+
+    On a machine with few cores the decode threads do not run "beside" the model, they take its cores, so
+    pipeline/raw cannot exceed forward / (forward + decode) however the work is scheduled.
+    """
+    return cores / (cores / raw_rate + decode_ms / 1000)
+
+
 # ------------------------------------------------------------------------------------------ pipeline
 @dataclass
 class PassResult:
@@ -125,6 +198,7 @@ class PassResult:
     wall_seconds: float
     images_per_second: float
     ratio_to_raw: float
+    ratio_to_ceiling: float
     tasks: int
     task_seconds: dict[str, float]  # summed over tasks: read_decode (wait), infer, write, wall
 
@@ -135,19 +209,22 @@ def _runner_for(config: Config) -> TaskRunner:
     return InProcessRunner()
 
 
-def run_pipeline_pass(config: Config, items: list[EmbedItem], out_dir: Path, pass_name: str,
-                      raw_rate: float, cache_dir: str) -> PassResult:
+def run_pipeline_pass(config: Config, items: list[EmbedItem], out_dir: Path, pass_name: str, cache_dir: str
+                      ) -> PassResult:
     """One `runner.map(embed_chunk, calls)` over all items, chunked as the embeddings asset does."""
     cores = os.cpu_count() or 1
-    chunk = config.chunk if config.chunk > 0 else max(1, -(-len(items) // (2 * cores)))
-    spec = BackboneSpec(cache_dir=cache_dir, device="cpu", threads=config.threads)
+    slots = max(1, int(cores // config.cpus_per_task)) if config.runner == "ray" else 1
+    chunk = config.chunk if config.chunk > 0 else balanced_chunk(len(items), slots)
+    name = DEFAULT_BACKBONE if config.spin else NO_SPIN
+    spec = BackboneSpec(name=name, cache_dir=cache_dir, device="cpu", threads=config.threads)
     calls = [
-        (spec, items[i : i + chunk], str(out_dir / f"{pass_name}-part-{i:06d}.parquet"), None, config.decode_threads)
+        (config.draft, spec, items[i : i + chunk], str(out_dir / f"{pass_name}-part-{i:06d}.parquet"), None,
+         config.decode_threads)
         for i in range(0, len(items), chunk)
     ]
     runner = _runner_for(config)
     started = time.perf_counter()
-    results: list[ChunkResult] = runner.map(embed_chunk, calls)
+    results: list[ChunkResult] = runner.map(bench_embed_chunk, calls)
     wall = time.perf_counter() - started
     embedded = sum(r.n_embedded for r in results)
     failures = [f for r in results for f in r.failures]
@@ -157,7 +234,7 @@ def run_pipeline_pass(config: Config, items: list[EmbedItem], out_dir: Path, pas
     seconds["wall"] = round(sum(r.wall_seconds for r in results), 2)
     rate = embedded / wall
     return PassResult(config.name, config.runner, pass_name, embedded, round(wall, 2), round(rate, 1),
-                      round(rate / raw_rate, 3), len(calls), seconds)
+                      0.0, 0.0, len(calls), seconds)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -194,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
         raw_before = raw_forward_rate(backbone, batch, args.raw_seconds)
         raw_one_thread = raw_forward_rate(one_thread, batch, args.raw_seconds)
         log.info("raw forward: %.1f img/s all cores, %.1f img/s one thread", raw_before, raw_one_thread)
+        drafts = sorted({c.draft or PIPELINE_DRAFT for c in configs})
+        decode_ms = {d: decode_cost_ms(backbone, items, d) for d in drafts}
+        log.info("read+decode+preprocess, one core: %s ms/photo", {d: round(v, 2) for d, v in decode_ms.items()})
 
         passes: list[PassResult] = []
         if any(c.runner == "ray" for c in configs):
@@ -201,20 +281,25 @@ def main(argv: list[str] | None = None) -> None:
         for config in configs:
             out_dir = tmp_path / "parts" / config.name.replace(" ", "_").replace("/", "_")
             for pass_name in ("cold", "warm"):
-                result = run_pipeline_pass(config, items, out_dir, pass_name, raw_before, cache_dir)
+                result = run_pipeline_pass(config, items, out_dir, pass_name, cache_dir)
                 passes.append(result)
-                log.info("%-45s %s %6.1f img/s ratio %.2f", config.name, pass_name, result.images_per_second,
-                         result.ratio_to_raw)
+                log.info("%-45s %s %6.1f img/s", config.name, pass_name, result.images_per_second)
         raw_after = raw_forward_rate(backbone, batch, args.raw_seconds)
     raw = (raw_before + raw_after) / 2
+    cores = os.cpu_count() or 1
+    ceilings = {d: ceiling_rate(raw, ms, cores) for d, ms in decode_ms.items()}
+    draft_of = {c.name: c.draft or PIPELINE_DRAFT for c in configs}
     for result in passes:  # ratios against the mean of the two raw measurements
         result.ratio_to_raw = round(result.images_per_second / raw, 3)
+        result.ratio_to_ceiling = round(result.images_per_second / ceilings[draft_of[result.config]], 3)
 
     report = {
         "machine": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg()},
         "photos": {"n": args.n, "size": f"{width}x{height}", "chunk": args.chunk},
         "raw": {"batch": RAW_BATCH, "all_cores_before": round(raw_before, 1), "all_cores_after": round(raw_after, 1),
                 "all_cores_mean": round(raw, 1), "one_thread": round(raw_one_thread, 1)},
+        "decode_ms_per_photo": {str(d): round(v, 2) for d, v in decode_ms.items()},
+        "ceiling_img_per_s": {str(d): round(v, 1) for d, v in ceilings.items()},
         "configs": [asdict(c) for c in configs],
         "passes": [asdict(p) for p in passes],
     }
@@ -231,14 +316,17 @@ def print_report(report: dict, passes: list[PassResult]) -> None:
     drift = abs(raw["all_cores_before"] - raw["all_cores_after"]) / raw["all_cores_mean"]
     if drift > 0.10:
         print(f"WARNING: raw drifted {drift:.0%} during the run - another process used the CPUs; ratios are rough")
+    print(f"read+decode+preprocess per photo, one core (by JPEG draft size): {report['decode_ms_per_photo']} ms; "
+          f"ceiling when decode shares the cores: {report['ceiling_img_per_s']} img/s")
     print(f"photos: {report['photos']}, load average at end {report['machine']['loadavg_end']}\n")
-    header = f"{'configuration':46s} {'pass':5s} {'img/s':>7s} {'ratio':>6s} {'tasks':>5s} " \
+    header = f"{'configuration':52s} {'pass':5s} {'img/s':>7s} {'/raw':>5s} {'/ceil':>5s} {'tasks':>5s} " \
              f"{'decode-wait':>11s} {'infer':>7s} {'write':>6s} {'task-wall':>9s}"
     print(header)
     print("-" * len(header))
     for p in passes:
         s = p.task_seconds
-        print(f"{p.config:46s} {p.pass_name:5s} {p.images_per_second:7.1f} {p.ratio_to_raw:6.2f} {p.tasks:5d} "
+        print(f"{p.config:52s} {p.pass_name:5s} {p.images_per_second:7.1f} {p.ratio_to_raw:5.2f} "
+              f"{p.ratio_to_ceiling:5.2f} {p.tasks:5d} "
               f"{s['read_decode']:11.2f} {s['infer']:7.2f} {s['write']:6.2f} {s['wall']:9.2f}")
     warm = [p for p in passes if p.pass_name == "warm"]
     if warm:

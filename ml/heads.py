@@ -30,7 +30,8 @@ STRATEGIES: tuple[str, ...] = ("logreg", "lightgbm", "prototype")
 # tune, logreg one linear layer, lightgbm hundreds of trees), because a tie on a small holdout says nothing
 # about which generalises better and the simpler model overfits less.
 SIMPLICITY_ORDER: tuple[str, ...] = ("prototype", "logreg", "lightgbm")
-LOGREG_C_GRID: tuple[float, ...] = (0.1, 0.5, 2.0, 10.0)
+# 30 and 100 because the grocery-produce probe picks C of 128-512 on L2-normalised features
+LOGREG_C_GRID: tuple[float, ...] = (0.1, 0.5, 2.0, 10.0, 30.0, 100.0)
 LOGREG_FALLBACK_C = 2.0
 PROTOTYPE_TEMPERATURE = 20.0
 # Inner C search needs >=2 train and >=1 validation example per class, else C is guessed from noise.

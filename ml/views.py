@@ -11,7 +11,11 @@ features (only the last layer is pooled). This module gets them back without tra
   graph exported here has a dynamic spatial size (any multiple of 32, where TF "SAME" padding is the same
   for every size);
 - *features*: several poolings from one forward pass - the head's average pool (the default embedding),
-  its GeM pool, and average pools of intermediate blocks (multi-scale features).
+  its GeM and max pools, and average pools of intermediate blocks (multi-scale features) - plus an HSV
+  colour histogram of the same view, computed outside the network.
+
+On grocery-produce (50 fine-grained classes, `benchmarks/accuracy.py`) only two of these paid: 320 px input
+(+2.6 points top-1) and the colour histogram (+2); views, block pools and GeM stayed within noise or lost.
 
 `extract_view_features` is the cached-feature workhorse of `benchmarks/accuracy.py`; `EfficientNetViews` is
 the same thing as a `Backbone`, so the pipeline's `embed_chunk` can run a chosen configuration unchanged
@@ -41,9 +45,16 @@ FEATURES_VERSION = 1
 # Block outputs pooled as multi-scale features: last block of each stage from stride 8 on
 # (block index -> channels: 4 -> 40, 7 -> 80, 10 -> 112, 14 -> 192, 15 -> 320).
 BLOCK_TAPS: tuple[int, ...] = (4, 7, 10, 14, 15)
-FEATURE_DIMS: dict[str, int] = {"avg": 1280, "gem": 1280, "max": 1280, "b4": 40, "b7": 80, "b10": 112,
-                                "b14": 192, "b15": 320}
-FEATURE_NAMES: tuple[str, ...] = tuple(FEATURE_DIMS)
+# Outputs of the exported graph, in order.
+ONNX_FEATURES: dict[str, int] = {"avg": 1280, "gem": 1280, "max": 1280, "b4": 40, "b7": 80, "b10": 112,
+                                 "b14": 192, "b15": 320}
+FEATURE_NAMES: tuple[str, ...] = tuple(ONNX_FEATURES)
+# Colour histogram of the view's pixels (hue 16 x saturation 4 x value 4 bins), computed outside the graph:
+# ImageNet features are trained to be colour-robust, while a Granny Smith and a Golden Delicious differ mostly
+# by colour.
+HSV_BINS = (16, 4, 4)
+HSV_SIDE = 80  # the histogram reads every k-th pixel so that about 80 x 80 are counted: 10x cheaper at 320 px
+FEATURE_DIMS: dict[str, int] = {**ONNX_FEATURES, "hsv": HSV_BINS[0] * HSV_BINS[1] * HSV_BINS[2]}
 GEM_P = 3.0
 ZOOM = 0.8  # the zoom and corner views keep 80 % of the short side
 GEOMETRIES = ("center", "squash", "zoom", "tl", "tr", "bl", "br")
@@ -93,6 +104,25 @@ def view_pixels(image: Image.Image, views: Sequence[str], size: int) -> np.ndarr
     return out
 
 
+def hsv_histogram(pixels: np.ndarray) -> np.ndarray:
+    """(n, 3, S, S) model input -> (n, 256) square-rooted HSV histograms (unit L2 norm: Hellinger mapping).
+
+    Computed from the model input, so it sees exactly the view the network sees and needs no extra decode.
+    A histogram hardly changes with resolution, so only every k-th pixel (about HSV_SIDE per side) is counted.
+    """
+    step = max(1, pixels.shape[-1] // HSV_SIDE)
+    rgb = np.clip(pixels[:, :, ::step, ::step] * STD + MEAN + 0.5, 0, 255).astype(np.uint8)
+    out = np.empty((len(rgb), FEATURE_DIMS["hsv"]), dtype=np.float32)
+    _, s_bins, v_bins = HSV_BINS
+    for i, arr in enumerate(rgb):
+        hsv = np.asarray(Image.fromarray(arr.transpose(1, 2, 0)).convert("HSV")).reshape(-1, 3).astype(np.int64)
+        index = (hsv[:, 0] * HSV_BINS[0] // 256) * s_bins * v_bins + (hsv[:, 1] * s_bins // 256) * v_bins \
+            + hsv[:, 2] * v_bins // 256
+        counts = np.bincount(index, minlength=out.shape[1])
+        out[i] = np.sqrt(counts / counts.sum())
+    return out
+
+
 # --------------------------------------------------------------------------------------- feature model
 def build_torch_multi_feature_model():
     """Torch module (n, 3, H, W) -> tuple of pooled features in FEATURE_NAMES order."""
@@ -131,7 +161,7 @@ def export_multi_feature_onnx(cache_dir: Path) -> Path:
     model = build_torch_multi_feature_model()
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
     os.close(fd)
-    axes = {"pixels": {0: "batch", 2: "height", 3: "width"}, **{name: {0: "batch"} for name in FEATURE_NAMES}}
+    axes = {"pixels": {0: "batch", 2: "height", 3: "width"}, **{name: {0: "batch"} for name in ONNX_FEATURES}}
     try:
         torch.onnx.export(model, torch.zeros(1, 3, 224, 224), tmp, input_names=["pixels"],
                           output_names=list(FEATURE_NAMES), dynamic_axes=axes, opset_version=17, dynamo=False)
@@ -176,7 +206,7 @@ def extract_view_features(
     decode_threads: int = 2,
     names: Sequence[str] = FEATURE_NAMES,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Features of every item under every view: {view: {feature: (n_items, dim)}}.
+    """Features of every item under every view: {view: {feature: (n_items, dim)}}; `names` may include 'hsv'.
 
     Each image is decoded once for all its views; decoding the next batch overlaps the current forward
     pass (PIL and onnxruntime release the GIL), as in `ml.embedding.embed_chunk`.
@@ -193,12 +223,19 @@ def extract_view_features(
         for k, start in enumerate(starts):
             block = np.stack([f.result() for f in pending])  # (b, v, 3, S, S)
             pending = submit(starts[k + 1]) if k + 1 < len(starts) else []
-            feats = model.run(block.reshape(-1, 3, size, size), names)
+            feats = _run_features(model, block.reshape(-1, 3, size, size), names)
             for name, values in feats.items():
                 values = values.reshape(len(block), len(views), -1)
                 for j, view in enumerate(views):
                     out[view][name][start : start + len(block)] = values[:, j]
     return out
+
+
+def _run_features(model: MultiFeatureModel, pixels: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    feats = model.run(pixels, [n for n in names if n in ONNX_FEATURES]) if set(names) & set(ONNX_FEATURES) else {}
+    if "hsv" in names:
+        feats["hsv"] = hsv_histogram(pixels)
+    return feats
 
 
 # ----------------------------------------------------------------------------------------- combination
@@ -235,50 +272,67 @@ class EfficientNetViews(Backbone):
     configuration, so embeddings of different configurations never mix in the store.
     """
 
-    def __init__(self, cache_dir: str | Path, size: int, features: Sequence[str], views: Sequence[str],
+    def __init__(self, cache_dir: str | Path, size: int, features: Sequence[str], views: Sequence[str] = ("center",),
                  threads: int = 0, weights: dict[str, float] | None = None):
         if size % 32:
             raise BackboneUnavailable(f"input size {size} is not a multiple of 32")
         unknown = [f for f in features if f not in FEATURE_DIMS]
         if unknown or not features:
-            raise BackboneUnavailable(f"unknown features {unknown or features}; known: {FEATURE_NAMES}")
+            raise BackboneUnavailable(f"unknown features {unknown or features}; known: {tuple(FEATURE_DIMS)}")
         for view in views:
             parse_view(view)
         self.model = MultiFeatureModel(cache_dir, threads)
         self.size, self.features, self.views = size, tuple(features), tuple(views)
+        self.input_size = size
         self.weights = dict(weights or {})
         self.dim = sum(FEATURE_DIMS[f] for f in self.features)
         self.device = "cpu"
-        self.model_id = f"{self.model.weights}:views-v{FEATURES_VERSION}/{view_config_name(size, features, views)}"
+        config = view_config_name(size, self.features, self.views, self.weights)
+        self.model_id = f"{self.model.weights}:views-v{FEATURES_VERSION}/{config}"
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         return np.stack([view_pixels(image, self.views, self.size) for image in images])
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         n, v = batch.shape[:2]
-        feats = self.model.run(batch.reshape(n * v, 3, self.size, self.size), self.features)
+        feats = _run_features(self.model, batch.reshape(n * v, 3, self.size, self.size), self.features)
         per_view = [{name: feats[name].reshape(n, v, -1)[:, j] for name in self.features} for j in range(v)]
         return combine_features(per_view, self.features, self.weights)
 
 
-def view_config_name(size: int, features: Iterable[str], views: Iterable[str]) -> str:
-    """'320/avg+b14/squash+squash_flip': the configuration as text, usable as a backbone argument."""
-    return f"{size}/{'+'.join(features)}/{'+'.join(views)}"
+def view_config_name(size: int, features: Iterable[str], views: Iterable[str],
+                     weights: dict[str, float] | None = None) -> str:
+    """'320/avg+hsv*0.5/center': the configuration as text, usable as a backbone argument.
+
+    A feature's weight other than 1 follows it after '*'; weights change the vectors, so they are part of
+    the name (and of `model_id`).
+    """
+    weights = weights or {}
+    feats = "+".join(f if weights.get(f, 1.0) == 1.0 else f"{f}*{weights[f]:g}" for f in features)
+    return f"{size}/{feats}/{'+'.join(views)}"
 
 
-def parse_view_config(arg: str) -> tuple[int, list[str], list[str]]:
-    """Inverse of `view_config_name`; raises BackboneUnavailable on a malformed argument."""
+def parse_view_config(arg: str) -> tuple[int, list[str], list[str], dict[str, float]]:
+    """Inverse of `view_config_name`: (size, features, views, weights); BackboneUnavailable when malformed."""
     try:
-        size, features, views = arg.split("/")
-        return int(size), features.split("+"), views.split("+")
+        size, feats, views = arg.split("/")
+        features, weights = [], {}
+        for token in feats.split("+"):
+            name, star, weight = token.partition("*")
+            features.append(name)
+            if star:
+                weights[name] = float(weight)
+        return int(size), features, views.split("+"), weights
     except ValueError as exc:
-        raise BackboneUnavailable(f"expected efficientnet-lite0-views:SIZE/FEAT+FEAT/VIEW+VIEW, not {arg!r}") from exc
+        raise BackboneUnavailable(
+            f"expected efficientnet-lite0-views:SIZE/FEAT[*W]+FEAT/VIEW+VIEW, not {arg!r}"
+        ) from exc
 
 
 def _build(spec: BackboneSpec, arg: str) -> Backbone:
-    size, features, views = parse_view_config(arg)
-    return EfficientNetViews(spec.cache_dir, size, features, views, spec.threads)
+    size, features, views, weights = parse_view_config(arg)
+    return EfficientNetViews(spec.cache_dir, size, features, views, spec.threads, weights)
 
 
-# Importing this module makes "efficientnet-lite0-views:320/avg+b14/squash+squash_flip" a backbone name.
+# Importing this module makes e.g. "efficientnet-lite0-views:320/avg+hsv*0.5/center" a backbone name.
 register_backbone("efficientnet-lite0-views", _build)

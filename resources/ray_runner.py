@@ -23,6 +23,14 @@ class TaskRunner(ConfigurableResource):
     def map(self, fn: Callable[..., Any], calls: Sequence[tuple], on_result: Callable | None = None) -> list:
         raise NotImplementedError
 
+    def slots(self) -> int:
+        """How many tasks run at once: chunks are sized so that every slot gets equal work."""
+        return 1
+
+    def threads_per_task(self) -> int:
+        """CPU threads one task's runtime may use (0 = all cores of the process)."""
+        return 0
+
     def _progress(self, fn: Callable, total: int, on_result: Callable | None) -> Callable:
         """Wrap `on_result` so it also advances a tqdm bar when asked for."""
         if not self.show_progress or total == 0:
@@ -63,6 +71,15 @@ class RayRunner(TaskRunner):
     num_cpus: int | None = None  # local Ray only: cores to use (None = all)
     cpus_per_task: float = 1.0
     max_retries: int = 2
+
+    def slots(self) -> int:
+        ray = self._ensure_ray()
+        return max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_task))
+
+    def threads_per_task(self) -> int:
+        # Each task gets the cores it reserved: two tasks with two onnxruntime threads each on 2 cores
+        # oversubscribe them (measured: 0.57 of the raw forward rate vs 0.70 with one thread each).
+        return max(1, int(self.cpus_per_task))
 
     def _ensure_ray(self):
         import ray

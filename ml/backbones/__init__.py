@@ -44,6 +44,7 @@ class Backbone:
     dim: int
     device: str = "cpu"
     batch_size: int = 32
+    input_size: int = 224  # the side the model sees: JPEGs are draft-decoded to no less than this
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Images -> model input batch (n, 3, H, W) float32."""
@@ -150,4 +151,5 @@ def _ensure_builtin_families() -> None:
         return
     _BUILTINS_LOADED = True
     # Each family registers itself on import; heavy libraries are imported only when a model is built.
+    from ml import views  # noqa: F401
     from ml.backbones import efficientnet, hf_backbone, open_clip_backbone  # noqa: F401

@@ -1,0 +1,27 @@
+"""The accuracy-oriented backbone family (320 px, colour histogram) loads by name through the registry."""
+
+import numpy as np
+from PIL import Image
+
+from assets_defs.embeddings.assets import balanced_chunk
+from ml.backbones import load_backbone
+
+
+def test_views_backbone_by_name(model_root):
+    backbone = load_backbone("efficientnet-lite0-views:320/avg+hsv*0.5/center", cache_dir=str(model_root))
+    assert backbone.input_size == 320 and backbone.dim == 1280 + 256
+    assert "views" in backbone.model_id and "320" in backbone.model_id
+    rng = np.random.default_rng(0)
+    red = Image.new("RGB", (400, 300), (200, 30, 30))
+    noise = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    vectors = backbone.embed([red, noise, red])
+    assert vectors.shape == (3, 1536)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
+
+
+def test_balanced_chunks_keep_every_slot_busy():
+    assert balanced_chunk(768, 2) == 192  # 4 equal tasks, not 256+256+256 with one slot idle at the end
+    assert balanced_chunk(100, 2) == 50
+    assert balanced_chunk(10_000, 8) <= 256
+    assert balanced_chunk(1, 4) == 1
