@@ -23,5 +23,5 @@ ui: setup
 	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
 
 bench: setup
-	$(PY) benchmarks/throughput.py
-	$(PY) benchmarks/accuracy.py
+	$(PY) -m benchmarks.throughput
+	$(PY) -m benchmarks.accuracy

@@ -41,7 +41,7 @@ log = logging.getLogger("benchmarks.throughput")
 OUT_DIR = Path(__file__).resolve().parent / "out"
 PIPELINE_CHUNK = 256  # assets_defs/embeddings/assets.py CHUNK
 RAW_BATCH = 32
-PIPELINE_DRAFT = 2 * 224  # ml.embedding._load's decode_image(draft_size=...)
+PIPELINE_DRAFT = 224  # ml.embedding._load decodes JPEGs at the backbone's input size
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,24 @@ class Config:
     draft: int | None = None  # JPEG draft size forced on decode_image; None = the pipeline's (2 x 224)
 
 
-def default_configs(chunk: int) -> list[Config]:
-    """The pipeline's current defaults first, then the alternatives worth trying on a small machine."""
+def default_configs(chunk: int, sweep: bool = False) -> list[Config]:
+    """The pipeline as shipped first (what the embeddings asset does), then, with `sweep`, the alternatives
+    that were measured to choose it (the old defaults among them: draft 448, threads=0, fixed 256 chunks)."""
     cores = os.cpu_count() or 1
-    return [
-        Config("inprocess default", "inprocess", chunk=chunk),
-        Config("inprocess default, no spinning", "inprocess", chunk=chunk, spin=False),
-        Config("inprocess default, draft=224", "inprocess", chunk=chunk, draft=224),
-        Config("ray default (1 cpu/task, threads=0)", "ray", chunk=chunk),
-        Config("ray 1 cpu/task threads=1 decode=1", "ray", threads=1, decode_threads=1, chunk=chunk),
-        Config("ray 1 cpu/task threads=1 decode=1 balanced", "ray", threads=1, decode_threads=1, chunk=-1),
-        Config("ray 1 cpu/task threads=1 decode=1 balanced draft=224", "ray", threads=1, decode_threads=1,
-               chunk=-1, draft=224),
+    shipped = [
+        Config("shipped: ray, 1 thread + 1 decoder per task, balanced, draft 224", "ray", threads=1,
+               decode_threads=1, chunk=-1, draft=224),
+        Config("shipped: inprocess, all threads, 2 decoders, draft 224", "inprocess", chunk=chunk, draft=224),
+    ]
+    if not sweep:
+        return shipped
+    return shipped + [
+        Config("old inprocess default (draft 448)", "inprocess", chunk=chunk, draft=448),
+        Config("inprocess, no spinning (draft 448)", "inprocess", chunk=chunk, spin=False, draft=448),
+        Config("old ray default (1 cpu/task, threads=0, draft 448)", "ray", chunk=chunk, draft=448),
+        Config("ray threads=1 decode=1 (draft 448)", "ray", threads=1, decode_threads=1, chunk=chunk, draft=448),
+        Config("ray threads=1 decode=1 balanced (draft 448)", "ray", threads=1, decode_threads=1, chunk=-1,
+               draft=448),
         Config("ray all cpus/task threads=0", "ray", cpus_per_task=cores, chunk=chunk),
         Config("ray all cpus/task threads=0, no spinning", "ray", cpus_per_task=cores, chunk=chunk, spin=False),
     ]
@@ -248,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="640x480", help="photo size WIDTHxHEIGHT")
     parser.add_argument("--runner", choices=("ray", "inprocess", "both"), default="both")
     parser.add_argument("--chunk", type=int, default=PIPELINE_CHUNK, help="items per task (pipeline: 256)")
+    parser.add_argument("--sweep", action="store_true", help="also the alternative configurations (~3.5 min)")
     parser.add_argument("--raw-seconds", type=float, default=8.0, help="duration of each raw measurement")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "throughput.json")
     args = parser.parse_args(argv)
@@ -255,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("ml").setLevel(logging.WARNING)  # one line per chunk would drown the figures
 
     width, height = parse_size(args.size)
-    configs = [c for c in default_configs(args.chunk) if args.runner in ("both", c.runner)]
+    configs = [c for c in default_configs(args.chunk, args.sweep) if args.runner in ("both", c.runner)]
     cache_dir = BackboneSpec().cache_dir
     with tempfile.TemporaryDirectory(prefix="tagsmith-throughput-") as tmp:
         tmp_path = Path(tmp)
