@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,7 +35,14 @@ import numpy as np
 from PIL import Image
 
 from ml.backbones import Backbone, BackboneSpec, BackboneUnavailable, register_backbone
-from ml.backbones.efficientnet import MEAN, STD, _weights_tag, build_torch_feature_model, weights_path
+from ml.backbones.efficientnet import (
+    MEAN,
+    STD,
+    _weights_tag,
+    build_torch_feature_model,
+    weights_path,
+    write_onnx_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,22 +161,8 @@ def export_multi_feature_onnx(cache_dir: Path) -> Path:
     target = Path(cache_dir) / f"efficientnet-lite0-{_weights_tag(weights_path())}-multi-v{FEATURES_VERSION}.onnx"
     if target.exists():
         return target
-    import torch
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    model = build_torch_multi_feature_model()
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
-    os.close(fd)
     axes = {"pixels": {0: "batch", 2: "height", 3: "width"}, **{name: {0: "batch"} for name in ONNX_FEATURES}}
-    try:
-        torch.onnx.export(model, torch.zeros(1, 3, 224, 224), tmp, input_names=["pixels"],
-                          output_names=list(FEATURE_NAMES), dynamic_axes=axes, opset_version=17, dynamo=False)
-        os.replace(tmp, target)  # atomic, as in ml.backbones.efficientnet.export_onnx
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    log.info("exported multi-feature efficientnet-lite0 to %s", target)
-    return target
+    return write_onnx_atomically(build_torch_multi_feature_model(), target, list(FEATURE_NAMES), axes)
 
 
 class MultiFeatureModel:

@@ -80,16 +80,12 @@ def build_torch_feature_model():
     return Features(net).eval()
 
 
-def export_onnx(cache_dir: Path) -> Path:
-    """Export the feature model to ONNX once per weights version; safe when several workers race."""
-    wpath = weights_path()
-    target = Path(cache_dir) / f"efficientnet-lite0-{_weights_tag(wpath)}.onnx"
-    if target.exists():
-        return target
+def write_onnx_atomically(model, target: Path, output_names: list[str], dynamic_axes: dict) -> Path:
+    """Export `model` (input "pixels", 1x3x224x224 sample) to `target` via a temp file and a rename, so that
+    several workers racing to export see the whole file or none."""
     import torch
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    model = build_torch_feature_model()
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
     os.close(fd)
     try:
@@ -101,17 +97,26 @@ def export_onnx(cache_dir: Path) -> Path:
                 torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),
                 tmp,
                 input_names=["pixels"],
-                output_names=["features"],
-                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
                 opset_version=17,
                 dynamo=False,
             )
-        os.replace(tmp, target)  # atomic: a concurrent reader sees the whole file or none
+        os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    log.info("exported efficientnet-lite0 to %s", target)
+    log.info("exported %s", target)
     return target
+
+
+def export_onnx(cache_dir: Path) -> Path:
+    """Export the feature model to ONNX once per weights version."""
+    target = Path(cache_dir) / f"efficientnet-lite0-{_weights_tag(weights_path())}.onnx"
+    if target.exists():
+        return target
+    axes = {"pixels": {0: "batch"}, "features": {0: "batch"}}
+    return write_onnx_atomically(build_torch_feature_model(), target, ["features"], axes)
 
 
 class EfficientNetLite0Onnx(Backbone):
