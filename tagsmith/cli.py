@@ -108,7 +108,9 @@ def run(library: str, job: str = typer.Option("tag_library", help="tag_library o
     ok, notes = service.run_library(library, job)
     for note in notes:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
-    _show(service.named_query(library, "head_metrics"))
+    metrics = service.named_query(library, "head_metrics")
+    _show(metrics.select("facet", "strategy", "holdout_accuracy", "holdout_balanced_accuracy", "n_train",
+                         "n_holdout", "bar", "version"))
     if not ok:
         raise typer.Exit(1)
 
