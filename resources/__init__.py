@@ -40,12 +40,15 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
         )
     else:
         vector_store = QdrantLocal(path=str(home / "qdrant"))
+    show_progress = env.get("TAGSMITH_PROGRESS") == "1"  # the CLI sets it when stderr is a terminal
     if env.get("TAGSMITH_RUNNER") == "inprocess":
-        runner = InProcessRunner()
+        runner = InProcessRunner(show_progress=show_progress)
     else:
         num_cpus = env.get("TAGSMITH_RAY_NUM_CPUS")
         runner = RayRunner(
-            address=env.get("TAGSMITH_RAY_ADDRESS") or None, num_cpus=int(num_cpus) if num_cpus else None
+            address=env.get("TAGSMITH_RAY_ADDRESS") or None,
+            num_cpus=int(num_cpus) if num_cpus else None,
+            show_progress=show_progress,
         )
     return {
         "libraries": LibraryStore(root=str(home / "libraries")),

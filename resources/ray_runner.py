@@ -37,7 +37,7 @@ class TaskRunner(ConfigurableResource):
             return on_result or (lambda done, total: None)
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc=getattr(fn, "__name__", "tasks"), unit="task", leave=False)
+        bar = tqdm(total=total, desc=getattr(fn, "__name__", "tasks"), unit="task")
 
         def callback(done: int, total: int) -> None:
             bar.update(done - bar.n)

@@ -38,7 +38,7 @@ def register_partition(name: str) -> None:
             instance.add_dynamic_partitions(library_partitions.name, [name])
 
 
-def run_library(name: str, job: str = "tag_library", env=None, log_level: str = "INFO") -> tuple[bool, list[str]]:
+def run_library(name: str, job: str = "tag_library", env=None, log_level: str | None = None) -> tuple[bool, list[str]]:
     """Materialise the library's partition through Dagster (runs show in the UI). Returns (success, notes)."""
     from dagster import DagsterEventType, DagsterInstance
 
@@ -47,6 +47,8 @@ def run_library(name: str, job: str = "tag_library", env=None, log_level: str = 
     ensure_dagster_home()
     register_partition(name)
     defs = build_definitions(env)
+    if log_level is None:  # with progress bars on a terminal, Dagster's console shows warnings only
+        log_level = "WARNING" if os.environ.get("TAGSMITH_PROGRESS") == "1" else "INFO"
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def(job).execute_in_process(
             partition_key=name,
