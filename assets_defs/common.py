@@ -55,6 +55,7 @@ def record_quarantine(warehouse: Warehouse, library: str, stage: str, rows: list
         ],
         schema=QUARANTINE_SCHEMA,
     )
+    new = new.unique(["uri", "reason"], keep="first", maintain_order=True)  # a retried failure is one row
     if old is not None:
         kept_old = old.filter(pl.col("stage") != stage)
         # keep the first time a file was seen failing
