@@ -1,0 +1,124 @@
+"""Frame readers on small videos this test writes with PyAV (libx264): timestamps, both backends, bad files."""
+
+import av
+import numpy as np
+import pytest
+
+from ml.media import MediaProblem
+from ml.video import DecordReader, PyAVReader, interval_timestamps, open_video
+
+FPS = 10
+
+
+def colour_at(second: int) -> tuple[int, int, int]:
+    return ((second * 40) % 256, 255 - (second * 40) % 256, 128)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """6 s of 160x120 H.264 at 10 fps, GOP 25; second k is filled with colour_at(k)."""
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.gop_size = 25
+        for i in range(6 * FPS):
+            pixels = np.zeros((120, 160, 3), np.uint8)
+            pixels[:] = colour_at(i // FPS)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_interval_timestamps():
+    assert interval_timestamps(3.0, 1.0) == [0.0, 1.0, 2.0]
+    assert interval_timestamps(3.5, 1.0) == [0.0, 1.0, 2.0, 3.0]
+    assert interval_timestamps(1.0, 0.25) == [0.0, 0.25, 0.5, 0.75]
+    assert interval_timestamps(0.0) == []
+    with pytest.raises(ValueError):
+        interval_timestamps(3.0, 0)
+
+
+@pytest.mark.parametrize("reader_cls", [PyAVReader, DecordReader])
+def test_sampled_frames_are_the_right_ones(clip, reader_cls):
+    reader = reader_cls(str(clip))
+    assert reader.info.duration_s == pytest.approx(6.0, abs=0.15)
+    assert (reader.info.width, reader.info.height) == (160, 120)
+    frames = list(reader.frames_at([0.0, 1.0, 2.5, 3.0, 5.0, 5.05]))
+    reader.close()
+    # 5.0 and 5.05 fall on distinct frames at 10 fps; a stamp past the end yields nothing
+    assert [f.ts for f in frames] == pytest.approx([0.0, 1.0, 2.5, 3.0, 5.0, 5.1], abs=0.051)
+    for frame in frames:
+        got = np.asarray(frame.image)[60, 80].astype(int)
+        assert np.abs(got - np.array(colour_at(int(frame.ts + 1e-6)))).max() < 12, (frame.ts, got)
+
+
+def test_pyav_seeks_forward_over_long_gaps(clip):
+    reader = PyAVReader(str(clip))
+    frames = list(reader.frames_at([0.0, 4.9]))  # gap larger than the GOP: one seek, not 49 decodes
+    reader.close()
+    assert [f.ts for f in frames] == pytest.approx([0.0, 4.9], abs=0.051)
+
+
+def test_bad_videos_are_refused_with_both_reasons(tmp_path):
+    fake = tmp_path / "lies.mp4"
+    fake.write_text("this is not a video")
+    with pytest.raises(MediaProblem) as info:
+        open_video(str(fake))
+    assert "pyav:" in info.value.reason and "decord:" in info.value.reason
+
+    audio = tmp_path / "voice.mp4"
+    with av.open(str(audio), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with pytest.raises(MediaProblem, match="no video stream"):
+        PyAVReader(str(audio))
+
+
+def test_falls_back_to_the_other_backend(clip):
+    reader = open_video(str(clip), prefer="decord")
+    assert reader.info.backend == "decord"
+    reader.close()
+    with pytest.raises(ValueError):
+        open_video(str(clip), prefer="opencv")
+
+
+@pytest.fixture(scope="module")
+def cut_clip(tmp_path_factory):
+    """8 s at 10 fps: a grey scene, a hard cut to red at 2.6 s, a cut to blue at 6.3 s."""
+    path = tmp_path_factory.mktemp("video") / "cuts.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(8 * FPS):
+            t = i / FPS
+            colour = (120, 120, 120) if t < 2.6 else (220, 30, 30) if t < 6.3 else (30, 40, 220)
+            pixels = np.zeros((120, 160, 3), np.uint8)
+            pixels[:] = colour
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_scene_changes_are_found_between_interval_samples(cut_clip, backend):
+    from ml.video import sample_frames
+
+    reader = open_video(str(cut_clip), prefer=backend)
+    frames = list(sample_frames(reader, every_s=1.0, refine_s=0.25))
+    reader.close()
+    interval = [f.ts for f in frames if f.reason == "interval"]
+    cuts = [f.ts for f in frames if f.reason == "scene-change"]
+    assert interval == pytest.approx([0, 1, 2, 3, 4, 5, 6, 7], abs=0.051)
+    assert len(cuts) == 2
+    assert cuts[0] == pytest.approx(2.6, abs=0.25) and cuts[1] == pytest.approx(6.3, abs=0.25)
+    assert cuts[0] >= 2.6 - 1e-6 and cuts[1] >= 6.3 - 1e-6  # the frame shown is already the new scene
