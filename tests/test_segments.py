@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from ml.segments import SegmentParams, build_segments, format_timestamp, smooth_scores
+
+CLASSES = ["acme", "globex"]
+
+
+def frames(pattern: str) -> np.ndarray:
+    """One row per second: 'a' = acme clearly, 'g' = globex clearly, '.' = nothing, 'w' = weak acme."""
+    rows = {"a": [0.95, 0.05], "g": [0.05, 0.95], ".": [0.1, 0.1], "w": [0.45, 0.1]}
+    return np.array([rows[c] for c in pattern], dtype=np.float32)
+
+
+def test_consecutive_hits_merge_and_flicker_is_smoothed_over():
+    scores = frames("..aaa.aaa...gg..")
+    segs = build_segments(list(range(len(scores))), scores, CLASSES, {"acme": 0.6, "globex": 0.6},
+                          SegmentParams(window=1, max_gap_s=2.0))
+    assert [(s["tag_id"], s["start_s"], s["end_s"], s["status"]) for s in segs] == [
+        ("acme", 2.0, 9.0, "applied"),
+        ("globex", 12.0, 14.0, "applied"),
+    ]
+
+
+def test_short_or_weak_stretches_go_to_review():
+    scores = frames("....a.......wwww....")
+    segs = build_segments(list(range(len(scores))), scores, CLASSES, {"acme": 0.6, "globex": 0.6},
+                          SegmentParams(window=1, min_duration_s=2.0))
+    assert [(s["start_s"], s["end_s"], s["status"]) for s in segs] == [(4.0, 5.0, "review"), (12.0, 16.0, "review")]
+    assert segs[1]["peak_score"] == pytest.approx(0.45)
+
+
+def test_unsorted_and_uneven_timestamps():
+    ts = [3.0, 0.0, 1.0, 2.0, 2.6]  # a scene-change frame at 2.6 between interval samples
+    scores = np.array([[0.9, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 0.1], [0.9, 0.1]], dtype=np.float32)
+    segs = build_segments(ts, scores, CLASSES, {"acme": 0.5}, SegmentParams(window=1, min_duration_s=1.0))
+    assert [(s["start_s"], s["end_s"], s["status"]) for s in segs] == [(2.6, 4.0, "applied")]
+
+
+def test_smoothing_keeps_length_and_averages():
+    out = smooth_scores(np.array([[0.0], [3.0], [0.0]], dtype=np.float32), 3)
+    assert out[:, 0].tolist() == pytest.approx([1.5, 1.0, 1.5])
+    assert build_segments([], np.zeros((0, 2)), CLASSES, {}) == []
+    with pytest.raises(ValueError):
+        build_segments([0.0], np.zeros((2, 2)), CLASSES, {})
+
+
+def test_format_timestamp():
+    assert format_timestamp(38 * 60 + 12 + 3600 * 0) == "00:38:12"
+    assert format_timestamp(4 * 3600 + 5) == "04:00:05"
