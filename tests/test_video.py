@@ -122,3 +122,21 @@ def test_scene_changes_are_found_between_interval_samples(cut_clip, backend):
     assert len(cuts) == 2
     assert cuts[0] == pytest.approx(2.6, abs=0.25) and cuts[1] == pytest.approx(6.3, abs=0.25)
     assert cuts[0] >= 2.6 - 1e-6 and cuts[1] >= 6.3 - 1e-6  # the frame shown is already the new scene
+
+
+def test_inspect_media_probes_videos_and_quarantines_bad_ones(clip, tmp_path):
+    from ml.inspect import inspect_media
+
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(clip.read_bytes()[:2000])
+    liar = tmp_path / "photo.mov"
+    liar.write_text("not a video at all")
+    empty = tmp_path / "empty.webm"
+    empty.write_bytes(b"")
+    rows = {r["uri"].rsplit("/", 1)[-1]: r for r in inspect_media([str(clip), str(truncated), str(liar), str(empty)])}
+    good = rows["clip.mp4"]
+    assert (good["kind"], good["width"], good["height"]) == ("video", 160, 120)
+    assert good["duration_s"] == pytest.approx(6.0, abs=0.15) and good["status"] == "skipped"
+    for name in ("cut.mp4", "photo.mov", "empty.webm"):
+        assert rows[name]["status"] == "quarantined" and rows[name]["error"], rows[name]
+    assert "empty file" in rows["empty.webm"]["error"]
