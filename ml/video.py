@@ -217,20 +217,32 @@ def signature_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def sample_frames(
-    reader, every_s: float = 1.0, scene_threshold: float = 0.35, refine_s: float = 0.25
+    reader,
+    every_s: float = 1.0,
+    scene_threshold: float = 0.35,
+    refine_s: float = 0.25,
+    start_s: float = 0.0,
+    end_s: float | None = None,
 ) -> Iterator[SampledFrame]:
     """Interval frames, then one frame right after each scene change, located to within `refine_s`.
 
+    `start_s`/`end_s` restrict sampling to a time range, the unit a long video is split into for Ray.
     Pass 1 streams the interval samples and remembers only their signatures. Between two consecutive samples
     whose signatures differ by more than `scene_threshold` there is a cut; pass 2 bisects each such gap with
     a few extra decoded frames (log2(every_s / refine_s) per cut, all cuts per round in one ascending sweep),
     so the cost grows with the sampled frames and the cuts, never with the frames in the file.
     """
-    stamps = interval_timestamps(reader.info.duration_s, every_s)
+    end = reader.info.duration_s if end_s is None else min(end_s, reader.info.duration_s)
+    # the grid stays aligned to the start of the file, so time ranges of one video tile without overlap; the
+    # first sample of the next range is decoded too (not yielded) so that a cut between ranges is found
+    grid = interval_timestamps(reader.info.duration_s, every_s)
+    stamps = [t for t in grid if start_s - 1e-9 <= t < end - 1e-9]
+    lookahead = [t for t in grid if t >= end - 1e-9][:1]
     signatures: list[tuple[float, np.ndarray]] = []
-    for frame in reader.frames_at(stamps):
+    for frame in reader.frames_at(stamps + lookahead):
         signatures.append((frame.ts, frame_signature(frame.image)))
-        yield SampledFrame(frame.ts, "interval", frame.image)
+        if frame.ts < end - 1e-9:
+            yield SampledFrame(frame.ts, "interval", frame.image)
     gaps = [
         [t0, s0, t1, s1, None]
         for (t0, s0), (t1, s1) in zip(signatures, signatures[1:], strict=False)

@@ -140,3 +140,27 @@ def test_inspect_media_probes_videos_and_quarantines_bad_ones(clip, tmp_path):
     for name in ("cut.mp4", "photo.mov", "empty.webm"):
         assert rows[name]["status"] == "quarantined" and rows[name]["error"], rows[name]
     assert "empty file" in rows["empty.webm"]["error"]
+
+
+def test_video_ranges_tile_and_embed_with_timestamps(cut_clip, tmp_path, model_root):
+    import polars as pl
+
+    from ml.backbones import BackboneSpec
+    from ml.video_embedding import embed_video_range, time_ranges
+
+    assert time_ranges(8.0, 3.0) == [(0.0, 3.0), (3.0, 6.0), (6.0, 8.0)]
+    spec = BackboneSpec(cache_dir=str(model_root))
+    results = [embed_video_range(spec, "v" * 64, str(cut_clip), a, b, str(tmp_path / f"r{i}.parquet"))
+               for i, (a, b) in enumerate(time_ranges(8.0, 3.0))]
+    assert all(r.error is None for r in results)
+    frames = [f for r in results for f in r.frames]
+    interval = sorted(f["ts"] for f in frames if f["reason"] == "interval")
+    assert interval == pytest.approx([0, 1, 2, 3, 4, 5, 6, 7], abs=0.051)  # ranges tile: no gap, no overlap
+    assert len([f for f in frames if f["reason"] == "scene-change"]) == 2
+    table = pl.read_parquet(tmp_path).sort("ts")
+    assert table.height == len(frames) and table["ts"].is_not_null().all()
+    vectors = np.stack(table["vector"].to_numpy())
+    grey, red = vectors[0], vectors[table["ts"].to_list().index(4.0)]
+    assert float(grey @ red) < 0.99  # different scenes, different vectors
+    bad = embed_video_range(spec, "x" * 64, str(tmp_path / "missing.mp4"), 0, 3, str(tmp_path / "bad.parquet"))
+    assert bad.error and bad.out_path is None

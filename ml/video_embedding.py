@@ -1,0 +1,121 @@
+"""Embedding one time range of one video: the Ray unit of work for video (a 4-hour file spreads over tasks).
+
+Frames are sampled (interval + scene changes), embedded in batches as they are decoded and written with their
+timestamps: memory holds one batch of frames, whatever the video's length. Rows are keyed by
+(media_id, ts, model) like photos, so a range already embedded is never recomputed.
+
+Pure ML code: no Dagster, no Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.backbones import BackboneSpec, cached_backbone, l2_normalise
+from ml.embedding import embeddings_schema
+from ml.media import MediaProblem
+from ml.video import open_video, sample_frames
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoRangeResult:
+    media_id: str
+    start_s: float
+    end_s: float
+    out_path: str | None = None
+    frames: list[dict] = field(default_factory=list)  # {media_id, ts, reason}
+    error: str | None = None
+    seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "infer": 0.0, "write": 0.0})
+
+
+def embed_video_range(
+    spec: BackboneSpec,
+    media_id: str,
+    path: str,
+    start_s: float,
+    end_s: float,
+    out_path: str,
+    every_s: float = 1.0,
+    prefer: str = "pyav",
+) -> VideoRangeResult:
+    """Sample [start_s, end_s) of the video at `path`, embed the frames, write them to `out_path`."""
+    result = VideoRangeResult(media_id, start_s, end_s)
+    backbone = cached_backbone(spec)
+    try:
+        reader = open_video(path, prefer=prefer)
+    except MediaProblem as exc:
+        result.error = exc.reason
+        return result
+    stamps: list[float] = []
+    vectors: list[np.ndarray] = []
+    batch_ts: list[float] = []
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        t0 = time.perf_counter()
+        vectors.append(l2_normalise(backbone.forward(np.stack(batch))))
+        stamps.extend(batch_ts)
+        result.seconds["infer"] += time.perf_counter() - t0
+        batch.clear()
+        batch_ts.clear()
+
+    try:
+        t = time.perf_counter()
+        for frame in sample_frames(reader, every_s=every_s, start_s=start_s, end_s=end_s):
+            result.frames.append({"media_id": media_id, "ts": frame.ts, "reason": frame.reason})
+            batch.append(backbone.preprocess([frame.image])[0])
+            batch_ts.append(frame.ts)
+            result.seconds["decode"] += time.perf_counter() - t
+            if len(batch) >= backbone.batch_size:
+                flush()
+            t = time.perf_counter()
+        if batch:
+            flush()
+    except MediaProblem as exc:  # a damaged stream part-way: keep what was decoded, say why it stopped
+        result.error = exc.reason
+        if batch:
+            flush()
+    finally:
+        reader.close()
+    if stamps:
+        t0 = time.perf_counter()
+        matrix = np.concatenate(vectors)
+        dim = matrix.shape[1]
+        table = pa.table(
+            {
+                "media_id": pa.array([media_id] * len(stamps), pa.string()),
+                "ts": pa.array(stamps, pa.float64()),
+                "model": pa.array([backbone.model_id] * len(stamps), pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), dim),
+            },
+            schema=embeddings_schema(dim),
+        )
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{out_path}.tmp-{os.getpid()}"
+        pq.write_table(table, tmp)
+        os.replace(tmp, out_path)
+        result.out_path = out_path
+        result.seconds["write"] += time.perf_counter() - t0
+    log.info("video %s [%.0f, %.0f) s: %d frames", media_id[:12], start_s, end_s, len(stamps))
+    return result
+
+
+def time_ranges(duration_s: float, range_s: float = 600.0) -> list[tuple[float, float]]:
+    """[0, range_s), [range_s, 2*range_s) ... covering the video: the Ray partitions of one video."""
+    if range_s <= 0:
+        raise ValueError("range length must be positive")
+    out, start = [], 0.0
+    while start < duration_s:
+        out.append((start, min(start + range_s, duration_s)))
+        start += range_s
+    return out
