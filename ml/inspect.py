@@ -61,8 +61,7 @@ def inspect_media(uris: Sequence[str], s3_endpoint_url: str | None = None) -> li
         if row["kind"] == "video":
             try:
                 info = probe_video(uri, data)
-                row.update(width=info.width, height=info.height, duration_s=round(info.duration_s, 3),
-                           status="skipped", error="video tagging is not enabled in this version")
+                row.update(width=info.width, height=info.height, duration_s=round(info.duration_s, 3))
             except MediaProblem as exc:
                 row.update(status="quarantined", error=exc.reason)
             rows.append(row)

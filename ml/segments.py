@@ -23,7 +23,7 @@ class SegmentParams:
     window: int = 3  # samples in the moving average (odd)
     max_gap_s: float = 1.5  # hits further apart than this start a new segment
     min_duration_s: float = 1.0  # shorter segments go to review
-    floor: float = 0.3  # a smoothed top score below this is "nothing recognised"
+    floor: float = 0.15  # a smoothed top score below this is "nothing recognised" (status still needs the threshold)
     frame_s: float = 1.0  # how long one interval sample stands for (the sampling interval)
 
 
@@ -80,7 +80,10 @@ def build_segments(
     out = []
     for seg in segments:
         tag = classes[seg["cls"]]
-        end = min(seg["last"] + params.frame_s, float(times[-1]) + params.frame_s)
+        # a segment lasts until the next sample after its last hit (a scene-change frame ends it at the cut),
+        # but at most one sampling interval past it
+        later = times[times > seg["last"]]
+        end = min(seg["last"] + params.frame_s, float(later[0]) if len(later) else np.inf)
         duration = end - seg["start"]
         confident = seg["peak"] >= thresholds.get(tag, 1.0)
         status = "applied" if confident and duration >= params.min_duration_s else "review"

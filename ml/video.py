@@ -203,17 +203,30 @@ class SampledFrame:
     image: Image.Image
 
 
+HIST_BINS = 64  # 4x4x4 RGB
+THUMB = 16  # side of the layout thumbnail
+
+
 def frame_signature(image: Image.Image) -> np.ndarray:
-    """A tiny colour histogram (4x4x4 RGB bins of a 64 px thumbnail), L1-normalised: cheap and cut-sensitive."""
-    small = np.asarray(image.convert("RGB").resize((64, 64), Image.BILINEAR), dtype=np.uint8) // 64
-    codes = small[..., 0].astype(np.int32) * 16 + small[..., 1] * 4 + small[..., 2]
-    hist = np.bincount(codes.ravel(), minlength=64).astype(np.float32)
-    return hist / hist.sum()
+    """A colour histogram (4x4x4 RGB bins, L1-normalised) and a 16x16 layout thumbnail, in one vector.
+
+    The histogram catches a change of colours, the thumbnail a change of layout with the same colours (two
+    packshots on one white background).
+    """
+    small = np.asarray(image.convert("RGB").resize((64, 64), Image.BILINEAR), dtype=np.uint8)
+    codes = (small // 64).astype(np.int32)
+    codes = codes[..., 0] * 16 + codes[..., 1] * 4 + codes[..., 2]
+    hist = np.bincount(codes.ravel(), minlength=HIST_BINS).astype(np.float32)
+    thumb = np.asarray(image.convert("RGB").resize((THUMB, THUMB), Image.BILINEAR), dtype=np.float32) / 255.0
+    return np.concatenate([hist / hist.sum(), thumb.ravel()])
 
 
 def signature_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Half the L1 distance of two histograms: 0 = same colours, 1 = nothing in common."""
-    return float(0.5 * np.abs(a - b).sum())
+    """0 = same picture, 1 = nothing in common: the larger of the histogram distance (half L1) and four times
+    the mean absolute difference of the thumbnails (a quarter of the range on average counts as a full cut)."""
+    hist = 0.5 * float(np.abs(a[:HIST_BINS] - b[:HIST_BINS]).sum())
+    layout = 4.0 * float(np.abs(a[HIST_BINS:] - b[HIST_BINS:]).mean())
+    return min(1.0, max(hist, layout))
 
 
 def sample_frames(

@@ -10,6 +10,7 @@ from assets_defs.media.definitions import defs as media_defs
 from assets_defs.search.definitions import defs as search_defs
 from assets_defs.tags.definitions import defs as tags_defs
 from assets_defs.training.definitions import defs as training_defs
+from assets_defs.video.definitions import defs as video_defs
 from pipelines.jobs import retrain_heads_job, tag_library_job
 from pipelines.schedules import nightly_retag
 from pipelines.sensors import library_sensor
@@ -26,6 +27,7 @@ def build_definitions(env=None) -> Definitions:
         heads_defs,
         tags_defs,
         search_defs,
+        video_defs,
         Definitions(
             jobs=[tag_library_job, retrain_heads_job],
             schedules=[nightly_retag],

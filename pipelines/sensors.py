@@ -50,8 +50,6 @@ def library_sensor(context: SensorEvaluationContext, libraries: LibraryStore, me
         return SkipReason("no library changed")
     return SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[library_partitions.build_add_request(new_partitions)]
-        if new_partitions
-        else [],
+        dynamic_partitions_requests=[library_partitions.build_add_request(new_partitions)] if new_partitions else [],
         cursor=json.dumps({**cursor, **fingerprints}),
     )

@@ -19,7 +19,7 @@ from dagster import ConfigurableResource
 from tagsmith.sql import load_sql
 
 SAFE = re.compile(r"^[a-z0-9_]+$")
-TABLES = ("media", "quarantine", "catalog", "examples", "heads", "tags", "embeddings")
+TABLES = ("media", "quarantine", "catalog", "examples", "heads", "tags", "embeddings", "frames", "video_segments")
 
 
 def _model_dir_name(model: str) -> str:
@@ -58,14 +58,20 @@ class Warehouse(ConfigurableResource):
         files = self._embedding_files(library, model)
         if not files:
             return set()
-        return set(pl.scan_parquet(files).select("media_id").collect()["media_id"].to_list())
+        photos = pl.scan_parquet(files).filter(pl.col("ts").is_null()).select("media_id")
+        return set(photos.collect()["media_id"].to_list())
 
     def read_embeddings(self, library: str, model: str, media_ids=None) -> tuple[list[str], np.ndarray]:
         """(ids, matrix) for `media_ids` (all when None), in the order given; missing ids are left out."""
         files = self._embedding_files(library, model)
         if not files:
             return [], np.zeros((0, 0), np.float32)
-        lf = pl.scan_parquet(files).select("media_id", "vector").unique("media_id", keep="first")
+        lf = (
+            pl.scan_parquet(files)
+            .filter(pl.col("ts").is_null())  # photos; video frames are read per video (read_frame_embeddings)
+            .select("media_id", "vector")
+            .unique("media_id", keep="first")
+        )
         if media_ids is not None:
             order = pl.DataFrame({"media_id": list(media_ids)}, schema={"media_id": pl.String}).with_row_index("_order")
             lf = order.lazy().join(lf, on="media_id", how="inner").sort("_order").drop("_order")
@@ -76,6 +82,22 @@ class Warehouse(ConfigurableResource):
         if matrix.ndim == 1:  # older polars returns an object array of arrays
             matrix = np.stack(matrix)
         return df["media_id"].to_list(), matrix
+
+    def read_frame_embeddings(self, library: str, model: str, media_id: str) -> tuple[list[float], np.ndarray]:
+        """(timestamps, matrix) of one video's embedded frames, in time order."""
+        files = self._embedding_files(library, model)
+        if not files:
+            return [], np.zeros((0, 0), np.float32)
+        df = (
+            pl.scan_parquet(files)
+            .filter((pl.col("media_id") == media_id) & pl.col("ts").is_not_null())
+            .unique(["media_id", "ts"], keep="first")
+            .sort("ts")
+            .collect()
+        )
+        if df.height == 0:
+            return [], np.zeros((0, 0), np.float32)
+        return df["ts"].to_list(), np.stack(df["vector"].to_numpy()).astype(np.float32)
 
     def _embedding_files(self, library: str, model: str) -> list[str]:
         base = self.embeddings_dir(library, model)

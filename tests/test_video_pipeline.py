@@ -1,0 +1,68 @@
+"""Videos through the pipeline: frames on the task runner, segments from the promoted heads, bad videos quarantined."""
+
+import shutil
+
+import av
+import numpy as np
+import polars as pl
+from dagster import DagsterInstance, materialize
+from PIL import Image
+
+from assets_defs.partitions import library_partitions
+from assets_defs.video.assets import video_frames, video_segments
+from tests.test_pipeline import ALL, _library, _metadata
+
+
+def write_video(path, photos, seconds_each=4.4, fps=5):
+    """A video showing each photo for `seconds_each` seconds (hard cuts between them, off the 1 s grid)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 320, "yuv420p"
+        for photo in photos:
+            pixels = np.asarray(Image.open(photo).convert("RGB").resize((320, 320)))
+            for _ in range(round(seconds_each * fps)):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tmp_path):
+    res = local_resources
+    folder = tmp_path / "media"
+    folder.mkdir()
+    photos = sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[:6]
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    write_video(folder / "event.mp4", photos[:2])
+    (folder / "broken.mov").write_bytes((folder / "event.mp4").read_bytes()[:3000])
+    name = _library(res, small_demo, name="vids")
+    res["libraries"].create(res["libraries"].config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(library_partitions.name, [name])
+        assets = [*ALL, video_frames, video_segments]
+        result = materialize(assets, resources=res, partition_key=name, instance=instance)
+        assert result.success
+        again = materialize(assets, resources=res, partition_key=name, instance=instance)
+        assert _metadata(again, "video_frames")["ranges_embedded"] == 0
+    wh = res["warehouse"]
+    media_table = wh.read(name, "media")
+    video = media_table.filter(pl.col("uri").str.ends_with("event.mp4")).row(0, named=True)
+    assert video["status"] == "ok" and abs(video["duration_s"] - 8.8) < 0.3
+    assert media_table.filter(pl.col("uri").str.ends_with("broken.mov"))["status"].to_list() == ["quarantined"]
+
+    frames = wh.read(name, "frames")
+    assert frames.filter(pl.col("reason") == "interval").height == 9  # 0..8 s at 1 fps
+    cut = frames.filter(pl.col("reason") == "scene-change")["ts"].to_list()
+    assert len(cut) == 1 and 4.4 <= cut[0] <= 4.65  # the cut at 4.4 s, found to within 0.25 s
+
+    # the product shown in each half is the product the photo head gives the same photo
+    tags = wh.read(name, "tags").join(media_table.select("media_id", "uri"), on="media_id")
+    expected = [tags.filter((pl.col("uri") == str((folder / p.name).resolve())) & (pl.col("facet") == "product"))
+                ["tag_id"][0] for p in photos[:2]]
+    segments = wh.read(name, "video_segments").filter(pl.col("facet") == "product").sort("start_s")
+    assert set(segments["status"]) <= {"applied", "review"}
+    at = lambda t: segments.filter((pl.col("start_s") <= t) & (pl.col("end_s") > t))["tag_id"].to_list()  # noqa: E731
+    assert at(1.0) == [expected[0]] and at(6.5) == [expected[1]]
+    first = segments.filter(pl.col("tag_id") == expected[0]).row(0, named=True)
+    assert first["start_s"] == 0.0 and 4.4 <= first["end_s"] <= 4.65  # ends at the refined cut
