@@ -136,7 +136,7 @@ def test_inspect_media_probes_videos_and_quarantines_bad_ones(clip, tmp_path):
     rows = {r["uri"].rsplit("/", 1)[-1]: r for r in inspect_media([str(clip), str(truncated), str(liar), str(empty)])}
     good = rows["clip.mp4"]
     assert (good["kind"], good["width"], good["height"]) == ("video", 160, 120)
-    assert good["duration_s"] == pytest.approx(6.0, abs=0.15) and good["status"] == "skipped"
+    assert good["duration_s"] == pytest.approx(6.0, abs=0.15) and good["status"] == "ok"
     for name in ("cut.mp4", "photo.mov", "empty.webm"):
         assert rows[name]["status"] == "quarantined" and rows[name]["error"], rows[name]
     assert "empty file" in rows["empty.webm"]["error"]
