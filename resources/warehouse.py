@@ -22,6 +22,15 @@ SAFE = re.compile(r"^[a-z0-9_]+$")
 TABLES = ("media", "quarantine", "catalog", "examples", "heads", "tags", "embeddings", "frames", "video_segments")
 
 
+# Typed empty tables for a library without videos, so search and reports need no special case.
+EMPTY_VIEWS = {
+    "video_segments": "SELECT NULL::VARCHAR AS media_id, NULL::VARCHAR AS facet, NULL::VARCHAR AS tag_id, "
+    "NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, NULL::DOUBLE AS peak_score, NULL::VARCHAR AS status, "
+    "NULL::VARCHAR AS head_version WHERE false",
+    "frames": "SELECT NULL::VARCHAR AS media_id, NULL::DOUBLE AS ts, NULL::VARCHAR AS reason WHERE false",
+}
+
+
 def _model_dir_name(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model)
 
@@ -124,6 +133,9 @@ class Warehouse(ConfigurableResource):
                     path = self.table_path(library, table)
                     source = [str(path)] if path.exists() else []
                 if not source:
+                    if table in EMPTY_VIEWS:  # queries can always join a library's video tables
+                        con.execute(f'CREATE OR REPLACE VIEW "{library}".{table} AS {EMPTY_VIEWS[table]}')
+                        created.append(table)
                     continue
                 # DDL cannot take bound parameters: the identifiers are validated slugs and the paths are
                 # ours (quoted), never user search text.

@@ -71,11 +71,25 @@ def resources():
     return build_resources()
 
 
+def with_places(hits: pl.DataFrame) -> pl.DataFrame:
+    """A `place` column people read: the file name, plus `00:38:12–00:38:19` for a video segment."""
+    from ml.segments import format_timestamp
+
+    def place(row: dict) -> str:
+        name = row["uri"].rsplit("/", 1)[-1]
+        if row["start_s"] is None:
+            return name
+        return f"{name} {format_timestamp(row['start_s'])}–{format_timestamp(row['end_s'])}"
+
+    return hits.with_columns(pl.struct(hits.columns).map_elements(place, return_dtype=pl.String).alias("place"))
+
+
 def search(library: str, text: str, limit: int = 20, include_review: bool = False) -> pl.DataFrame:
     terms = [t for t in text.replace(",", " ").split() if t]
     statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
     params = {"terms": terms, "statuses": statuses, "limit": limit}
-    return resources()["warehouse"].query(library, "search", params)
+    hits = resources()["warehouse"].query(library, "search", params)
+    return with_places(hits).select("place", "score", "matched", "kind", "start_s", "end_s", "media_id", "uri")
 
 
 def similar(library: str, query: str, limit: int = 10) -> list[dict]:

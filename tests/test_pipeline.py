@@ -12,9 +12,22 @@ from assets_defs.partitions import library_partitions
 from assets_defs.search.assets import vector_index
 from assets_defs.tags.assets import tags, warehouse_views
 from assets_defs.training.assets import catalog, examples
+from assets_defs.video.assets import video_frames, video_segments
 from resources.libraries import LibraryConfig
 
-ALL = [catalog, media, examples, embeddings, heads, promoted_heads, tags, vector_index, warehouse_views]
+ALL = [
+    catalog,
+    media,
+    examples,
+    embeddings,
+    heads,
+    promoted_heads,
+    tags,
+    vector_index,
+    video_frames,
+    video_segments,
+    warehouse_views,
+]
 
 
 def _library(res, demo, name="shop", **overrides):

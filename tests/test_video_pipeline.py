@@ -9,7 +9,6 @@ from dagster import DagsterInstance, materialize
 from PIL import Image
 
 from assets_defs.partitions import library_partitions
-from assets_defs.video.assets import video_frames, video_segments
 from tests.test_pipeline import ALL, _library, _metadata
 
 
@@ -40,7 +39,7 @@ def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tm
     res["libraries"].create(res["libraries"].config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [name])
-        assets = [*ALL, video_frames, video_segments]
+        assets = ALL
         result = materialize(assets, resources=res, partition_key=name, instance=instance)
         assert result.success
         again = materialize(assets, resources=res, partition_key=name, instance=instance)
@@ -58,11 +57,27 @@ def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tm
 
     # the product shown in each half is the product the photo head gives the same photo
     tags = wh.read(name, "tags").join(media_table.select("media_id", "uri"), on="media_id")
-    expected = [tags.filter((pl.col("uri") == str((folder / p.name).resolve())) & (pl.col("facet") == "product"))
-                ["tag_id"][0] for p in photos[:2]]
+    expected = [
+        tags.filter((pl.col("uri") == str((folder / p.name).resolve())) & (pl.col("facet") == "product"))["tag_id"][0]
+        for p in photos[:2]
+    ]
     segments = wh.read(name, "video_segments").filter(pl.col("facet") == "product").sort("start_s")
     assert set(segments["status"]) <= {"applied", "review"}
     at = lambda t: segments.filter((pl.col("start_s") <= t) & (pl.col("end_s") > t))["tag_id"].to_list()  # noqa: E731
     assert at(1.0) == [expected[0]] and at(6.5) == [expected[1]]
     first = segments.filter(pl.col("tag_id") == expected[0]).row(0, named=True)
+
+    # search returns photos and video segments together, segments with their time range
+    name_of = dict(wh.read(name, "catalog").select("tag_id", "name").iter_rows())
+    from tagsmith.service import with_places
+
+    hits = with_places(
+        wh.query(
+            name, "search", {"terms": name_of[expected[0]].split(), "statuses": ["applied", "review"], "limit": 50}
+        )
+    )
+    video_hits = hits.filter(pl.col("kind") == "video")
+    assert video_hits.height >= 1 and video_hits["start_s"][0] == 0.0
+    assert video_hits["place"][0].startswith("event.mp4 00:00:00–00:00:0")
+    assert hits.filter(pl.col("kind") == "image").height >= 1
     assert first["start_s"] == 0.0 and 4.4 <= first["end_s"] <= 4.65  # ends at the refined cut

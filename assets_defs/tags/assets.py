@@ -7,6 +7,7 @@ from assets_defs.embeddings.assets import backbone_spec, embeddings
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import catalog
+from assets_defs.video.assets import video_segments
 from ml.backbones import cached_backbone
 from ml.heads import predict_table
 from resources.libraries import LibraryStore
@@ -60,7 +61,9 @@ def tags(
     )
 
 
-@asset(partitions_def=library_partitions, group_name="tags", deps=[catalog, media, tags], kinds={"duckdb"})
+@asset(
+    partitions_def=library_partitions, group_name="tags", deps=[catalog, media, tags, video_segments], kinds={"duckdb"}
+)
 def warehouse_views(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """DuckDB views over the library's Parquet tables (schema = library name), plus sql/views.sql."""
     library = context.partition_key
