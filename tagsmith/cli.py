@@ -125,7 +125,8 @@ def search(
     """Photos whose tags match every word (names, aliases, identifiers; any facet, any language)."""
     from tagsmith import service
 
-    _show(service.search(library, text, limit=limit, include_review=include_review), rows=limit)
+    hits = service.search(library, text, limit=limit, include_review=include_review)
+    _show(hits.select("place", "score", "matched", "uri"), rows=limit)
 
 
 @app.command()

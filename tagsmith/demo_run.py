@@ -70,7 +70,7 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     product = catalog.filter(pl.col("facet") == "product")["name"][0]
     query = f"{product} packshot"
     typer.secho(f'\n(b) tagsmith search {LIBRARY} "{query}"', bold=True)
-    _show(service.search(LIBRARY, query, limit=5))
+    _show(service.search(LIBRARY, query, limit=5).select("place", "score", "matched", "uri"))
     first = service.run_sql(LIBRARY, "SELECT uri FROM media WHERE status = 'ok' ORDER BY uri LIMIT 1")["uri"][0]
     typer.secho(f"    tagsmith similar {LIBRARY} {first}", bold=True)
     _show(pl.DataFrame(service.similar(LIBRARY, first, limit=3)).select("score", "uri"))
