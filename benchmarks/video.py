@@ -1,0 +1,81 @@
+"""Video throughput: seconds of video processed per second of wall time at 1 fps sampling.
+
+Writes a synthetic 720p H.264 clip (moving shapes, a hard cut every 20 s; libx264 ultrafast, default GOP),
+then measures on this machine: decode-only sampling with each backend (PyAV, decord), and sampling + embedding
+(`embed_video_range`, the Ray task's body, one range in-process). Prints real-time factors (goal >= 30x on
+2 cores) and peak RSS. Figures, not a test: `python -m benchmarks.video [--minutes 10]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ml.backbones import BackboneSpec
+from ml.video import open_video, sample_frames
+from ml.video_embedding import embed_video_range
+
+OUT = Path(__file__).parent / "out" / "video.json"
+
+
+def write_clip(path: Path, minutes: float, fps: int = 30, size=(1280, 720)) -> None:
+    rng = np.random.default_rng(0)
+    w, h = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        background = None
+        for i in range(int(minutes * 60 * fps)):
+            if i % (20 * fps) == 0:  # a new scene every 20 s
+                background = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+            frame = background.copy()
+            x = (i * 7) % (w - 200)
+            frame[200:400, x : x + 200] = (255, 200, 0)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    args = parser.parse_args()
+    report: dict = {"minutes": args.minutes}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        t = time.perf_counter()
+        write_clip(clip, args.minutes)
+        report["encode_seconds"] = round(time.perf_counter() - t, 1)
+        duration = args.minutes * 60
+        for backend in ("pyav", "decord"):
+            reader = open_video(str(clip), prefer=backend)
+            t = time.perf_counter()
+            n = sum(1 for _ in sample_frames(reader, every_s=1.0))
+            wall = time.perf_counter() - t
+            reader.close()
+            report[f"decode_only_{backend}"] = {"frames": n, "seconds": round(wall, 1),
+                                                "realtime_x": round(duration / wall, 1)}
+        spec = BackboneSpec()
+        spec.build()
+        t = time.perf_counter()
+        result = embed_video_range(spec, "bench", str(clip), 0.0, duration, str(Path(tmp) / "e.parquet"))
+        wall = time.perf_counter() - t
+        report["decode_and_embed_pyav"] = {"frames": len(result.frames), "seconds": round(wall, 1),
+                                           "realtime_x": round(duration / wall, 1),
+                                           "stage_seconds": {k: round(v, 1) for k, v in result.seconds.items()}}
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
