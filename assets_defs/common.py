@@ -18,6 +18,11 @@ QUARANTINE_SCHEMA = {
 }
 
 
+def usable(media_table: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Media rows of one kind ('image' or 'video') that passed inspection."""
+    return media_table.filter((pl.col("status") == "ok") & (pl.col("kind") == kind))
+
+
 def chunked(items: Sequence, size: int) -> list[Sequence]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -59,10 +64,7 @@ def record_quarantine(warehouse: Warehouse, library: str, stage: str, rows: list
     if old is not None:
         kept_old = old.filter(pl.col("stage") != stage)
         # keep the first time a file was seen failing
-        seen = {
-            (u, r): s
-            for u, r, s in old.filter(pl.col("stage") == stage).select("uri", "reason", "seen_at").rows()
-        }
+        seen = {(u, r): s for u, r, s in old.filter(pl.col("stage") == stage).select("uri", "reason", "seen_at").rows()}
         new = new.with_columns(
             pl.struct("uri", "reason", "seen_at")
             .map_elements(lambda s: seen.get((s["uri"], s["reason"]), s["seen_at"]), return_dtype=pl.String)

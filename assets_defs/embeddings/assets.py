@@ -10,7 +10,7 @@ import hashlib
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets_defs.common import chunked, progress, record_quarantine
+from assets_defs.common import chunked, progress, record_quarantine, usable
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
@@ -29,6 +29,11 @@ def backbone_spec(config, model_store: ModelStore, threads: int = 0) -> Backbone
     return BackboneSpec(name=config.backbone, cache_dir=model_store.backbone_cache_dir(), threads=threads)
 
 
+def library_model_id(config, model_store: ModelStore) -> str:
+    """The embedding key of the library's backbone (the model is built once per process)."""
+    return cached_backbone(backbone_spec(config, model_store)).model_id
+
+
 def balanced_chunk(n_items: int, slots: int, max_chunk: int = CHUNK) -> int:
     """Largest chunk <= max_chunk that cuts n_items into a multiple of `slots` equal tasks.
 
@@ -44,11 +49,7 @@ def items_to_embed(warehouse: Warehouse, library: str) -> list[EmbedItem]:
     frames = []
     media_table = warehouse.read(library, "media")
     if media_table is not None:
-        frames.append(
-            media_table.filter((pl.col("status") == "ok") & (pl.col("kind") == "image")).select(
-                "media_id", "uri"
-            )
-        )
+        frames.append(usable(media_table, "image").select("media_id", "uri"))
     examples_table = warehouse.read(library, "examples")
     if examples_table is not None:
         frames.append(examples_table.select("media_id", "uri"))
@@ -75,14 +76,11 @@ def embeddings(
     """Image embeddings keyed by (media_id, model); only missing ones are computed."""
     library = context.partition_key
     config = libraries.config(library)
-    spec = backbone_spec(config, model_store)
-    model_id = cached_backbone(spec).model_id  # also exports the ONNX file once, before the workers need it
+    model_id = library_model_id(config, model_store)  # also exports the ONNX file once, before workers need it
     items = items_to_embed(warehouse, library)
     done = warehouse.embedded_ids(library, model_id)
     todo = [i for i in items if i.media_id not in done]
-    context.log.info(
-        f"{library}: {len(items)} items, {len(done)} already embedded with {model_id}, {len(todo)} to do"
-    )
+    context.log.info(f"{library}: {len(items)} items, {len(done)} already embedded with {model_id}, {len(todo)} to do")
     out_dir = warehouse.embeddings_dir(library, model_id)
     # In tasks: one runtime thread per reserved core and one decode thread (decoding shares the cores anyway).
     task_spec = backbone_spec(config, model_store, threads=runner.threads_per_task())

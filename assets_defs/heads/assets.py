@@ -22,10 +22,9 @@ from dagster import (
 )
 
 from assets_defs.common import now_iso
-from assets_defs.embeddings.assets import backbone_spec, embeddings
+from assets_defs.embeddings.assets import embeddings, library_model_id
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
-from ml.backbones import cached_backbone
 from ml.heads import train_facet_head
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
@@ -88,7 +87,7 @@ def heads(
     """Candidate heads per facet ({facet: version}); each compared across strategies on the holdout."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = cached_backbone(backbone_spec(config, model_store)).model_id
+    model_id = library_model_id(config, model_store)
     training = warehouse.read(library, "examples")
     if training is None or training.height == 0:
         raise ValueError(f"library {library!r} has no usable examples")

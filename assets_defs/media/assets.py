@@ -66,10 +66,7 @@ def media(
         warehouse,
         library,
         "media",
-        [
-            {"uri": r["uri"], "media_id": r["media_id"], "reason": r["error"]}
-            for r in bad.iter_rows(named=True)
-        ],
+        [{"uri": r["uri"], "media_id": r["media_id"], "reason": r["error"]} for r in bad.iter_rows(named=True)],
     )
     for r in bad.iter_rows(named=True):
         context.log.warning(f"quarantined {r['uri']}: {r['error']}")

@@ -3,10 +3,10 @@
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets_defs.embeddings.assets import backbone_spec, embeddings
+from assets_defs.common import usable
+from assets_defs.embeddings.assets import embeddings, library_model_id
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
-from ml.backbones import cached_backbone
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
 from resources.vector_store import VectorStore
@@ -24,8 +24,8 @@ def vector_index(
     """Upserts every usable photo's vector (ids are stable, so re-upserting is idempotent)."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = cached_backbone(backbone_spec(config, model_store)).model_id
-    photos = warehouse.read(library, "media").filter((pl.col("status") == "ok") & (pl.col("kind") == "image"))
+    model_id = library_model_id(config, model_store)
+    photos = usable(warehouse.read(library, "media"), "image")
     first_uri = dict(photos.unique("media_id", keep="first").select("media_id", "uri").iter_rows())
     indexed = warehouse.read(library, "vector_index")
     done = set() if indexed is None else set(indexed.filter(pl.col("model") == model_id)["media_id"].to_list())

@@ -3,12 +3,12 @@
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets_defs.embeddings.assets import backbone_spec, embeddings
+from assets_defs.common import usable
+from assets_defs.embeddings.assets import embeddings, library_model_id
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import catalog
 from assets_defs.video.assets import video_segments
-from ml.backbones import cached_backbone
 from ml.heads import predict_table
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
@@ -35,9 +35,9 @@ def tags(
     """One row per (photo, facet): the head's top tag, `applied` above the tag's threshold, else `review`."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = cached_backbone(backbone_spec(config, model_store)).model_id
+    model_id = library_model_id(config, model_store)
     media_table = warehouse.read(library, "media")
-    photos = media_table.filter((pl.col("status") == "ok") & (pl.col("kind") == "image"))
+    photos = usable(media_table, "image")
     wanted = photos["media_id"].unique(maintain_order=True).to_list()
     ids, X = warehouse.read_embeddings(library, model_id, wanted)
     missing = len(wanted) - len(ids)

@@ -31,18 +31,14 @@ CATALOG_SCHEMA = {
 
 
 @asset(partitions_def=library_partitions, group_name="training", kinds={"parquet"})
-def catalog(
-    context: AssetExecutionContext, libraries: LibraryStore, warehouse: Warehouse
-) -> MaterializeResult:
+def catalog(context: AssetExecutionContext, libraries: LibraryStore, warehouse: Warehouse) -> MaterializeResult:
     """The tags to recognise (validated; a catalog with problems is refused with all of them listed)."""
     library = context.partition_key
     parsed = libraries.catalog(library)
     table = pl.DataFrame([t.as_row() for t in parsed.tags], schema=CATALOG_SCHEMA)
     warehouse.write(library, "catalog", table)
     per_facet = dict(table.group_by("facet").len().sort("facet").iter_rows())
-    return MaterializeResult(
-        metadata={"tags": table.height, **{f"facet/{k}": v for k, v in per_facet.items()}}
-    )
+    return MaterializeResult(metadata={"tags": table.height, **{f"facet/{k}": v for k, v in per_facet.items()}})
 
 
 @asset(partitions_def=library_partitions, group_name="training", deps=[catalog], kinds={"parquet"})
@@ -62,9 +58,7 @@ def examples(
     uris = sorted({e.uri for e in listed})
     calls = [(list(chunk), media_store.s3_endpoint_url()) for chunk in chunked(uris, 128)]
     inspected = {
-        r["uri"]: r
-        for rs in runner.map(inspect_media, calls, progress(context, "inspect examples"))
-        for r in rs
+        r["uri"]: r for rs in runner.map(inspect_media, calls, progress(context, "inspect examples")) for r in rs
     }
     bad = [r for r in inspected.values() if r["status"] != "ok"]
     record_quarantine(
@@ -87,9 +81,7 @@ def examples(
         for e in listed
         if inspected[e.uri]["status"] == "ok"
     ]
-    table = pl.DataFrame(rows, schema=EXAMPLES_SCHEMA).unique(
-        ["media_id", "facet"], keep="first", maintain_order=True
-    )
+    table = pl.DataFrame(rows, schema=EXAMPLES_SCHEMA).unique(["media_id", "facet"], keep="first", maintain_order=True)
     parts = []
     for _facet, group in table.group_by("facet", maintain_order=True):
         split = holdout_split(group["tag_id"].to_list(), holdout_frac=config.holdout_frac, seed=config.seed)

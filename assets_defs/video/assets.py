@@ -8,11 +8,10 @@ the frames, smoothed and merged over time (ml/segments.py), with the heads' cali
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets_defs.common import progress, record_quarantine
-from assets_defs.embeddings.assets import backbone_spec
+from assets_defs.common import progress, record_quarantine, usable
+from assets_defs.embeddings.assets import backbone_spec, library_model_id
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
-from ml.backbones import cached_backbone
 from ml.segments import SegmentParams, build_segments
 from ml.video_embedding import embed_video_range, time_ranges
 from resources.libraries import LibraryStore
@@ -54,8 +53,8 @@ def video_frames(
     """Frames sampled from every usable video (interval + scene changes), embedded; the `frames` table."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = cached_backbone(backbone_spec(config, model_store)).model_id
-    videos = warehouse.read(library, "media").filter((pl.col("status") == "ok") & (pl.col("kind") == "video"))
+    model_id = library_model_id(config, model_store)
+    videos = usable(warehouse.read(library, "media"), "video")
     videos = videos.unique("media_id", keep="first", maintain_order=True)
     done = warehouse.read(library, "video_ranges")
     done = pl.DataFrame(schema=RANGES_SCHEMA) if done is None else done
@@ -125,8 +124,8 @@ def video_segments(
     """Stretches of video per tag, with start/end seconds, peak score and applied/review status."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = cached_backbone(backbone_spec(config, model_store)).model_id
-    videos = warehouse.read(library, "media").filter((pl.col("status") == "ok") & (pl.col("kind") == "video"))
+    model_id = library_model_id(config, model_store)
+    videos = usable(warehouse.read(library, "media"), "video")
     heads = {
         facet: (version, model_store.load_head(library, facet, version))
         for facet, version in sorted(promoted_heads.items())
