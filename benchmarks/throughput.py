@@ -99,17 +99,10 @@ NO_SPIN = "bench-efficientnet-lite0-nospin"
 
 
 def _build_no_spin(spec: BackboneSpec, arg: str) -> Backbone:
-    import onnxruntime as ort
-
-    from ml.backbones.efficientnet import EfficientNetLite0Onnx
+    from ml.backbones.efficientnet import EfficientNetLite0Onnx, cpu_session
 
     backbone = EfficientNetLite0Onnx(Path(spec.cache_dir), spec.threads)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = spec.threads or (os.cpu_count() or 1)
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    backbone.session = ort.InferenceSession(str(backbone.onnx_path), opts, providers=["CPUExecutionProvider"])
+    backbone.session = cpu_session(backbone.onnx_path, spec.threads, spinning=False)
     return backbone
 
 

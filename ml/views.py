@@ -26,7 +26,6 @@ Pure ML: no Dagster, no Ray.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +39,7 @@ from ml.backbones.efficientnet import (
     STD,
     _weights_tag,
     build_torch_feature_model,
+    cpu_session,
     weights_path,
     write_onnx_atomically,
 )
@@ -169,14 +169,7 @@ class MultiFeatureModel:
     """onnxruntime session returning every pooled feature of FEATURE_NAMES for a pixel batch."""
 
     def __init__(self, cache_dir: str | Path, threads: int = 0):
-        import onnxruntime as ort
-
-        path = export_multi_feature_onnx(Path(cache_dir))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(export_multi_feature_onnx(Path(cache_dir)), threads)
         self.weights = f"efficientnet-lite0@{_weights_tag(weights_path())}"
 
     def run(self, pixels: np.ndarray, names: Sequence[str] = FEATURE_NAMES) -> dict[str, np.ndarray]:

@@ -9,7 +9,6 @@ names the weights, not the runtime.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -119,22 +118,31 @@ def export_onnx(cache_dir: Path) -> Path:
     return write_onnx_atomically(build_torch_feature_model(), target, ["features"], axes)
 
 
+def cpu_session(path: Path, threads: int = 0, spinning: bool = True):
+    """An onnxruntime CPU session: `threads` intra-op threads (0 = all cores), full graph optimisation.
+
+    `spinning=False` stops idle runtime threads from busy-waiting, which frees cores for decode threads.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class EfficientNetLite0Onnx(Backbone):
     dim = 1280
 
     def __init__(self, cache_dir: Path, threads: int = 0):
-        import onnxruntime as ort
-
         path = export_onnx(cache_dir)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
         self.model_id = f"efficientnet-lite0@{_weights_tag(weights_path())}"
         self.device = "cpu"
         self.onnx_path = path
-        self.onnx_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         return preprocess(images)
