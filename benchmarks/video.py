@@ -15,11 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 
 from ml.backbones import BackboneSpec
-from ml.video import open_video, sample_frames
+from ml.video import open_video, sample_frames, write_h264
 from ml.video_embedding import embed_video_range
 
 OUT = Path(__file__).parent / "out" / "video.json"
@@ -28,9 +27,8 @@ OUT = Path(__file__).parent / "out" / "video.json"
 def write_clip(path: Path, minutes: float, fps: int = 30, size=(1280, 720)) -> None:
     rng = np.random.default_rng(0)
     w, h = size
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+
+    def frames():
         background = None
         for i in range(int(minutes * 60 * fps)):
             if i % (20 * fps) == 0:  # a new scene every 20 s
@@ -38,10 +36,9 @@ def write_clip(path: Path, minutes: float, fps: int = 30, size=(1280, 720)) -> N
             frame = background.copy()
             x = (i * 7) % (w - 200)
             frame[200:400, x : x + 200] = (255, 200, 0)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+            yield frame
+
+    write_h264(str(path), frames(), fps, options={"preset": "ultrafast"})
 
 
 def main() -> None:
@@ -61,16 +58,22 @@ def main() -> None:
             n = sum(1 for _ in sample_frames(reader, every_s=1.0))
             wall = time.perf_counter() - t
             reader.close()
-            report[f"decode_only_{backend}"] = {"frames": n, "seconds": round(wall, 1),
-                                                "realtime_x": round(duration / wall, 1)}
+            report[f"decode_only_{backend}"] = {
+                "frames": n,
+                "seconds": round(wall, 1),
+                "realtime_x": round(duration / wall, 1),
+            }
         spec = BackboneSpec()
         spec.build()
         t = time.perf_counter()
         result = embed_video_range(spec, "bench", str(clip), 0.0, duration, str(Path(tmp) / "e.parquet"))
         wall = time.perf_counter() - t
-        report["decode_and_embed_pyav"] = {"frames": len(result.frames), "seconds": round(wall, 1),
-                                           "realtime_x": round(duration / wall, 1),
-                                           "stage_seconds": {k: round(v, 1) for k, v in result.seconds.items()}}
+        report["decode_and_embed_pyav"] = {
+            "frames": len(result.frames),
+            "seconds": round(wall, 1),
+            "realtime_x": round(duration / wall, 1),
+            "stage_seconds": {k: round(v, 1) for k, v in result.seconds.items()},
+        }
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2))

@@ -15,7 +15,7 @@ Pure ML code: no Dagster, no Ray.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -176,6 +176,29 @@ class DecordReader:
 
     def close(self) -> None:
         del self.reader
+
+
+def write_h264(
+    path: str, frames: Iterable[np.ndarray], fps: int, gop: int | None = None, options: dict[str, str] | None = None
+) -> None:
+    """Encode RGB frames (h, w, 3 uint8, all one size) as H.264 with libx264: test clips, demo and benchmark
+    videos are made by the project, never downloaded."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = None
+        for pixels in frames:
+            if stream is None:
+                stream = out.add_stream("libx264", rate=fps, options=options or {})
+                stream.height, stream.width = pixels.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                if gop:
+                    stream.codec_context.gop_size = gop
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        if stream is not None:
+            for packet in stream.encode():
+                out.mux(packet)
 
 
 def open_video(path: str, prefer: str = "pyav"):

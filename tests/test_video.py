@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ml.media import MediaProblem
-from ml.video import DecordReader, PyAVReader, interval_timestamps, open_video
+from ml.video import DecordReader, PyAVReader, interval_timestamps, open_video, write_h264
 
 FPS = 10
 
@@ -18,17 +18,8 @@ def colour_at(second: int) -> tuple[int, int, int]:
 def clip(tmp_path_factory):
     """6 s of 160x120 H.264 at 10 fps, GOP 25; second k is filled with colour_at(k)."""
     path = tmp_path_factory.mktemp("video") / "clip.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        stream.codec_context.gop_size = 25
-        for i in range(6 * FPS):
-            pixels = np.zeros((120, 160, 3), np.uint8)
-            pixels[:] = colour_at(i // FPS)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    frames = (np.full((120, 160, 3), colour_at(i // FPS), np.uint8) for i in range(6 * FPS))
+    write_h264(str(path), frames, FPS, gop=25)
     return path
 
 
@@ -94,18 +85,11 @@ def test_falls_back_to_the_other_backend(clip):
 def cut_clip(tmp_path_factory):
     """8 s at 10 fps: a grey scene, a hard cut to red at 2.6 s, a cut to blue at 6.3 s."""
     path = tmp_path_factory.mktemp("video") / "cuts.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for i in range(8 * FPS):
-            t = i / FPS
-            colour = (120, 120, 120) if t < 2.6 else (220, 30, 30) if t < 6.3 else (30, 40, 220)
-            pixels = np.zeros((120, 160, 3), np.uint8)
-            pixels[:] = colour
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+
+    def colour(t: float) -> tuple[int, int, int]:
+        return (120, 120, 120) if t < 2.6 else (220, 30, 30) if t < 6.3 else (30, 40, 220)
+
+    write_h264(str(path), (np.full((120, 160, 3), colour(i / FPS), np.uint8) for i in range(8 * FPS)), FPS)
     return path
 
 
@@ -150,8 +134,10 @@ def test_video_ranges_tile_and_embed_with_timestamps(cut_clip, tmp_path, model_r
 
     assert time_ranges(8.0, 3.0) == [(0.0, 3.0), (3.0, 6.0), (6.0, 8.0)]
     spec = BackboneSpec(cache_dir=str(model_root))
-    results = [embed_video_range(spec, "v" * 64, str(cut_clip), a, b, str(tmp_path / f"r{i}.parquet"))
-               for i, (a, b) in enumerate(time_ranges(8.0, 3.0))]
+    results = [
+        embed_video_range(spec, "v" * 64, str(cut_clip), a, b, str(tmp_path / f"r{i}.parquet"))
+        for i, (a, b) in enumerate(time_ranges(8.0, 3.0))
+    ]
     assert all(r.error is None for r in results)
     frames = [f for r in results for f in r.frames]
     interval = sorted(f["ts"] for f in frames if f["reason"] == "interval")

@@ -2,28 +2,20 @@
 
 import shutil
 
-import av
 import numpy as np
 import polars as pl
 from dagster import DagsterInstance, materialize
 from PIL import Image
 
 from assets_defs.partitions import library_partitions
+from ml.video import write_h264
 from tests.test_pipeline import ALL, _library, _metadata
 
 
 def write_video(path, photos, seconds_each=4.4, fps=5):
     """A video showing each photo for `seconds_each` seconds (hard cuts between them, off the 1 s grid)."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 320, 320, "yuv420p"
-        for photo in photos:
-            pixels = np.asarray(Image.open(photo).convert("RGB").resize((320, 320)))
-            for _ in range(round(seconds_each * fps)):
-                for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                    out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    frames = [np.asarray(Image.open(photo).convert("RGB").resize((320, 320))) for photo in photos]
+    write_h264(str(path), (f for f in frames for _ in range(round(seconds_each * fps))), fps)
 
 
 def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tmp_path):
