@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
-from ml.media import MediaProblem, media_kind, probe_image, read_uri, sha256_bytes
+from ml.media import MediaProblem, media_kind, open_uri, probe_image, read_uri, sha256_bytes, sha256_stream
 
 
-def probe_video(uri: str, data: bytes):
-    """Open the video with the frame readers (PyAV, then decord) to prove it is usable; VideoInfo or MediaProblem."""
+def probe_video(uri: str, s3_endpoint_url: str | None = None):
+    """Open the video with the frame readers to prove it is usable (header and first frame); VideoInfo or
+    MediaProblem. An S3 object is read by byte ranges, never whole."""
     from ml.video import open_video
 
-    if not data:
-        raise MediaProblem("empty file (0 bytes)")
-    path = uri
-    tmp = None
-    if uri.startswith("s3://"):  # the readers need a file: spill the bytes already read
-        tmp = tempfile.NamedTemporaryFile(suffix=Path(uri).suffix, delete=False)
-        tmp.write(data)
-        tmp.close()
-        path = tmp.name
-    try:
-        reader = open_video(path)
-        info = reader.info
-        reader.close()
-        return info
-    finally:
-        if tmp is not None:
-            os.unlink(tmp.name)
+    reader = open_video(uri, s3_endpoint_url=s3_endpoint_url)
+    info = reader.info
+    reader.close()
+    return info
 
 
 def inspect_media(uris: Sequence[str], s3_endpoint_url: str | None = None) -> list[dict]:
@@ -51,6 +36,23 @@ def inspect_media(uris: Sequence[str], s3_endpoint_url: str | None = None) -> li
             "status": "ok",
             "error": None,
         }
+        if row["kind"] == "video":  # streamed: a 4-hour file is hashed in 4 MiB pieces, never held whole
+            try:
+                with open_uri(uri, s3_endpoint_url) as stream:
+                    media_id, size = sha256_stream(stream)
+            except OSError as exc:
+                rows.append({**row, "status": "quarantined", "error": f"cannot read: {exc}"})
+                continue
+            row.update(bytes=size, media_id=media_id if size else None)
+            try:
+                if not size:
+                    raise MediaProblem("empty file (0 bytes)")
+                info = probe_video(uri, s3_endpoint_url)
+                row.update(width=info.width, height=info.height, duration_s=round(info.duration_s, 3))
+            except MediaProblem as exc:
+                row.update(status="quarantined", error=exc.reason)
+            rows.append(row)
+            continue
         try:
             data = read_uri(uri, s3_endpoint_url)
         except OSError as exc:
@@ -58,14 +60,6 @@ def inspect_media(uris: Sequence[str], s3_endpoint_url: str | None = None) -> li
             continue
         row["bytes"] = len(data)
         row["media_id"] = sha256_bytes(data) if data else None
-        if row["kind"] == "video":
-            try:
-                info = probe_video(uri, data)
-                row.update(width=info.width, height=info.height, duration_s=round(info.duration_s, 3))
-            except MediaProblem as exc:
-                row.update(status="quarantined", error=exc.reason)
-            rows.append(row)
-            continue
         try:
             info = probe_image(data)
             row.update(width=info.width, height=info.height)

@@ -41,14 +41,78 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def s3_client(s3_endpoint_url: str | None = None):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_endpoint_url or None)
+
+
+class S3RangeFile(io.RawIOBase):
+    """A seekable, read-only file over one S3 object, read with ranged GETs.
+
+    Videos are opened through this (PyAV takes any file object), so a 4-hour file on S3 is read where the
+    decoder reads (the index, then the time range a task samples) and never downloaded whole or held in
+    memory. Written here because the well-kept alternative, s3fs, pins aiobotocore/botocore versions that
+    fight the pinned boto3 of this stack; these are the few lines of it we need.
+    """
+
+    def __init__(self, uri: str, s3_endpoint_url: str | None = None):
+        super().__init__()
+        self.uri = uri
+        self.bucket, _, self.key = uri[5:].partition("/")
+        self.client = s3_client(s3_endpoint_url)
+        try:
+            self.size = int(self.client.head_object(Bucket=self.bucket, Key=self.key)["ContentLength"])
+        except Exception as exc:  # noqa: BLE001 - botocore's ClientError and connection errors alike
+            raise OSError(f"cannot open {uri}: {exc}") from None
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        if self.pos >= self.size or len(buffer) == 0:
+            return 0
+        end = min(self.pos + len(buffer), self.size) - 1
+        body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={self.pos}-{end}")["Body"]
+        data = body.read()
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+def open_uri(uri: str, s3_endpoint_url: str | None = None, buffer_size: int = 4 << 20) -> io.BufferedReader:
+    """A seekable binary file for a local path or an s3:// object, read in `buffer_size` pieces."""
+    if uri.startswith("s3://"):
+        return io.BufferedReader(S3RangeFile(uri, s3_endpoint_url), buffer_size=buffer_size)
+    return open(uri, "rb", buffering=buffer_size)  # noqa: SIM115 - the caller closes it
+
+
+def sha256_stream(stream, chunk_size: int = 4 << 20) -> tuple[str, int]:
+    """(sha256 hex, bytes read) of a file object, read in chunks: memory stays flat for a 4-hour video."""
+    digest, total = hashlib.sha256(), 0
+    while chunk := stream.read(chunk_size):
+        digest.update(chunk)
+        total += len(chunk)
+    return digest.hexdigest(), total
+
+
 def read_uri(uri: str, s3_endpoint_url: str | None = None) -> bytes:
     """Bytes of a local path or an s3:// object (boto3; DuckDB cannot fetch its httpfs extension here)."""
     if uri.startswith("s3://"):
-        import boto3
-
         bucket, _, key = uri[5:].partition("/")
-        client = boto3.client("s3", endpoint_url=s3_endpoint_url or None)
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return s3_client(s3_endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
     return Path(uri).read_bytes()
 
 

@@ -1,8 +1,10 @@
 """Frames from videos: one reader interface, two backends (decord and PyAV), sampling that streams.
 
-Why two backends: both decode at the same speed at 1 fps here (decode-bound), decord is simpler to seek with
-but was last released in 2021 and refuses some files; PyAV opens nearly everything FFmpeg can. `open_video`
-tries the preferred backend and falls back to the other on a file the first cannot open.
+Why two backends: decord decodes a little faster at 1 fps (benchmarks/video.py: 57x vs 51x real time on 720p
+H.264), so it is the default; it was last released in 2021, refuses some files and reads local files only.
+PyAV opens nearly everything FFmpeg can and reads S3 objects by byte range. `open_video` tries the preferred
+backend and falls back to the other on a file the first cannot open. Both apply the display rotation of phone
+videos and use real frame timestamps, so variable frame rate is safe.
 
 Cost grows with the frames we sample, not with the frames in the file: PyAV seeks only when the next
 wanted timestamp is further ahead than a GOP (seeking into a long GOP re-decodes from its keyframe, which is
@@ -27,6 +29,7 @@ from ml.media import MediaProblem
 log = logging.getLogger(__name__)
 
 BACKENDS = ("pyav", "decord")
+DEFAULT_BACKEND = "decord"  # measured faster at 1 fps on 720p H.264 (benchmarks/video.py); PyAV is the fallback
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class VideoInfo:
     fps: float
     width: int  # as displayed (after rotation)
     height: int
-    rotation: int  # degrees clockwise to apply for display (phone videos)
+    rotation: int | None  # degrees counter-clockwise turned for display (phone videos); None: decord turns, unsaid
     gop_s: float  # keyframe interval estimate, seconds
     backend: str
 
@@ -54,29 +57,43 @@ def interval_timestamps(duration_s: float, every_s: float = 1.0) -> list[float]:
     return [round(i * every_s, 6) for i in range(n)]
 
 
+def _display_rotation(frame) -> int:
+    """Degrees counter-clockwise to turn a decoded frame for display (phone videos carry a display matrix)."""
+    return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+
+
 def _rotate(image: Image.Image, rotation: int) -> Image.Image:
-    # PIL rotates counter-clockwise; the container's rotation is clockwise for display
-    return image.rotate(-rotation, expand=True) if rotation % 360 else image
+    return image.rotate(rotation, expand=True) if rotation else image  # PIL turns counter-clockwise too
 
 
 class PyAVReader:
-    """PyAV (FFmpeg) backend: GOP-aware seeking, display rotation, variable frame rate safe (uses pts)."""
+    """PyAV (FFmpeg) backend: GOP-aware seeking, display rotation, variable frame rate safe (uses pts).
+
+    `source` is a path or a seekable binary file object (an S3 object read by ranges, ml.media.open_uri).
+    """
 
     name = "pyav"
 
-    def __init__(self, path: str):
+    def __init__(self, source):
         import av
 
+        self._file = None if isinstance(source, str) else source
         try:
-            self.container = av.open(path)
+            self.container = av.open(source)
         except (av.error.InvalidDataError, av.error.FFmpegError, OSError) as exc:
+            if self._file is not None:
+                self._file.close()
             raise MediaProblem(f"cannot open video: {exc}") from None
         if not self.container.streams.video:
-            self.container.close()
+            self.close()
             raise MediaProblem("no video stream (audio-only or not a video)")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
-        self.info = self._info()
+        try:
+            self.info = self._info()
+        except MediaProblem:
+            self.close()
+            raise
 
     def _info(self) -> VideoInfo:
         stream = self.stream
@@ -87,18 +104,21 @@ class PyAVReader:
             duration = self.container.duration / 1_000_000
         else:
             duration = 0.0
+        if duration <= 0:
+            raise MediaProblem("zero-length video")
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
-        rotation = 0
+        # the display matrix travels on decoded frames (PyAV 18 exposes it there only): read the first one
         try:
-            rotation = int(round(-(stream.side_data.get("DISPLAYMATRIX") or 0))) % 360  # PyAV >= 13
-        except (AttributeError, TypeError, ValueError):
-            rotation = 0
-        width, height = stream.codec_context.width, stream.codec_context.height
+            first = next(self.container.decode(stream), None)
+        except Exception as exc:  # noqa: BLE001 - FFmpeg raises many types for a damaged stream
+            raise MediaProblem(f"video decode failed at the start: {exc}") from None
+        if first is None:
+            raise MediaProblem("no decodable video frame")
+        rotation = _display_rotation(first)
+        width, height = first.width, first.height
         if rotation in (90, 270):
             width, height = height, width
         gop_s = 2.0  # until keyframes are seen: frames_at learns the real interval while decoding
-        if duration <= 0:
-            raise MediaProblem("zero-length video")
         return VideoInfo(duration, fps, width, height, rotation, gop_s, self.name)
 
     def frames_at(self, timestamps: Sequence[float]) -> Iterator[Frame]:
@@ -141,19 +161,29 @@ class PyAVReader:
             need_seek = target is not None and target - ts > max(gop_s, 1.0)
 
     def close(self) -> None:
-        self.container.close()
+        if getattr(self, "container", None) is not None:
+            self.container.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class DecordReader:
-    """decord backend: frame-accurate random access by index from its frame-timestamp table."""
+    """decord backend: frame-accurate random access by index from its frame-timestamp table.
+
+    decord applies the display matrix itself (frames come out upright, checked by the tests) but does not
+    report the angle. It reads local files only (it would read a file object whole into memory): S3 videos
+    go to PyAV.
+    """
 
     name = "decord"
 
-    def __init__(self, path: str):
+    def __init__(self, source):
+        if not isinstance(source, str):
+            raise MediaProblem("decord reads local files only")
         try:
             import decord
 
-            self.reader = decord.VideoReader(path, num_threads=1)
+            self.reader = decord.VideoReader(source, num_threads=1)
         except Exception as exc:  # noqa: BLE001 - decord raises its own DECORDError or RuntimeError
             raise MediaProblem(f"decord cannot open video: {str(exc).splitlines()[0][:200]}") from None
         n = len(self.reader)
@@ -164,27 +194,42 @@ class DecordReader:
         fps = float(self.reader.get_avg_fps() or 0)
         height, width = self.reader[0].shape[:2]
         duration = float(stamps[-1, 1]) if stamps[-1, 1] > 0 else n / (fps or 1)
-        self.info = VideoInfo(duration, fps, width, height, 0, 2.0, self.name)
+        self.info = VideoInfo(duration, fps, width, height, None, 2.0, self.name)
 
     def frames_at(self, timestamps: Sequence[float]) -> Iterator[Frame]:
         for target in sorted(timestamps):
             index = int(np.searchsorted(self.starts, target - 1e-3))
             if index >= len(self.starts):
                 return
-            array = self.reader[index].asnumpy()
+            try:
+                array = self.reader[index].asnumpy()
+            except Exception as exc:  # noqa: BLE001 - decord raises DECORDError for a damaged stream
+                reason = str(exc).splitlines()[0][:200]
+                raise MediaProblem(f"video decode failed near {target:.2f}s: {reason}") from None
             yield Frame(ts=round(float(self.starts[index]), 4), image=Image.fromarray(array))
 
     def close(self) -> None:
-        del self.reader
+        self.reader = None
 
 
 def write_h264(
-    path: str, frames: Iterable[np.ndarray], fps: int, gop: int | None = None, options: dict[str, str] | None = None
+    path: str,
+    frames: Iterable[np.ndarray],
+    fps: int,
+    gop: int | None = None,
+    options: dict[str, str] | None = None,
+    rotation: int = 0,
+    timestamps: Iterable[float] | None = None,
 ) -> None:
     """Encode RGB frames (h, w, 3 uint8, all one size) as H.264 with libx264: test clips, demo and benchmark
-    videos are made by the project, never downloaded."""
+    videos are made by the project, never downloaded.
+
+    `rotation` writes a display matrix (degrees counter-clockwise, as a phone does); `timestamps` (seconds,
+    one per frame, increasing) makes a variable-frame-rate file instead of a constant `fps`.
+    """
     import av
 
+    stamps = None if timestamps is None else iter(timestamps)
     with av.open(str(path), "w") as out:
         stream = None
         for pixels in frames:
@@ -192,30 +237,48 @@ def write_h264(
                 stream = out.add_stream("libx264", rate=fps, options=options or {})
                 stream.height, stream.width = pixels.shape[:2]
                 stream.pix_fmt = "yuv420p"
+                if stamps is not None:
+                    stream.codec_context.time_base = Fraction(1, 1000)
                 if gop:
                     stream.codec_context.gop_size = gop
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                if rotation:
+                    stream.set_display_rotation(rotation)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            if stamps is not None:
+                frame.pts, frame.time_base = int(round(next(stamps) * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
                 out.mux(packet)
         if stream is not None:
             for packet in stream.encode():
                 out.mux(packet)
 
 
-def open_video(path: str, prefer: str = "pyav"):
-    """A reader for `path`, trying `prefer` first and the other backend if it cannot open the file.
+def open_video(uri: str, prefer: str = DEFAULT_BACKEND, s3_endpoint_url: str | None = None):
+    """A reader for a local path or s3:// uri, trying `prefer` first and the other backend if it cannot open it.
 
-    Raises MediaProblem with both reasons when neither can: the caller quarantines the file.
+    S3 objects are read by byte ranges through PyAV (never downloaded whole). Raises MediaProblem with every
+    backend's reason when none can open the file: the caller quarantines it.
     """
+    from ml.media import open_uri
+
     if prefer not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     order = [prefer] + [b for b in BACKENDS if b != prefer]
     reasons = []
     for name in order:
+        if uri.startswith("s3://") and name == "decord":
+            continue
         try:
-            return (PyAVReader if name == "pyav" else DecordReader)(path)
+            if name == "decord":
+                return DecordReader(uri)
+            try:
+                source = open_uri(uri, s3_endpoint_url) if uri.startswith("s3://") else uri
+            except OSError as exc:
+                raise MediaProblem(str(exc)) from None
+            return PyAVReader(source)
         except MediaProblem as exc:
             reasons.append(f"{name}: {exc.reason}")
-            log.info("%s cannot open %s: %s", name, path, exc.reason)
+            log.info("%s cannot open %s: %s", name, uri, exc.reason)
     raise MediaProblem("; ".join(reasons))
 
 

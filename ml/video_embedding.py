@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from ml.backbones import BackboneSpec, cached_backbone, l2_normalise
 from ml.embedding import embeddings_schema
 from ml.media import MediaProblem
-from ml.video import open_video, sample_frames
+from ml.video import DEFAULT_BACKEND, open_video, sample_frames
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,20 @@ class VideoRangeResult:
 def embed_video_range(
     spec: BackboneSpec,
     media_id: str,
-    path: str,
+    uri: str,
     start_s: float,
     end_s: float,
     out_path: str,
     every_s: float = 1.0,
-    prefer: str = "pyav",
+    s3_endpoint_url: str | None = None,
+    prefer: str = DEFAULT_BACKEND,
 ) -> VideoRangeResult:
-    """Sample [start_s, end_s) of the video at `path`, embed the frames, write them to `out_path`."""
+    """Sample [start_s, end_s) of the video at `uri` (local path or s3://), embed the frames, write them to
+    `out_path`. Only that range is decoded (an S3 object is read by byte ranges)."""
     result = VideoRangeResult(media_id, start_s, end_s)
     backbone = cached_backbone(spec)
     try:
-        reader = open_video(path, prefer=prefer)
+        reader = open_video(uri, prefer=prefer, s3_endpoint_url=s3_endpoint_url)
     except MediaProblem as exc:
         result.error = exc.reason
         return result

@@ -150,3 +150,37 @@ def test_video_ranges_tile_and_embed_with_timestamps(cut_clip, tmp_path, model_r
     assert float(grey @ red) < 0.99  # different scenes, different vectors
     bad = embed_video_range(spec, "x" * 64, str(tmp_path / "missing.mp4"), 0, 3, str(tmp_path / "bad.parquet"))
     assert bad.error and bad.out_path is None
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_rotated_phone_video_is_turned_upright(tmp_path, backend):
+    """Coded landscape 64x32 with a red left half and a 90-degree display matrix: shown as 32x64, red below."""
+    path = tmp_path / "phone.mp4"
+    pixels = np.zeros((32, 64, 3), np.uint8)
+    pixels[:, :32] = (255, 0, 0)
+    write_h264(str(path), (pixels for _ in range(20)), 10, rotation=90)
+    reader = open_video(str(path), prefer=backend)
+    assert reader.name == backend
+    assert (reader.info.width, reader.info.height) == (32, 64)
+    assert reader.info.rotation == (90 if backend == "pyav" else None)  # decord turns frames but does not say
+    (frame,) = list(reader.frames_at([1.0]))
+    reader.close()
+    shown = np.asarray(frame.image).astype(int)
+    assert shown.shape == (64, 32, 3)
+    assert shown[56, 16, 0] > 200 and shown[8, 16, 0] < 60, (shown[56, 16], shown[8, 16])
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_variable_frame_rate_uses_real_timestamps(tmp_path, backend):
+    """Frames at uneven times (a burst, then a 1.5 s hold): each sample is the frame shown at that time."""
+    path = tmp_path / "vfr.mp4"
+    stamps = [0.0, 0.1, 0.2, 0.3, 1.8, 1.9, 2.6, 3.0, 3.05, 3.1, 4.0]
+    frames = [np.full((48, 64, 3), (int(t * 50), 100, 30), np.uint8) for t in stamps]
+    write_h264(str(path), frames, 10, timestamps=stamps)
+    reader = open_video(str(path), prefer=backend)
+    got = list(reader.frames_at([0.0, 1.0, 2.0, 3.0]))
+    reader.close()
+    # the first frame at or after each wanted time
+    assert [f.ts for f in got] == pytest.approx([0.0, 1.8, 2.6, 3.0], abs=0.011)
+    for frame in got:
+        assert abs(int(np.asarray(frame.image)[24, 32, 0]) - int(frame.ts * 50)) < 10

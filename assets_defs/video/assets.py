@@ -15,6 +15,7 @@ from assets_defs.partitions import library_partitions
 from ml.segments import SegmentParams, build_segments
 from ml.video_embedding import embed_video_range, time_ranges
 from resources.libraries import LibraryStore
+from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
@@ -46,6 +47,7 @@ SEGMENTS_SCHEMA = {
 def video_frames(
     context: AssetExecutionContext,
     libraries: LibraryStore,
+    media_store: MediaStore,
     model_store: ModelStore,
     runner: TaskRunner,
     warehouse: Warehouse,
@@ -66,7 +68,7 @@ def video_frames(
         for start, end in time_ranges(duration or 0.0, RANGE_S):
             if (media_id, start) not in done_keys:
                 out = str(out_dir / f"video-{media_id[:16]}-{int(start):07d}.parquet")
-                calls.append((task_spec, media_id, uri, start, end, out, EVERY_S))
+                calls.append((task_spec, media_id, uri, start, end, out, EVERY_S, media_store.s3_endpoint_url()))
     context.log.info(f"{library}: {videos.height} videos, {len(calls)} time ranges to embed")
     results = runner.map(embed_video_range, calls, on_result=progress(context, "video ranges"))
     new_ranges = pl.DataFrame(
