@@ -27,16 +27,24 @@ class SegmentParams:
     frame_s: float = 1.0  # how long one interval sample stands for (the sampling interval)
 
 
-def smooth_scores(scores: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average along time (rows), shrinking at the edges so no frame is dropped."""
+def smooth_scores(scores: np.ndarray, window: int, scene: np.ndarray | None = None) -> np.ndarray:
+    """Centred moving average along time (rows), shrinking at the edges so no frame is dropped.
+
+    `scene` (one label per row) keeps the average inside a scene: the frames before a cut never blur the
+    first frames after it, which is what keeps a segment's start on the cut.
+    """
     if window <= 1 or len(scores) == 0:
         return scores.astype(np.float32)
+    scene = np.zeros(len(scores), np.int64) if scene is None else np.asarray(scene)
     half = window // 2
     padded = np.cumsum(np.vstack([np.zeros((1, scores.shape[1])), scores]), axis=0)
     out = np.empty_like(scores, dtype=np.float32)
-    for i in range(len(scores)):
-        lo, hi = max(0, i - half), min(len(scores), i + half + 1)
-        out[i] = (padded[hi] - padded[lo]) / (hi - lo)
+    starts = np.r_[0, np.flatnonzero(np.diff(scene)) + 1]
+    ends = np.r_[starts[1:], len(scores)]
+    for first, stop in zip(starts, ends, strict=True):
+        for i in range(first, stop):
+            lo, hi = max(first, i - half), min(stop, i + half + 1)
+            out[i] = (padded[hi] - padded[lo]) / (hi - lo)
     return out
 
 
@@ -46,15 +54,20 @@ def build_segments(
     classes: Sequence[str],
     thresholds: Mapping[str, float],
     params: SegmentParams = SegmentParams(),
+    scene_starts: Sequence[float] = (),
 ) -> list[dict]:
-    """Segments {tag_id, start_s, end_s, peak_score, status} from frame scores (n_frames, n_classes)."""
+    """Segments {tag_id, start_s, end_s, peak_score, status} from frame scores (n_frames, n_classes).
+
+    `scene_starts` are the timestamps of scene-change frames: smoothing does not cross them.
+    """
     if len(ts) != len(scores):
         raise ValueError("one score row per timestamp")
     if len(ts) == 0:
         return []
     order = np.argsort(np.asarray(ts, dtype=np.float64), kind="stable")
     times = np.asarray(ts, dtype=np.float64)[order]
-    smoothed = smooth_scores(np.asarray(scores, dtype=np.float32)[order], params.window)
+    scene = np.searchsorted(np.sort(np.asarray(scene_starts, dtype=np.float64)), times + 1e-6)
+    smoothed = smooth_scores(np.asarray(scores, dtype=np.float32)[order], params.window, scene)
     top = smoothed.argmax(axis=1)
     top_score = smoothed[np.arange(len(times)), top]
 
@@ -87,8 +100,15 @@ def build_segments(
         duration = end - seg["start"]
         confident = seg["peak"] >= thresholds.get(tag, 1.0)
         status = "applied" if confident and duration >= params.min_duration_s else "review"
-        out.append({"tag_id": tag, "start_s": round(float(seg["start"]), 3), "end_s": round(float(end), 3),
-                    "peak_score": round(seg["peak"], 4), "status": status})
+        out.append(
+            {
+                "tag_id": tag,
+                "start_s": round(float(seg["start"]), 3),
+                "end_s": round(float(end), 3),
+                "peak_score": round(seg["peak"], 4),
+                "status": status,
+            }
+        )
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -19,7 +20,18 @@ from dagster import ConfigurableResource
 from tagsmith.sql import load_sql
 
 SAFE = re.compile(r"^[a-z0-9_]+$")
-TABLES = ("media", "quarantine", "catalog", "examples", "heads", "tags", "embeddings", "frames", "video_segments")
+TABLES = (
+    "media",
+    "quarantine",
+    "catalog",
+    "examples",
+    "heads",
+    "tags",
+    "embeddings",
+    "frames",
+    "frame_tags",
+    "video_segments",
+)
 
 
 # Typed empty tables for a library without videos, so search and reports need no special case.
@@ -28,6 +40,8 @@ EMPTY_VIEWS = {
     "NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, NULL::DOUBLE AS peak_score, NULL::VARCHAR AS status, "
     "NULL::VARCHAR AS head_version WHERE false",
     "frames": "SELECT NULL::VARCHAR AS media_id, NULL::DOUBLE AS ts, NULL::VARCHAR AS reason WHERE false",
+    "frame_tags": "SELECT NULL::VARCHAR AS media_id, NULL::DOUBLE AS ts, NULL::VARCHAR AS facet, "
+    "NULL::VARCHAR AS tag_id, NULL::DOUBLE AS score WHERE false",
 }
 
 
@@ -92,21 +106,22 @@ class Warehouse(ConfigurableResource):
             matrix = np.stack(matrix)
         return df["media_id"].to_list(), matrix
 
-    def read_frame_embeddings(self, library: str, model: str, media_id: str) -> tuple[list[float], np.ndarray]:
-        """(timestamps, matrix) of one video's embedded frames, in time order."""
-        files = self._embedding_files(library, model)
-        if not files:
-            return [], np.zeros((0, 0), np.float32)
-        df = (
-            pl.scan_parquet(files)
-            .filter((pl.col("media_id") == media_id) & pl.col("ts").is_not_null())
-            .unique(["media_id", "ts"], keep="first")
-            .sort("ts")
-            .collect()
-        )
-        if df.height == 0:
-            return [], np.zeros((0, 0), np.float32)
-        return df["ts"].to_list(), np.stack(df["vector"].to_numpy()).astype(np.float32)
+    def video_range_path(self, library: str, model: str, media_id: str, start_s: float) -> Path:
+        """Where one time range of one video's frame embeddings goes (the zero-padded start sorts by time)."""
+        return self.embeddings_dir(library, model) / f"video-{media_id[:16]}-{int(start_s):07d}.parquet"
+
+    def iter_frame_embeddings(
+        self, library: str, model: str, media_id: str
+    ) -> Iterator[tuple[list[float], np.ndarray]]:
+        """(timestamps, matrix) of one video's embedded frames, one time range at a time, in time order.
+
+        Memory holds one range (600 frames at 1 fps), whatever the video's length.
+        """
+        base = self.embeddings_dir(library, model)
+        for path in sorted(base.glob(f"video-{media_id[:16]}-*.parquet")) if base.exists() else []:
+            df = pl.read_parquet(path).filter(pl.col("media_id") == media_id).sort("ts")
+            if df.height:
+                yield df["ts"].to_list(), np.stack(df["vector"].to_numpy()).astype(np.float32)
 
     def _embedding_files(self, library: str, model: str) -> list[str]:
         base = self.embeddings_dir(library, model)

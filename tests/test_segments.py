@@ -14,8 +14,9 @@ def frames(pattern: str) -> np.ndarray:
 
 def test_consecutive_hits_merge_and_flicker_is_smoothed_over():
     scores = frames("..aaa.aaa...gg..")
-    segs = build_segments(list(range(len(scores))), scores, CLASSES, {"acme": 0.6, "globex": 0.6},
-                          SegmentParams(window=1, max_gap_s=2.0))
+    segs = build_segments(
+        list(range(len(scores))), scores, CLASSES, {"acme": 0.6, "globex": 0.6}, SegmentParams(window=1, max_gap_s=2.0)
+    )
     assert [(s["tag_id"], s["start_s"], s["end_s"], s["status"]) for s in segs] == [
         ("acme", 2.0, 9.0, "applied"),
         ("globex", 12.0, 14.0, "applied"),
@@ -24,8 +25,13 @@ def test_consecutive_hits_merge_and_flicker_is_smoothed_over():
 
 def test_short_or_weak_stretches_go_to_review():
     scores = frames("....a.......wwww....")
-    segs = build_segments(list(range(len(scores))), scores, CLASSES, {"acme": 0.6, "globex": 0.6},
-                          SegmentParams(window=1, min_duration_s=2.0))
+    segs = build_segments(
+        list(range(len(scores))),
+        scores,
+        CLASSES,
+        {"acme": 0.6, "globex": 0.6},
+        SegmentParams(window=1, min_duration_s=2.0),
+    )
     assert [(s["start_s"], s["end_s"], s["status"]) for s in segs] == [(4.0, 5.0, "review"), (12.0, 16.0, "review")]
     assert segs[1]["peak_score"] == pytest.approx(0.45)
 
@@ -48,3 +54,15 @@ def test_smoothing_keeps_length_and_averages():
 def test_format_timestamp():
     assert format_timestamp(38 * 60 + 12 + 3600 * 0) == "00:38:12"
     assert format_timestamp(4 * 3600 + 5) == "04:00:05"
+
+
+def test_smoothing_does_not_cross_a_scene_cut():
+    # scene A (tag a) for 4 samples, a cut at 4.4 s, then scene B (tag b): without the cut, the frame right
+    # after it is averaged with scene A and the segment of b starts one sample late
+    ts = [0.0, 1.0, 2.0, 3.0, 4.0, 4.4, 5.0, 6.0, 7.0]
+    scores = np.array([[1.0, 0.0]] * 5 + [[0.4, 0.6]] + [[0.3, 0.7]] * 3)
+    thresholds = {"a": 0.5, "b": 0.5}
+    blurred = build_segments(ts, scores, ["a", "b"], thresholds)
+    assert [s["start_s"] for s in blurred if s["tag_id"] == "b"] == [5.0]
+    sharp = build_segments(ts, scores, ["a", "b"], thresholds, scene_starts=[4.4])
+    assert [(s["tag_id"], s["start_s"], s["end_s"]) for s in sharp] == [("a", 0.0, 4.4), ("b", 4.4, 8.0)]

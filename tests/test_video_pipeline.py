@@ -73,3 +73,9 @@ def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tm
     assert video_hits["place"][0].startswith("event.mp4 00:00:00–00:00:0")
     assert hits.filter(pl.col("kind") == "image").height >= 1
     assert first["start_s"] == 0.0 and 4.4 <= first["end_s"] <= 4.65  # ends at the refined cut
+
+    # every sampled frame has the heads' top tag per facet, and the analyst view exists
+    frame_tags = wh.read(name, "frame_tags")
+    assert frame_tags.height == frames.height * frame_tags["facet"].n_unique()
+    product_at = dict(frame_tags.filter(pl.col("facet") == "product").select("ts", "tag_id").iter_rows())
+    assert product_at[1.0] == expected[0] and product_at[6.0] == expected[1]

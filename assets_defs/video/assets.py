@@ -5,6 +5,7 @@ A long video is cut into time ranges (10 minutes by default), each a Ray task th
 the frames, smoothed and merged over time (ml/segments.py), with the heads' calibrated thresholds.
 """
 
+import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
@@ -31,6 +32,14 @@ RANGES_SCHEMA = {
     "error": pl.String,
 }
 FRAMES_SCHEMA = {"media_id": pl.String, "ts": pl.Float64, "reason": pl.String}
+# the heads' top tag per facet on every sampled frame (raw score, before smoothing): what the model saw
+FRAME_TAGS_SCHEMA = {
+    "media_id": pl.String,
+    "ts": pl.Float64,
+    "facet": pl.String,
+    "tag_id": pl.String,
+    "score": pl.Float64,
+}
 SEGMENTS_SCHEMA = {
     "media_id": pl.String,
     "facet": pl.String,
@@ -62,12 +71,11 @@ def video_frames(
     done = pl.DataFrame(schema=RANGES_SCHEMA) if done is None else done
     done_keys = {(m, s) for m, s, mod in done.select("media_id", "start_s", "model").iter_rows() if mod == model_id}
     task_spec = backbone_spec(config, model_store, threads=runner.threads_per_task())
-    out_dir = warehouse.embeddings_dir(library, model_id)
     calls = []
     for media_id, uri, duration in videos.select("media_id", "uri", "duration_s").iter_rows():
         for start, end in time_ranges(duration or 0.0, RANGE_S):
             if (media_id, start) not in done_keys:
-                out = str(out_dir / f"video-{media_id[:16]}-{int(start):07d}.parquet")
+                out = str(warehouse.video_range_path(library, model_id, media_id, start))
                 calls.append((task_spec, media_id, uri, start, end, out, EVERY_S, media_store.s3_endpoint_url()))
     context.log.info(f"{library}: {videos.height} videos, {len(calls)} time ranges to embed")
     results = runner.map(embed_video_range, calls, on_result=progress(context, "video ranges"))
@@ -123,7 +131,9 @@ def video_segments(
     model_store: ModelStore,
     warehouse: Warehouse,
 ) -> MaterializeResult:
-    """Stretches of video per tag, with start/end seconds, peak score and applied/review status."""
+    """Stretches of video per tag, with start/end seconds, peak score and applied/review status; and
+    `frame_tags`, the top tag per facet on every sampled frame. Frames are scored one time range at a time, so
+    memory holds scores (not embeddings) for a whole video."""
     library = context.partition_key
     config = libraries.config(library)
     model_id = library_model_id(config, model_store)
@@ -133,16 +143,43 @@ def video_segments(
         for facet, version in sorted(promoted_heads.items())
     }
     params = SegmentParams(frame_s=EVERY_S)
-    rows = []
+    frames = warehouse.read(library, "frames")
+    frames = pl.DataFrame(schema=FRAMES_SCHEMA) if frames is None else frames
+    cuts_of = {
+        m: g["ts"].to_list() for (m,), g in frames.filter(pl.col("reason") == "scene-change").group_by("media_id")
+    }
+    rows, frame_rows = [], []
     for media_id in videos["media_id"].unique(maintain_order=True).to_list():
-        ts, X = warehouse.read_frame_embeddings(library, model_id, media_id)
-        if not ts:
+        stamps: list[float] = []
+        scores: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
+        for ts, X in warehouse.iter_frame_embeddings(library, model_id, media_id):  # one range at a time
+            stamps.extend(ts)
+            for facet, (_, head) in heads.items():
+                scores[facet].append(head.predict_scores(X).astype(np.float32))
+        if not stamps:
             continue
         for facet, (version, head) in heads.items():
-            for seg in build_segments(ts, head.predict_scores(X), head.classes, head.thresholds, params):
+            matrix = np.concatenate(scores[facet])
+            cuts = cuts_of.get(media_id, [])
+            for seg in build_segments(stamps, matrix, head.classes, head.thresholds, params, scene_starts=cuts):
                 rows.append({"media_id": media_id, "facet": facet, "head_version": version, **seg})
+            top = matrix.argmax(axis=1)
+            frame_rows.append(
+                pl.DataFrame(
+                    {
+                        "media_id": [media_id] * len(stamps),
+                        "ts": stamps,
+                        "facet": [facet] * len(stamps),
+                        "tag_id": [head.classes[i] for i in top],
+                        "score": matrix[np.arange(len(top)), top].astype(np.float64),
+                    },
+                    schema=FRAME_TAGS_SCHEMA,
+                )
+            )
     table = pl.DataFrame(rows, schema=SEGMENTS_SCHEMA)
     warehouse.write(library, "video_segments", table)
+    frame_tags = pl.concat(frame_rows) if frame_rows else pl.DataFrame(schema=FRAME_TAGS_SCHEMA)
+    warehouse.write(library, "frame_tags", frame_tags.sort("media_id", "ts", "facet"))
     counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
     return MaterializeResult(
         metadata={
