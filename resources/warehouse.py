@@ -58,6 +58,10 @@ class Warehouse(ConfigurableResource):
             raise ValueError(f"library name {library!r} must match [a-z0-9_]+")
         return Path(self.root) / library
 
+    def reports_dir(self, library: str) -> Path:
+        """HTML and pictures for people (contact sheets, evaluation), next to the library's tables."""
+        return self.library_dir(library) / "reports"
+
     def table_path(self, library: str, table: str) -> Path:
         return self.library_dir(library) / f"{table}.parquet"
 

@@ -12,7 +12,7 @@ from assets_defs.partitions import library_partitions
 from assets_defs.search.assets import vector_index
 from assets_defs.tags.assets import tags, warehouse_views
 from assets_defs.training.assets import catalog, examples
-from assets_defs.video.assets import video_frames, video_segments
+from assets_defs.video.assets import contact_sheets, video_frames, video_segments
 from resources.libraries import LibraryConfig
 
 ALL = [
@@ -26,6 +26,7 @@ ALL = [
     vector_index,
     video_frames,
     video_segments,
+    contact_sheets,
     warehouse_views,
 ]
 

@@ -79,3 +79,12 @@ def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tm
     assert frame_tags.height == frames.height * frame_tags["facet"].n_unique()
     product_at = dict(frame_tags.filter(pl.col("facet") == "product").select("ts", "tag_id").iter_rows())
     assert product_at[1.0] == expected[0] and product_at[6.0] == expected[1]
+
+    # a contact sheet per video with pictures and the timeline, and an index; redrawn only on change
+    sheets = wh.reports_dir(name) / "videos"
+    (page,) = [p for p in sheets.glob("event-*.html")]
+    text = page.read_text()
+    assert text.count("data:image/jpeg;base64,") == frames.height  # 10 frames: all shown
+    assert "scene change" in text and name_of[expected[0]] in text
+    assert "event.mp4" in (sheets / "index.html").read_text()
+    assert _metadata(again, "contact_sheets")["sheets_drawn"] == 0

@@ -1,5 +1,5 @@
 from dagster import Definitions
 
-from assets_defs.video.assets import video_frames, video_segments
+from assets_defs.video.assets import contact_sheets, video_frames, video_segments
 
-defs = Definitions(assets=[video_frames, video_segments])
+defs = Definitions(assets=[contact_sheets, video_frames, video_segments])
