@@ -82,7 +82,8 @@ def render_contact_sheet(
 ) -> str:
     """The sheet as HTML.
 
-    frames: {ts, reason, tags: [(facet, tag_id, score)]} for every sampled frame (markers on the timeline);
+    frames: {ts, reason, tags: [(facet, tag_id, score)]} for every sampled frame (markers on the timeline; a
+    None tag_id is "nothing recognised");
     segments: {facet, tag_id, start_s, end_s, peak_score, status}; thumbnails: ts -> JPEG bytes for the frames
     to show as pictures.
     """
@@ -141,6 +142,8 @@ def render_contact_sheet(
         tags = "".join(
             f'<div style="color:{colour.get(facet, "#111")}">{esc(facet)}: {esc(names.get(tag, tag))} '
             f"<span class=s>{score:.2f}</span></div>"
+            if tag is not None
+            else f"<div class=s>{esc(facet)}: nothing recognised</div>"
             for facet, tag, score in fr.get("tags", [])
         )
         badge = ' <span class="cut">scene change</span>' if fr["reason"] == "scene-change" else ""

@@ -154,18 +154,22 @@ def _fit_lightgbm(X: np.ndarray, y: np.ndarray, seed: int, params: dict | None) 
     few-shot data cannot support them anyway; 64 principal components keep what separates the examples and
     make a fit take seconds. min_child_samples=2 lets a tag with two examples still get a leaf.
     """
-    params = dict(params) if params else {
-        "n_components": 64,
-        "n_estimators": 150,
-        "learning_rate": 0.08,
-        "num_leaves": 15,
-        "min_child_samples": 2,
-        "subsample": 0.8,
-        "subsample_freq": 1,
-        "colsample_bytree": 0.8,
-        "max_bin": 63,
-        "class_weight": "balanced",
-    }
+    params = (
+        dict(params)
+        if params
+        else {
+            "n_components": 64,
+            "n_estimators": 150,
+            "learning_rate": 0.08,
+            "num_leaves": 15,
+            "min_child_samples": 2,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.8,
+            "max_bin": 63,
+            "class_weight": "balanced",
+        }
+    )
     lgbm = {k: v for k, v in params.items() if k != "n_components"}
     components = max(1, min(params["n_components"], X.shape[0] - 1, X.shape[1]))
     model = make_pipeline(
@@ -209,6 +213,24 @@ class FacetHead:
     model: object
     thresholds: dict[str, float]
     metrics: dict = field(default_factory=dict)
+    # familiarity: cosine similarity to the nearest class mean of the examples. `min_familiarity` is the least
+    # familiar holdout example's; a video frame below it (an empty room, a crowd, a title card) is unlike any
+    # example, so nothing is recognised there, whatever the classifier's softmax says.
+    prototypes: np.ndarray | None = None
+    min_familiarity: float | None = None
+
+    def familiarity(self, X: np.ndarray) -> np.ndarray:
+        """(n,) cosine similarity of each row to the nearest class mean (1.0 everywhere when unknown)."""
+        X = _as_matrix(X, "X")
+        if self.prototypes is None or len(X) == 0:
+            return np.ones(len(X), dtype=np.float32)
+        return familiarity(self.prototypes, X)
+
+    def familiar(self, X: np.ndarray) -> np.ndarray:
+        """(n,) True where a row is at least as like the examples as the least familiar holdout example."""
+        if self.min_familiarity is None:
+            return np.ones(len(X), dtype=bool)
+        return self.familiarity(X) >= self.min_familiarity
 
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
         """(n, len(classes)) probabilities, rows summing to 1, columns in `classes` order."""
@@ -237,6 +259,18 @@ def predict_table(head: FacetHead, media_ids: Sequence[str], X: np.ndarray) -> l
         {"media_id": media_id, "facet": head.facet, "tag_id": tag_id, "score": score, "status": status}
         for media_id, (tag_id, score, status) in zip(media_ids, head.predict(X), strict=True)
     ]
+
+
+def class_means(X: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """L2-normalised mean embedding per class, rows in `classes` order."""
+    means = np.stack([X[y == c].mean(axis=0) for c in classes]).astype(np.float32)
+    return means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+
+
+def familiarity(prototypes: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of X to its nearest prototype."""
+    Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    return (Xn @ prototypes.T).max(axis=1).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------- calibration
@@ -378,15 +412,17 @@ def train_facet_head(
         )
         logger.info(
             "facet %s: %s holdout acc=%.3f bal_acc=%.3f (fit %.2fs, params %s)",
-            facet, strategy, results[strategy].accuracy, results[strategy].balanced_accuracy,
-            fit_seconds, params[strategy],
+            facet,
+            strategy,
+            results[strategy].accuracy,
+            results[strategy].balanced_accuracy,
+            fit_seconds,
+            params[strategy],
         )
 
     chosen = choose_strategy(results.values())
     thresholds = calibrate_thresholds(hold_scores[chosen], y_hold, classes, target_precision)
-    final_model, _ = _FITTERS[chosen](
-        np.vstack([X_train, X_hold]), np.concatenate([y_tr, y_ho]), seed, params[chosen]
-    )
+    final_model, _ = _FITTERS[chosen](np.vstack([X_train, X_hold]), np.concatenate([y_tr, y_ho]), seed, params[chosen])
     logger.info("facet %s: chose %s, refitted on %d examples", facet, chosen, len(y_tr) + len(y_ho))
     metrics = {
         "chosen": chosen,
@@ -398,4 +434,9 @@ def train_facet_head(
         "params": params[chosen],
         "target_precision": target_precision,
     }
-    return FacetHead(facet, chosen, classes, final_model, thresholds, metrics)
+    # familiarity is calibrated like the thresholds: prototypes of the train split, measured on the holdout
+    min_familiarity = float(familiarity(class_means(X_train, y_tr, np.unique(y_tr)), X_hold).min())
+    all_codes = np.concatenate([y_tr, y_ho])
+    prototypes = class_means(np.vstack([X_train, X_hold]), all_codes, np.unique(all_codes))
+    metrics["min_familiarity"] = round(min_familiarity, 4)
+    return FacetHead(facet, chosen, classes, final_model, thresholds, metrics, prototypes, min_familiarity)

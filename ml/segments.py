@@ -116,3 +116,46 @@ def format_timestamp(seconds: float) -> str:
     """00:38:12 style, as segments are printed next to file names."""
     seconds = int(round(seconds))
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def temporal_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+def evaluate_segments(predicted: Sequence[Mapping], truth: Sequence[Mapping], min_iou: float = 0.5) -> dict:
+    """Segment precision/recall and boundary error against known truth.
+
+    Both are {media, tag_id, start_s, end_s} (one facet). A predicted segment matches a true one of the same
+    media and tag when their temporal IoU is at least `min_iou`; matching is one-to-one, best IoU first.
+    Boundary errors are |start - true start| and |end - true end| of the matched pairs, in seconds.
+    """
+    pairs = []
+    for i, p in enumerate(predicted):
+        for j, t in enumerate(truth):
+            if p["media"] == t["media"] and p["tag_id"] == t["tag_id"]:
+                iou = temporal_iou((p["start_s"], p["end_s"]), (t["start_s"], t["end_s"]))
+                if iou >= min_iou:
+                    pairs.append((iou, i, j))
+    used_p, used_t, errors = set(), set(), []
+    for _, i, j in sorted(pairs, reverse=True):
+        if i in used_p or j in used_t:
+            continue
+        used_p.add(i)
+        used_t.add(j)
+        errors += [
+            abs(predicted[i]["start_s"] - truth[j]["start_s"]),
+            abs(predicted[i]["end_s"] - truth[j]["end_s"]),
+        ]
+    matched = len(used_p)
+    return {
+        "true_segments": len(truth),
+        "predicted": len(predicted),
+        "matched": matched,
+        "precision": round(matched / len(predicted), 4) if predicted else None,
+        "recall": round(matched / len(truth), 4) if truth else None,
+        "boundary_error_median_s": round(float(np.median(errors)), 3) if errors else None,
+        "boundary_error_p90_s": round(float(np.percentile(errors, 90)), 3) if errors else None,
+        "boundary_errors": [round(e, 3) for e in errors],
+    }

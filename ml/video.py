@@ -17,6 +17,7 @@ Pure ML code: no Dagster, no Ray.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -84,6 +85,11 @@ class PyAVReader:
             if self._file is not None:
                 self._file.close()
             raise MediaProblem(f"cannot open video: {exc}") from None
+        fmt = self.container.format.name
+        if fmt == "image2" or fmt.endswith("_pipe"):  # FFmpeg reads a still image as a one-frame "video"
+            self.close()
+            kind = fmt.removesuffix("_pipe").upper()
+            raise MediaProblem(f"not a video: the file is a {kind} image (its extension says video)")
         if not self.container.streams.video:
             self.close()
             raise MediaProblem("no video stream (audio-only or not a video)")
@@ -185,7 +191,7 @@ class DecordReader:
 
             self.reader = decord.VideoReader(source, num_threads=1)
         except Exception as exc:  # noqa: BLE001 - decord raises its own DECORDError or RuntimeError
-            raise MediaProblem(f"decord cannot open video: {str(exc).splitlines()[0][:200]}") from None
+            raise MediaProblem(f"cannot open video: {_decord_message(exc)}") from None
         n = len(self.reader)
         if n == 0:
             raise MediaProblem("zero-length video")
@@ -204,12 +210,17 @@ class DecordReader:
             try:
                 array = self.reader[index].asnumpy()
             except Exception as exc:  # noqa: BLE001 - decord raises DECORDError for a damaged stream
-                reason = str(exc).splitlines()[0][:200]
-                raise MediaProblem(f"video decode failed near {target:.2f}s: {reason}") from None
+                raise MediaProblem(f"video decode failed near {target:.2f}s: {_decord_message(exc)}") from None
             yield Frame(ts=round(float(self.starts[index]), 4), image=Image.fromarray(array))
 
     def close(self) -> None:
         self.reader = None
+
+
+def _decord_message(exc: Exception) -> str:
+    """decord's first error line without its '[12:00:00] /src/video/video_reader.cc:270: ' prefix."""
+    line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"^\[[\d:]+\] \S+:\d+: (\[[^\]]*\] )?", "", line)[:200]
 
 
 def write_h264(
@@ -264,7 +275,7 @@ def open_video(uri: str, prefer: str = DEFAULT_BACKEND, s3_endpoint_url: str | N
     if prefer not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     order = [prefer] + [b for b in BACKENDS if b != prefer]
-    reasons = []
+    reasons: dict[str, str] = {}
     for name in order:
         if uri.startswith("s3://") and name == "decord":
             continue
@@ -277,9 +288,10 @@ def open_video(uri: str, prefer: str = DEFAULT_BACKEND, s3_endpoint_url: str | N
                 raise MediaProblem(str(exc)) from None
             return PyAVReader(source)
         except MediaProblem as exc:
-            reasons.append(f"{name}: {exc.reason}")
+            reasons[name] = exc.reason
             log.info("%s cannot open %s: %s", name, uri, exc.reason)
-    raise MediaProblem("; ".join(reasons))
+    # PyAV's reason first: FFmpeg says what is wrong with the file ("no video stream", "invalid data")
+    raise MediaProblem("; ".join(f"{name}: {reasons[name]}" for name in BACKENDS if name in reasons))
 
 
 @dataclass(frozen=True)

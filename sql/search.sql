@@ -1,7 +1,7 @@
 -- Search photos and video segments by words: every term must match a tag (its name, an alias, an identifier
 -- or its id, in any facet, accents and case ignored); ranked by the mean score of the matching tags.
--- Photos: the tags on the photo. Videos: a segment and the segments of the same video that overlap it in time,
--- so "aurora storm blue" finds the stretch where the product and the colourway are both on screen.
+-- Photos: the tags on the photo. Videos: the stretch where segments matching every term are on screen at once
+-- (their intersection), so "aurora storm blue" finds where the product and the colourway are both shown.
 -- A term matches a tag when it is a word of the tag's text, a prefix (3+ letters) of one, or - for scripts
 -- written without spaces - a substring of the text.
 -- Parameters: $terms (VARCHAR[]), $statuses (VARCHAR[]), $limit (INTEGER).
@@ -38,13 +38,34 @@ photo_hits AS (
 segments AS (
     SELECT * FROM video_segments WHERE list_contains($statuses, status)
 ),
-video_hits AS (
-    SELECT anchor.media_id, anchor.start_s, anchor.end_s, tt.term, max(s.peak_score) AS score,
-           string_agg(DISTINCT tt.name, ', ') AS matched
+video_pairs AS (  -- every segment matching a term, paired with each segment of the same video it overlaps
+    SELECT anchor.media_id, anchor.facet AS a_facet, anchor.tag_id AS a_tag, anchor.start_s AS a_start,
+           tt.term, tt.name, s.peak_score,
+           greatest(anchor.start_s, s.start_s) AS w_start, least(anchor.end_s, s.end_s) AS w_end
     FROM segments anchor
     JOIN segments s ON s.media_id = anchor.media_id AND s.start_s < anchor.end_s AND s.end_s > anchor.start_s
     JOIN term_tags tt ON tt.facet = s.facet AND tt.tag_id = s.tag_id
-    GROUP BY anchor.media_id, anchor.start_s, anchor.end_s, tt.term
+    WHERE (anchor.facet, anchor.tag_id) IN (SELECT (facet, tag_id) FROM term_tags)
+),
+video_terms AS (  -- per anchor and term: the matching segment that overlaps the anchor most
+    SELECT media_id, a_facet, a_tag, a_start, term,
+           arg_max(w_start, w_end - w_start) AS w_start, arg_max(w_end, w_end - w_start) AS w_end,
+           arg_max(peak_score, w_end - w_start) AS score, arg_max(name, w_end - w_start) AS matched
+    FROM video_pairs
+    GROUP BY media_id, a_facet, a_tag, a_start, term
+),
+video_windows AS (  -- where every term's segment is on screen at once: the intersection
+    SELECT media_id, a_facet, a_tag, a_start, max(w_start) AS start_s, min(w_end) AS end_s
+    FROM video_terms
+    GROUP BY media_id, a_facet, a_tag, a_start
+),
+video_hits AS (  -- one hit per window (anchors that give the same window are one hit)
+    SELECT v.media_id, w.start_s, w.end_s, v.term, max(v.score) AS score,
+           string_agg(DISTINCT v.matched, ', ') AS matched
+    FROM video_terms v
+    JOIN video_windows w USING (media_id, a_facet, a_tag, a_start)
+    WHERE w.start_s < w.end_s
+    GROUP BY v.media_id, w.start_s, w.end_s, v.term
 ),
 hits AS (
     SELECT * FROM photo_hits UNION ALL SELECT * FROM video_hits

@@ -130,11 +130,28 @@ def search(
 
 
 @app.command()
+def segments(
+    library: str,
+    video: str = typer.Argument("", help="Part of a video's file name; every video when left out."),
+    include_review: bool = typer.Option(False, help="Also list segments waiting for review."),
+    limit: int = 200,
+) -> None:
+    """Where each tag is on screen in the library's videos, e.g. `event.mp4 00:38:12–00:38:19`."""
+    from tagsmith import service
+
+    _show(service.segments(library, video, include_review=include_review).head(limit), rows=limit)
+
+
+@app.command()
 def similar(library: str, query: str, limit: int = 10) -> None:
     """Photos most like an image file (or a media_id of the library)."""
     from tagsmith import service
 
-    _show(pl.DataFrame(service.similar(library, query, limit=limit)), rows=limit)
+    try:
+        found = service.similar(library, query, limit=limit)
+    except (ValueError, LookupError, OSError) as exc:  # a video, an unknown media_id, a file that is not a photo
+        _fail(str(exc))
+    _show(pl.DataFrame(found), rows=limit)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import typer
 
+from ml.segments import evaluate_segments
 from resources import tagsmith_home
 from resources.libraries import LibraryConfig
 from tagsmith import service
@@ -39,30 +40,70 @@ def uploads_accuracy(truth_path: Path, uploads_dir: Path) -> pl.DataFrame:
     )
 
 
+def video_accuracy(truth_path: Path) -> pl.DataFrame:
+    """Segments against the videos' known truth, per facet: precision/recall of applied segments (temporal
+    IoU >= 0.5), recall when review segments count too, and boundary error in seconds."""
+    truth = pl.read_csv(truth_path).rename({"path": "media"})
+    found = service.run_sql(
+        LIBRARY,
+        "SELECT m.uri, s.facet, s.tag_id, s.start_s, s.end_s, s.status "
+        "FROM video_segments s JOIN media m USING (media_id)",
+    ).with_columns(media=pl.col("uri").map_elements(lambda u: Path(u).name, return_dtype=pl.String))
+    rows = []
+    for facet in sorted(truth["facet"].unique()):
+        true = truth.filter(pl.col("facet") == facet).to_dicts()
+        mine = found.filter(pl.col("facet") == facet)
+        applied = evaluate_segments(mine.filter(pl.col("status") == "applied").to_dicts(), true)
+        any_status = evaluate_segments(mine.to_dicts(), true)
+        rows.append(
+            {
+                "facet": facet,
+                "true_segments": applied["true_segments"],
+                "applied": applied["predicted"],
+                "precision": applied["precision"],
+                "recall": applied["recall"],
+                "recall_with_review": any_status["recall"],
+                "boundary_err_median_s": applied["boundary_error_median_s"],
+                "boundary_err_p90_s": applied["boundary_error_p90_s"],
+            }
+        )
+    return pl.DataFrame(rows)
+
+
 def run_demo(root: Path | None = None, seed: int = 0) -> None:
     root = Path(root or tagsmith_home() / "demo").resolve()
     started = time.perf_counter()
-    if not (root / "catalog.yaml").exists():
+    if not (root / "catalog.yaml").exists() or not (root / "video_truth.csv").exists():
         typer.echo(f"generating the demo library in {root} ...")
         summary = generate_demo_library(root, seed=seed)
-        typer.echo(f"  {summary.n_products} products, {summary.n_examples} example photos, "
-                   f"{summary.n_uploads} new uploads ({summary.n_corrupt} of them corrupt on purpose)")
+        typer.echo(
+            f"  {summary.n_products} products, {summary.n_examples} example photos, "
+            f"{summary.n_uploads} new uploads ({summary.n_corrupt} of them corrupt on purpose), "
+            f"{summary.n_videos} videos and a phone video (3 broken video files)"
+        )
     res = service.resources()
     config = LibraryConfig(name=LIBRARY, media=str(root / "uploads"), min_holdout_accuracy=0.5)
     res["libraries"].create(config, exist_ok=True)
     res["libraries"].set_catalog(LIBRARY, root / "catalog.yaml")
     res["libraries"].add_examples(LIBRARY, root / "examples.csv")
-    typer.echo("running the pipeline through Dagster (catalog, media, examples, embeddings on Ray, heads, "
-               "tags, vector index, views) ...")
+    typer.echo(
+        "running the pipeline through Dagster (catalog, media, examples, embeddings on Ray, heads, "
+        "tags, vector index, views) ..."
+    )
     ok, notes = service.run_library(LIBRARY)
     for note in notes:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
 
     typer.secho("\n(a) holdout accuracy of the promoted head per facet", bold=True)
-    _show(service.named_query(LIBRARY, "head_metrics").select(
-        "facet", "strategy", "holdout_accuracy", "holdout_balanced_accuracy", "n_train", "n_holdout"))
+    _show(
+        service.named_query(LIBRARY, "head_metrics").select(
+            "facet", "strategy", "holdout_accuracy", "holdout_balanced_accuracy", "n_train", "n_holdout"
+        )
+    )
     typer.secho("    and on the new uploads against their known truth", bold=True)
     _show(uploads_accuracy(root / "truth.csv", root / "uploads"))
+    typer.secho("    video segments against the videos' known truth (IoU >= 0.5; boundary error in seconds)", bold=True)
+    _show(video_accuracy(root / "video_truth.csv"))
     typer.secho("    quarantined input", bold=True)
     _show(service.named_query(LIBRARY, "quarantine").select("uri", "reason", "stage"))
 
@@ -71,14 +112,22 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     query = f"{product} packshot"
     typer.secho(f'\n(b) tagsmith search {LIBRARY} "{query}"', bold=True)
     _show(service.search(LIBRARY, query, limit=5).select("place", "score", "matched", "uri"))
-    first = service.run_sql(LIBRARY, "SELECT uri FROM media WHERE status = 'ok' ORDER BY uri LIMIT 1")["uri"][0]
+    first = service.run_sql(
+        LIBRARY, "SELECT uri FROM media WHERE status = 'ok' AND kind = 'image' ORDER BY uri LIMIT 1"
+    )["uri"][0]
     typer.secho(f"    tagsmith similar {LIBRARY} {first}", bold=True)
     _show(pl.DataFrame(service.similar(LIBRARY, first, limit=3)).select("score", "uri"))
+    clip = service.segments(LIBRARY, "CLIP_0001")
+    typer.secho(f"    tagsmith segments {LIBRARY} CLIP_0001  ({clip.height} segments, first 8)", bold=True)
+    _show(clip.select("place", "facet", "name", "seconds", "peak_score", "status").head(8))
 
     home = tagsmith_home()
     typer.secho("\n(c) where things are", bold=True)
-    typer.echo(f"  DuckDB file : {home / 'tagsmith.duckdb'}  (schema \"{LIBRARY}\": tags, tag_details, media, ...)")
-    typer.echo(f"  SQL         : tagsmith sql {LIBRARY} \"SELECT * FROM coverage\"")
+    typer.echo(f'  DuckDB file : {home / "tagsmith.duckdb"}  (schema "{LIBRARY}": tags, tag_details, media, ...)')
+    typer.echo(f'  SQL         : tagsmith sql {LIBRARY} "SELECT * FROM coverage"')
+    sheets = service.resources()["warehouse"].reports_dir(LIBRARY) / "videos" / "index.html"
+    typer.echo(f"  videos      : {sheets}  (a contact sheet per video)")
+    typer.echo(f"  segments    : tagsmith segments {LIBRARY}")
     typer.echo(f"  Dagster UI  : DAGSTER_HOME={home / 'dagster_home'} .venv/bin/dagster dev -w workspace.yaml")
     typer.echo(f"done in {time.perf_counter() - started:.0f} s" + ("" if ok else " (with problems above)"))
     if not ok:

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from ml.backbones import BackboneSpec, cached_backbone
-from ml.media import decode_image, read_uri
+from ml.media import decode_image, media_kind, read_uri
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
         if len(vectors) == 0:
             raise LookupError(f"no embedding for media_id {query} in library {library!r}")
         vector = vectors[0]
+    elif media_kind(query) == "video":
+        raise ValueError(f"{query} is a video: `similar` takes a photo (use `segments` or `search` for videos)")
     else:
         vector = backbone.embed([decode_image(read_uri(query, res["media_store"].s3_endpoint_url()))])[0]
     return res["vector_store"].search(library, vector, limit=limit)
@@ -120,6 +122,13 @@ def run_sql(library: str, statement: str) -> pl.DataFrame:
 
 def named_query(library: str, name: str, params: dict | None = None) -> pl.DataFrame:
     return resources()["warehouse"].query(library, name, params)
+
+
+def segments(library: str, video: str = "", include_review: bool = False) -> pl.DataFrame:
+    """Video segments, each with its `place` (file 00:38:12–00:38:19), in file and time order."""
+    statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
+    table = named_query(library, "video_segments", {"statuses": statuses, "video": video})
+    return with_places(table).select("place", "facet", "name", "seconds", "peak_score", "status", "tag_id", "uri")
 
 
 def export_tags(library: str, out: Path, include_review: bool = False) -> int:

@@ -13,7 +13,12 @@ def small_demo(tmp_path_factory) -> "object":
     from tagsmith.demo import generate_demo_library
 
     return generate_demo_library(
-        tmp_path_factory.mktemp("demo") / "lib", seed=1, examples_per_product=4, uploads_per_product=1, image_size=128
+        tmp_path_factory.mktemp("demo") / "lib",
+        seed=1,
+        examples_per_product=4,
+        uploads_per_product=1,
+        image_size=128,
+        videos=0,
     )
 
 

@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tagsmith.cli import app
+from tests.test_video_pipeline import write_video
 
 
 @pytest.fixture
@@ -53,6 +54,10 @@ def test_cli_verbs_end_to_end(cli, tmp_path, small_demo):
     assert cli("catalog", "shop", small_demo.catalog_path).exit_code == 0
     assert "example labels added" in cli("examples", "shop", small_demo.examples_manifest).output
     assert "files copied" in cli("ingest", "shop", small_demo.uploads_dir).output
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "event.mp4", sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[:2])
+    assert "files copied" in cli("ingest", "shop", videos).output
     result = cli("run", "shop")
     assert result.exit_code == 0, result.output
     assert "product" in result.output and "shot_type" in result.output
@@ -65,5 +70,9 @@ def test_cli_verbs_end_to_end(cli, tmp_path, small_demo):
     found = cli("search", "shop", row["name"], "--include-review")
     assert row["uri"].rsplit("/", 1)[-1] in found.output
     assert "IMG_" in cli("similar", "shop", row["uri"], "--limit", "2").output
+    refused = cli("similar", "shop", videos / "event.mp4")
+    assert refused.exit_code == 1 and "is a video" in refused.output
+    listed = cli("segments", "shop", "event", "--include-review")
+    assert listed.exit_code == 0 and "event.mp4 00:00:00–00:00:0" in listed.output, listed.output
     coverage = cli("sql", "shop", "SELECT count(*) AS n FROM coverage")
     assert coverage.exit_code == 0 and "n" in coverage.output

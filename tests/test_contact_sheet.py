@@ -22,7 +22,7 @@ def test_sheet_shows_segments_frames_and_escapes_names():
     assert Image.open(io.BytesIO(jpeg)).size == (96, 54)
     frames = [
         {"ts": 0.0, "reason": "interval", "tags": [("product", "p1", 0.91)]},
-        {"ts": 4.4, "reason": "scene-change", "tags": [("product", "p2", 0.42)]},
+        {"ts": 4.4, "reason": "scene-change", "tags": [("product", "p2", 0.42), ("colorway", None, None)]},
     ]
     segments = [
         {"facet": "product", "tag_id": "p1", "start_s": 0.0, "end_s": 4.4, "peak_score": 0.91, "status": "applied"},
@@ -36,3 +36,4 @@ def test_sheet_shows_segments_frames_and_escapes_names():
     assert "00:00:04.4" in page and "scene change" in page
     assert 'fill="url(#hatch)"' in page  # the review segment is hatched
     assert "1 segments applied, 1 to review" in page
+    assert "colorway: nothing recognised" in page

@@ -11,13 +11,14 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image, ImageFile
 
 from tagsmith.demo import DemoSummary, generate_demo_library
 
-SMALL = {"examples_per_product": 2, "uploads_per_product": 1, "image_size": 128}
+SMALL = {"examples_per_product": 2, "uploads_per_product": 1, "image_size": 128, "videos": 0}
 CORRUPT = {"IMG_9001.jpg", "IMG_9002.jpg", "IMG_9003.jpg"}
 
 
@@ -165,7 +166,7 @@ def test_regenerating_replaces_old_photos_and_refuses_foreign_folders(tmp_path: 
 def test_examples_cover_every_colourway_and_shot(tmp_path: Path, catalog: list[dict]) -> None:
     # 6 per product = 2 shots x up to 3 colourways: the plan must not pin a colourway to one shot type
     summary = generate_demo_library(
-        tmp_path / "lib", examples_per_product=6, uploads_per_product=0, image_size=64, corrupt=False
+        tmp_path / "lib", examples_per_product=6, uploads_per_product=0, image_size=64, corrupt=False, videos=0
     )
     _, rows = _read_csv(summary.examples_manifest)
     by_path: dict[str, dict[str, str]] = defaultdict(dict)
@@ -177,3 +178,39 @@ def test_examples_cover_every_colourway_and_shot(tmp_path: Path, catalog: list[d
     for product in (t for t in catalog if t["facet"] == "product"):
         expected = {(cw, s) for cw in product["attributes"]["colorways"] for s in ("packshot", "lifestyle")}
         assert seen[product["tag_id"]] == expected, product["tag_id"]
+
+
+def test_demo_videos_have_truth_that_matches_the_pictures(tmp_path: Path) -> None:
+    from ml.video import open_video
+    from tagsmith.demo_video import _SceneRenderer, plan_video
+
+    rng = np.random.default_rng(3)
+    scenes = plan_video(rng, 60.0)
+    assert scenes[0].start_s == 0.0 and scenes[-1].end_s == 60.0
+    assert all(a.end_s == b.start_s for a, b in zip(scenes, scenes[1:], strict=False))  # cuts tile the video
+    slides = 0
+    for scene in scenes:
+        if scene.appearance is None or not scene.appearance.slide_in:
+            continue
+        slides += 1
+        r = _SceneRenderer(scene, 320, 180)
+        left, right = r.opaque
+        a = scene.appearance
+
+        def inside(t: float) -> float:  # fraction of the drawn product inside the frame at t
+            x = r.x_at(t)
+            return 0.0 if x is None else (min(x + right, 320) - max(x + left, 0)) / (right - left)
+
+        assert inside(a.shown_s) == pytest.approx(0.5, abs=0.05)
+        assert inside(a.shown_s - 0.4) < 0.2 and inside(a.shown_s + 0.4) > 0.8
+    assert slides >= 1
+
+    summary = generate_demo_library(tmp_path / "lib", **{**SMALL, "videos": 1, "video_seconds": 12.0})
+    names = {p.name for p in summary.uploads_dir.iterdir()}
+    assert {"CLIP_0001.mp4", "PHONE_0001.mov", "CLIP_9004.mp4", "CLIP_9005.mov", "CLIP_9006.mp4"} <= names
+    _, rows = _read_csv(summary.video_truth_path)
+    assert rows and {r["facet"] for r in rows} == {"product", "colorway"}
+    assert all(0 <= float(r["start_s"]) < float(r["end_s"]) <= 20.0 for r in rows)
+    phone = open_video(str(summary.uploads_dir / "PHONE_0001.mov"))
+    assert (phone.info.width, phone.info.height) == (360, 640)  # portrait, as shown
+    phone.close()

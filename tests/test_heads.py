@@ -191,6 +191,20 @@ def test_default_head_on_separable_clusters_reviews_ambiguous_point(clusters):
     assert statuses == ["review", "applied", "applied"]
 
 
+def test_rows_unlike_every_example_are_unfamiliar(heads, clusters):
+    X, y, means = clusters
+    head = heads["logreg"]
+    _, _, X_hold, _ = split(X, y)
+    assert head.min_familiarity is not None and head.metrics["min_familiarity"] == round(head.min_familiarity, 4)
+    assert head.familiar(X_hold).all()  # the holdout sets the bar, so every holdout row clears it
+    assert head.familiar(means).all()  # the class centres are the most familiar points there are
+    elsewhere = unit_means(20, seed=99)  # random directions: unlike every class
+    assert not head.familiar(elsewhere).any()
+    assert head.predict_scores(elsewhere).max(axis=1).min() > 0.2  # the softmax alone would still pick a tag
+    old = FacetHead("style", "logreg", head.classes, head.model, head.thresholds)  # a head saved before the gate
+    assert old.familiar(elsewhere).all()
+
+
 # ----------------------------------------------------------------------------------------- class order
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_score_columns_follow_classes_not_first_seen_order(heads, clusters, strategy):

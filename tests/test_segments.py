@@ -66,3 +66,25 @@ def test_smoothing_does_not_cross_a_scene_cut():
     assert [s["start_s"] for s in blurred if s["tag_id"] == "b"] == [5.0]
     sharp = build_segments(ts, scores, ["a", "b"], thresholds, scene_starts=[4.4])
     assert [(s["tag_id"], s["start_s"], s["end_s"]) for s in sharp] == [("a", 0.0, 4.4), ("b", 4.4, 8.0)]
+
+
+def test_evaluate_segments_matches_one_to_one_and_measures_boundaries():
+    from ml.segments import evaluate_segments
+
+    truth = [
+        {"media": "a.mp4", "tag_id": "x", "start_s": 2.0, "end_s": 10.0},
+        {"media": "a.mp4", "tag_id": "y", "start_s": 12.0, "end_s": 20.0},
+        {"media": "b.mp4", "tag_id": "x", "start_s": 0.0, "end_s": 5.0},
+    ]
+    predicted = [
+        {"media": "a.mp4", "tag_id": "x", "start_s": 2.4, "end_s": 10.0},  # match: errors 0.4 and 0
+        {"media": "a.mp4", "tag_id": "x", "start_s": 3.0, "end_s": 9.0},  # same truth, already taken
+        {"media": "a.mp4", "tag_id": "y", "start_s": 19.0, "end_s": 25.0},  # IoU 1/13: no match
+        {"media": "b.mp4", "tag_id": "x", "start_s": 1.0, "end_s": 5.5},  # match: errors 1.0 and 0.5
+    ]
+    report = evaluate_segments(predicted, truth)
+    assert (report["matched"], report["precision"], report["recall"]) == (2, 0.5, round(2 / 3, 4))
+    assert sorted(report["boundary_errors"]) == [0.0, 0.4, 0.5, 1.0]
+    assert report["boundary_error_median_s"] == 0.45
+    empty = evaluate_segments([], truth)
+    assert empty["precision"] is None and empty["recall"] == 0.0 and empty["boundary_error_median_s"] is None

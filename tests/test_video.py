@@ -59,6 +59,15 @@ def test_bad_videos_are_refused_with_both_reasons(tmp_path):
     with pytest.raises(MediaProblem) as info:
         open_video(str(fake))
     assert "pyav:" in info.value.reason and "decord:" in info.value.reason
+    assert info.value.reason.index("pyav:") < info.value.reason.index("decord:")  # FFmpeg's words first
+    assert "[" not in info.value.reason.split("decord:")[1][:3]  # decord's log prefix is cut off
+
+    photo = tmp_path / "holiday.mov"
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(photo, "JPEG")
+    with pytest.raises(MediaProblem, match="not a video: the file is a JPEG image"):
+        open_video(str(photo))
 
     audio = tmp_path / "voice.mp4"
     with av.open(str(audio), "w") as out:

@@ -49,9 +49,14 @@ HEADS_SCHEMA = {
 CHECK = "holdout_accuracy_bar"
 
 
+# part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
+HEAD_FORMAT = "2"
+
+
 def head_version(facet: str, model: str, rows: pl.DataFrame, config) -> str:
     digest = hashlib.sha256()
     for part in (
+        HEAD_FORMAT,
         facet,
         model,
         json.dumps(sorted(config.head_strategies)),

@@ -40,7 +40,8 @@ RANGES_SCHEMA = {
     "error": pl.String,
 }
 FRAMES_SCHEMA = {"media_id": pl.String, "ts": pl.Float64, "reason": pl.String}
-# the heads' top tag per facet on every sampled frame (raw score, before smoothing): what the model saw
+# the heads' top tag per facet on every sampled frame (raw score, before smoothing): what the model saw;
+# tag_id and score are NULL where the frame is unlike every example of the facet (nothing recognised)
 FRAME_TAGS_SCHEMA = {
     "media_id": pl.String,
     "ts": pl.Float64,
@@ -163,7 +164,9 @@ def video_segments(
         for ts, X in warehouse.iter_frame_embeddings(library, model_id, media_id):  # one range at a time
             stamps.extend(ts)
             for facet, (_, head) in heads.items():
-                scores[facet].append(head.predict_scores(X).astype(np.float32))
+                # a frame unlike every example (nothing on screen) recognises nothing: its scores are zeroed
+                familiar = head.familiar(X)
+                scores[facet].append(np.where(familiar[:, None], head.predict_scores(X), 0.0).astype(np.float32))
         if not stamps:
             continue
         for facet, (version, head) in heads.items():
@@ -172,14 +175,16 @@ def video_segments(
             for seg in build_segments(stamps, matrix, head.classes, head.thresholds, params, scene_starts=cuts):
                 rows.append({"media_id": media_id, "facet": facet, "head_version": version, **seg})
             top = matrix.argmax(axis=1)
+            best = matrix[np.arange(len(top)), top].astype(np.float64)
             frame_rows.append(
                 pl.DataFrame(
                     {
                         "media_id": [media_id] * len(stamps),
                         "ts": stamps,
                         "facet": [facet] * len(stamps),
-                        "tag_id": [head.classes[i] for i in top],
-                        "score": matrix[np.arange(len(top)), top].astype(np.float64),
+                        # NULL: nothing recognised (the frame is unlike every example)
+                        "tag_id": [head.classes[i] if v > 0 else None for i, v in zip(top, best, strict=True)],
+                        "score": [v if v > 0 else None for v in best],
                     },
                     schema=FRAME_TAGS_SCHEMA,
                 )
