@@ -194,11 +194,10 @@ def test_demo_videos_have_truth_that_matches_the_pictures(tmp_path: Path) -> Non
             continue
         slides += 1
         r = _SceneRenderer(scene, 320, 180)
-        left, right = r.opaque
         a = scene.appearance
 
-        def inside(t: float) -> float:  # fraction of the drawn product inside the frame at t
-            x = r.x_at(t)
+        def inside(t: float, r: _SceneRenderer = r) -> float:  # fraction of the drawn product inside at t
+            x, (left, right) = r.x_at(t), r.opaque
             return 0.0 if x is None else (min(x + right, 320) - max(x + left, 0)) / (right - left)
 
         assert inside(a.shown_s) == pytest.approx(0.5, abs=0.05)
