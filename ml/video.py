@@ -1,10 +1,13 @@
-"""Frames from videos: one reader interface, two backends (decord and PyAV), sampling that streams.
+"""Frames from videos: one reader interface, two backends (PyAV and decord), sampling that streams.
 
-Why two backends: decord decodes a little faster at 1 fps (benchmarks/video.py: 57x vs 51x real time on 720p
-H.264), so it is the default; it was last released in 2021, refuses some files and reads local files only.
-PyAV opens nearly everything FFmpeg can and reads S3 objects by byte range. `open_video` tries the preferred
-backend and falls back to the other on a file the first cannot open. Both apply the display rotation of phone
-videos and use real frame timestamps, so variable frame rate is safe.
+Which is the default, measured (benchmarks/video.py, benchmarks/video_memory.py, 2 cores): decord decodes a
+little faster alone (61.9x vs 55.3x real time at 1 fps on 720p H.264), but decode + embed, the work the
+pipeline does, is equal (33.5x PyAV, 32.9x decord), and only PyAV keeps memory flat with length: decord keeps
+a per-frame index of the whole file (peak RSS 4 h / 1 h: decord 1.11, PyAV 1.01). PyAV also reads S3 objects
+by byte range, where decord would read a file object whole. So PyAV is the default and decord the fallback
+for a file PyAV cannot open (decord was last released in 2021). `open_video` tries the preferred backend
+and falls back to the other. Both apply the display rotation of phone videos and use real frame
+timestamps, so variable frame rate is safe.
 
 Cost grows with the frames we sample, not with the frames in the file: PyAV seeks only when the next
 wanted timestamp is further ahead than a GOP (seeking into a long GOP re-decodes from its keyframe, which is
@@ -30,7 +33,7 @@ from ml.media import MediaProblem
 log = logging.getLogger(__name__)
 
 BACKENDS = ("pyav", "decord")
-DEFAULT_BACKEND = "decord"  # measured faster at 1 fps on 720p H.264 (benchmarks/video.py); PyAV is the fallback
+DEFAULT_BACKEND = "pyav"  # equal speed with embedding, flat memory, S3 by range: see the module docstring
 
 
 @dataclass(frozen=True)
