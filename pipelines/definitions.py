@@ -7,6 +7,7 @@ from dagster import Definitions, in_process_executor
 from assets_defs.embeddings.definitions import defs as embeddings_defs
 from assets_defs.heads.definitions import defs as heads_defs
 from assets_defs.media.definitions import defs as media_defs
+from assets_defs.ocr.definitions import defs as ocr_defs
 from assets_defs.search.definitions import defs as search_defs
 from assets_defs.tags.definitions import defs as tags_defs
 from assets_defs.training.definitions import defs as training_defs
@@ -24,6 +25,7 @@ def build_definitions(env=None) -> Definitions:
         media_defs,
         training_defs,
         embeddings_defs,
+        ocr_defs,
         heads_defs,
         tags_defs,
         search_defs,

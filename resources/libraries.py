@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from dagster import ConfigurableResource
@@ -27,6 +28,7 @@ class LibraryConfig(BaseModel):
     facet_min_accuracy: dict[str, float] = {}  # per-facet overrides of the bar
     head_strategies: list[str] = ["logreg", "lightgbm", "prototype"]
     train_augment: bool = True  # flipped copies of example photos as extra training rows
+    ocr: Literal["auto", "on", "off"] = "auto"  # auto: read printed text when some catalog tag has identifiers
     seed: int = 0
 
     @field_validator("name")

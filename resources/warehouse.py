@@ -31,6 +31,7 @@ TABLES = (
     "frames",
     "frame_tags",
     "video_segments",
+    "ocr_text",
 )
 
 
@@ -40,6 +41,8 @@ EMPTY_VIEWS = {
     "NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, NULL::DOUBLE AS peak_score, NULL::VARCHAR AS status, "
     "NULL::VARCHAR AS head_version WHERE false",
     "frames": "SELECT NULL::VARCHAR AS media_id, NULL::DOUBLE AS ts, NULL::VARCHAR AS reason WHERE false",
+    "ocr_text": "SELECT NULL::VARCHAR AS media_id, NULL::DOUBLE AS ts, NULL::VARCHAR AS text, "
+    "NULL::DOUBLE AS confidence, NULL::DOUBLE[] AS box, NULL::VARCHAR AS model WHERE false",
     "frame_tags": "SELECT NULL::VARCHAR AS media_id, NULL::DOUBLE AS ts, NULL::VARCHAR AS facet, "
     "NULL::VARCHAR AS tag_id, NULL::DOUBLE AS score WHERE false",
 }

@@ -8,6 +8,7 @@ from dagster import DagsterInstance, materialize
 from assets_defs.embeddings.assets import embeddings
 from assets_defs.heads.assets import heads, promoted_heads
 from assets_defs.media.assets import media
+from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
 from assets_defs.search.assets import vector_index
 from assets_defs.tags.assets import tags, warehouse_views
@@ -27,12 +28,13 @@ ALL = [
     video_frames,
     video_segments,
     contact_sheets,
+    ocr_text,
     warehouse_views,
 ]
 
 
 def _library(res, demo, name="shop", **overrides):
-    settings = {"head_strategies": ["logreg", "prototype"], "min_holdout_accuracy": 0.2, **overrides}
+    settings = {"head_strategies": ["logreg", "prototype"], "min_holdout_accuracy": 0.2, "ocr": "off", **overrides}
     config = LibraryConfig(name=name, media=str(demo.uploads_dir), **settings)
     res["libraries"].create(config, exist_ok=True)
     res["libraries"].set_catalog(name, demo.catalog_path)

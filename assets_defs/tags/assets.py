@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets_defs.common import usable
 from assets_defs.embeddings.assets import embeddings, library_model_id
 from assets_defs.media.assets import media
+from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import catalog
 from assets_defs.video.assets import video_segments
@@ -62,7 +63,10 @@ def tags(
 
 
 @asset(
-    partitions_def=library_partitions, group_name="tags", deps=[catalog, media, tags, video_segments], kinds={"duckdb"}
+    partitions_def=library_partitions,
+    group_name="tags",
+    deps=[catalog, media, tags, video_segments, ocr_text],
+    kinds={"duckdb"},
 )
 def warehouse_views(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """DuckDB views over the library's Parquet tables (schema = library name), plus sql/views.sql."""

@@ -1,0 +1,89 @@
+"""The `ocr_text` asset: text printed on products, per photo, cached per (media_id, OCR model).
+
+OCR costs about as much per photo as embedding does many times over (ml/ocr.py), so it runs only for a
+library that asks for it: `ocr: auto` (the default) reads photos when some catalog tag has `identifiers`
+(model numbers, SKUs, variant words), `on` always, `off` never. New photos and examples are read in chunks
+fanned out on the task runner; a photo already read with the same OCR settings is never read again.
+"""
+
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from assets_defs.common import chunked, progress
+from assets_defs.embeddings.assets import items_to_embed
+from assets_defs.media.assets import media
+from assets_defs.partitions import library_partitions
+from assets_defs.training.assets import catalog, examples
+from ml.ocr import OcrSpec, ocr_chunk
+from resources.libraries import LibraryStore
+from resources.media_store import MediaStore
+from resources.ray_runner import TaskRunner
+from resources.warehouse import Warehouse
+
+CHUNK = 64
+OCR_SCHEMA = {
+    "media_id": pl.String,
+    "ts": pl.Float64,
+    "text": pl.String,
+    "confidence": pl.Float64,
+    "box": pl.List(pl.Float64),
+    "model": pl.String,
+}
+OCR_DONE_SCHEMA = {"media_id": pl.String, "ts": pl.Float64, "boxes": pl.Int64, "ms": pl.Float64, "model": pl.String}
+
+
+def ocr_wanted(mode: str, catalog_table: pl.DataFrame | None) -> bool:
+    if mode == "on":
+        return True
+    if mode == "off" or catalog_table is None:
+        return False
+    return bool(catalog_table["identifiers"].list.len().sum())
+
+
+@asset(partitions_def=library_partitions, group_name="ocr", deps=[catalog, media, examples], kinds={"parquet", "ray"})
+def ocr_text(
+    context: AssetExecutionContext,
+    libraries: LibraryStore,
+    media_store: MediaStore,
+    runner: TaskRunner,
+    warehouse: Warehouse,
+) -> MaterializeResult:
+    """Text boxes read on photos and example photos (`ocr_text`), and which photos were read (`ocr_runs`)."""
+    library = context.partition_key
+    config = libraries.config(library)
+    if not ocr_wanted(config.ocr, warehouse.read(library, "catalog")):
+        context.log.info(f"{library}: OCR is {config.ocr!r} and no catalog tag has identifiers: nothing to read")
+        return MaterializeResult(metadata={"enabled": False})
+    spec = OcrSpec(threads=runner.threads_per_task() or 1)
+    model = spec.model_id
+    runs = warehouse.read(library, "ocr_runs")
+    runs = pl.DataFrame(schema=OCR_DONE_SCHEMA) if runs is None else runs
+    done = set(runs.filter(pl.col("model") == model)["media_id"].to_list())
+    todo = [(i.media_id, i.uri) for i in items_to_embed(warehouse, library) if i.media_id not in done]
+    context.log.info(f"{library}: {len(done)} photos already read with {model}, {len(todo)} to read")
+    calls = [(spec, list(chunk), media_store.s3_endpoint_url()) for chunk in chunked(todo, CHUNK)]
+    results = runner.map(ocr_chunk, calls, on_result=progress(context, "ocr"))
+    new_rows = pl.DataFrame([r for res in results for r in res.rows], schema=OCR_SCHEMA | {"model": pl.Null})
+    new_rows = new_rows.with_columns(model=pl.lit(model, pl.String)).cast(OCR_SCHEMA)
+    new_runs = pl.DataFrame([d for res in results for d in res.done], schema=OCR_DONE_SCHEMA | {"model": pl.Null})
+    new_runs = new_runs.with_columns(model=pl.lit(model, pl.String)).cast(OCR_DONE_SCHEMA)
+    old_rows = warehouse.read(library, "ocr_text")
+    table = new_rows if old_rows is None else pl.concat([old_rows, new_rows])
+    warehouse.write(library, "ocr_text", table)
+    warehouse.write(library, "ocr_runs", pl.concat([runs, new_runs]))
+    errors = [e for res in results for e in res.errors]
+    for e in errors:  # already quarantined by `media` or `examples` when they cannot be decoded
+        context.log.warning(f"not read {e['uri']}: {e['reason']}")
+    ms = new_runs["ms"]
+    return MaterializeResult(
+        metadata={
+            "enabled": True,
+            "model": model,
+            "read_now": new_runs.height,
+            "cached": len(done),
+            "boxes_now": new_rows.height,
+            "photos_with_text_now": int((new_runs["boxes"] > 0).sum()) if new_runs.height else 0,
+            "ms_per_photo_median": float(ms.median()) if ms.len() else 0.0,
+            "failed": len(errors),
+        }
+    )

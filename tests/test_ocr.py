@@ -1,0 +1,77 @@
+"""OCR with the RapidOCR models shipped in the wheel (no download), and the cached `ocr_text` asset."""
+
+import socket
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance, materialize
+from PIL import Image, ImageDraw, ImageFont
+
+from ml.ocr import OcrSpec, cached_engine, ocr_chunk
+
+
+def label(text: str, size=(320, 160)) -> Image.Image:
+    image = Image.new("RGB", size, (235, 232, 225))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((40, 50, 280, 110), fill=(255, 255, 255), outline=(30, 30, 30), width=2)
+    draw.text((60, 62), text, fill=(20, 20, 20), font=ImageFont.load_default(size=32))
+    return image
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return cached_engine(OcrSpec())
+
+
+def test_reads_printed_model_number_offline(engine, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("OCR tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    boxes = engine.read(label("AS-100"))
+    assert [b.text.replace(" ", "") for b in boxes] == ["AS-100"]
+    assert boxes[0].confidence > 0.8 and len(boxes[0].box) == 8
+    assert engine.read(Image.new("RGB", (320, 160), (240, 240, 240))) == []  # no text, no boxes
+
+
+def test_ocr_chunk_reports_bad_photos_and_reads_the_rest(tmp_path):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.jpg"
+    label("NT-40").save(good)
+    bad.write_bytes(b"not a photo")
+    result = ocr_chunk(OcrSpec(), [("g" * 64, str(good)), ("b" * 64, str(bad))])
+    assert [r["text"] for r in result.rows] == ["NT-40"]
+    assert [d["media_id"][0] for d in result.done] == ["g"]
+    assert [e["media_id"][0] for e in result.errors] == ["b"] and "not an image" in result.errors[0]["reason"]
+    assert OcrSpec().model_id == OcrSpec(threads=2).model_id != OcrSpec(limit_side_len=736).model_id
+
+
+def test_ocr_text_asset_reads_once_and_only_when_wanted(local_resources, small_demo):
+    from assets_defs.media.assets import media
+    from assets_defs.ocr.assets import ocr_text
+    from assets_defs.partitions import library_partitions
+    from assets_defs.training.assets import catalog, examples
+    from tests.test_pipeline import _library, _metadata
+
+    res = local_resources
+    on = _library(res, small_demo, name="reads", ocr="on")
+    off = _library(res, small_demo, name="skips", ocr="off")
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(library_partitions.name, [on, off])
+        first = materialize([catalog, media, examples, ocr_text], resources=res, partition_key=on, instance=instance)
+        again = materialize([catalog, media, examples, ocr_text], resources=res, partition_key=on, instance=instance)
+        skipped = materialize([catalog, media, examples, ocr_text], resources=res, partition_key=off, instance=instance)
+    read = _metadata(first, "ocr_text")["read_now"]
+    assert read == small_demo.n_uploads + small_demo.n_examples  # every usable photo and example, once
+    assert _metadata(again, "ocr_text")["read_now"] == 0
+    assert _metadata(skipped, "ocr_text")["enabled"] is False
+    table = res["warehouse"].read(on, "ocr_text")
+    assert table.height > 0 and set(table.columns) >= {"media_id", "ts", "text", "confidence", "box", "model"}
+    # the demo prints each product's model number on it: most photos show theirs
+    truth = res["warehouse"].read(on, "examples").filter(pl.col("facet") == "product").select("media_id", "tag_id")
+    numbers = dict(
+        res["warehouse"].read(on, "catalog").select("tag_id", pl.col("identifiers").list.first()).iter_rows()
+    )
+    texts = table.group_by("media_id").agg(pl.col("text"))
+    joined = truth.join(texts, on="media_id", how="left")
+    shown = sum(numbers[tag] in (text or []) for tag, text in joined.select("tag_id", "text").iter_rows())
+    assert shown / joined.height > 0.5, f"{shown}/{joined.height}"
