@@ -48,9 +48,19 @@ class CatalogTag:
         }
 
 
+# what a catalog's `facets:` section may force per facet (`strategy`): the strategies heads compare
+VISUAL_STRATEGIES = ("logreg", "lightgbm", "prototype")
+FORCEABLE = VISUAL_STRATEGIES + tuple(f"{s}+ocr" for s in VISUAL_STRATEGIES)
+
+
 @dataclass(frozen=True)
 class Catalog:
     tags: tuple[CatalogTag, ...]
+    # per facet: {"strategy": name} forces the head's strategy instead of the holdout's best (YAML `facets:`)
+    facet_settings: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def forced_strategy(self, facet: str) -> str | None:
+        return (self.facet_settings.get(facet) or {}).get("strategy")
 
     def by_id(self) -> dict[str, CatalogTag]:
         return {t.tag_id: t for t in self.tags}
@@ -74,7 +84,7 @@ def _nfc(text: str) -> str:
 
 def parse_catalog(text: str, source: str = "catalog") -> Catalog:
     """Parse a catalog from YAML (`tags:` list, or a bare list) or CSV (header tag_id,facet,name,...)."""
-    records = _catalog_records(text, source)
+    records, facet_node = _catalog_records(text, source)
     problems: list[str] = []
     tags: list[CatalogTag] = []
     seen: dict[str, int] = {}
@@ -114,30 +124,66 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
         )
     if not records:
         problems.append(f"{source}: no tags")
+    settings = _facet_settings(facet_node, {t.facet for t in tags}, source, problems)
     if problems:
         raise ValidationError(source, problems)
-    return Catalog(tuple(tags))
+    return Catalog(tuple(tags), settings)
+
+
+def _facet_settings(node, facets: set[str], source: str, problems: list[str]) -> dict:
+    """The YAML `facets:` section: {facet: {strategy: name}}, checked against the tags' facets."""
+    if node is None:
+        return {}
+    where = f"{source}:{node.start_mark.line + 1}"
+    value = _construct(node)
+    if not isinstance(value, dict):
+        problems.append(f"{where}: 'facets:' must map facet names to settings")
+        return {}
+    out = {}
+    for facet, settings in value.items():
+        if facet not in facets:
+            problems.append(f"{where}: facets: {facet!r} is not the facet of any tag")
+            continue
+        if not isinstance(settings, dict) or set(settings) - {"strategy"}:
+            problems.append(f"{where}: facets: {facet}: only 'strategy' can be set")
+            continue
+        strategy = settings.get("strategy")
+        if strategy is not None and strategy not in FORCEABLE:
+            problems.append(f"{where}: facets: {facet}: strategy {strategy!r} is not one of {list(FORCEABLE)}")
+            continue
+        out[str(facet)] = dict(settings)
+    return out
+
+
+def _construct(node):
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
 
 
 def _catalog_records(text: str, source: str) -> list[tuple[int, object]]:
     if source.lower().endswith(".csv") or (text.lstrip().lower().startswith("tag_id") and "," in text[:200]):
         reader = csv.DictReader(io.StringIO(text))
-        return [(i + 2, row) for i, row in enumerate(reader)]
+        return [(i + 2, row) for i, row in enumerate(reader)], None
     try:
         loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
         raise ValidationError(source, [f"{source}: not valid YAML or CSV: {exc}"]) from exc
     if node is None:
-        return []
+        return [], None
+    facets = None
     if isinstance(node, yaml.MappingNode):
         items = [v for k, v in node.value if k.value == "tags"]
+        facets = next((v for k, v in node.value if k.value == "facets"), None)
         if not items:
             raise ValidationError(source, [f"{source}: a YAML catalog needs a top-level 'tags:' list"])
         node = items[0]
     if not isinstance(node, yaml.SequenceNode):
         raise ValidationError(source, [f"{source}: expected a list of tags"])
-    return [(item.start_mark.line + 1, loader.construct_object(item, deep=True)) for item in node.value]
+    return [(item.start_mark.line + 1, loader.construct_object(item, deep=True)) for item in node.value], facets
 
 
 def load_catalog(path: Path) -> Catalog:

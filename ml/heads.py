@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -22,6 +22,9 @@ from lightgbm import LGBMClassifier
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+
+from ml.fusion import Combiner, out_of_fold_scores
+from ml.identifiers import text_scores
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +221,19 @@ class FacetHead:
     # example, so nothing is recognised there, whatever the classifier's softmax says.
     prototypes: np.ndarray | None = None
     min_familiarity: float | None = None
+    # "<visual>+ocr" heads: the learned combiner and the identifiers it matches OCR text against, per tag
+    combiner: Combiner | None = None
+    identifiers: dict[str, list[str]] | None = None
+
+    @property
+    def reads_text(self) -> bool:
+        return self.combiner is not None
+
+    def text_evidence(self, boxes: Sequence[Sequence[tuple[str, float]]]) -> np.ndarray:
+        """(n, len(classes)) text evidence from each row's OCR boxes (zeros for a head that reads no text)."""
+        if self.identifiers is None:
+            return np.zeros((len(boxes), len(self.classes)))
+        return text_evidence(boxes, self.identifiers, self.classes)
 
     def familiarity(self, X: np.ndarray) -> np.ndarray:
         """(n,) cosine similarity of each row to the nearest class mean (1.0 everywhere when unknown)."""
@@ -232,16 +248,21 @@ class FacetHead:
             return np.ones(len(X), dtype=bool)
         return self.familiarity(X) >= self.min_familiarity
 
-    def predict_scores(self, X: np.ndarray) -> np.ndarray:
-        """(n, len(classes)) probabilities, rows summing to 1, columns in `classes` order."""
+    def predict_scores(self, X: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:
+        """(n, len(classes)) probabilities, rows summing to 1, columns in `classes` order.
+
+        `text` is `text_evidence(...)` of the same rows, for a head that reads text; without it the head
+        scores as if no text was found (what it learnt for photos without readable print).
+        """
         X = _as_matrix(X, "X")
         if len(X) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
-        return _aligned_proba(self.model, X, len(self.classes))
+        visual = _aligned_proba(self.model, X, len(self.classes))
+        return visual if self.combiner is None else self.combiner.scores(visual, text)
 
-    def predict(self, X: np.ndarray) -> list[tuple[str, float, str]]:
+    def predict(self, X: np.ndarray, text: np.ndarray | None = None) -> list[tuple[str, float, str]]:
         """Top-1 per row as (tag_id, score, status); status 'applied' if score >= the tag's threshold."""
-        scores = self.predict_scores(X)
+        scores = self.predict_scores(X, text)
         out: list[tuple[str, float, str]] = []
         for row, k in enumerate(scores.argmax(axis=1)):
             tag_id, score = self.classes[k], float(scores[row, k])
@@ -249,7 +270,9 @@ class FacetHead:
         return out
 
 
-def predict_table(head: FacetHead, media_ids: Sequence[str], X: np.ndarray) -> list[dict]:
+def predict_table(
+    head: FacetHead, media_ids: Sequence[str], X: np.ndarray, text: np.ndarray | None = None
+) -> list[dict]:
     """Top-1 prediction per media as rows ready for a table: {media_id, facet, tag_id, score, status}."""
     media_ids = list(media_ids)
     X = _as_matrix(X, "X")
@@ -257,8 +280,21 @@ def predict_table(head: FacetHead, media_ids: Sequence[str], X: np.ndarray) -> l
         raise ValueError(f"{len(media_ids)} media_ids but {len(X)} embedding rows")
     return [
         {"media_id": media_id, "facet": head.facet, "tag_id": tag_id, "score": score, "status": status}
-        for media_id, (tag_id, score, status) in zip(media_ids, head.predict(X), strict=True)
+        for media_id, (tag_id, score, status) in zip(media_ids, head.predict(X, text), strict=True)
     ]
+
+
+def text_evidence(
+    boxes: Sequence[Sequence[tuple[str, float]]], identifiers: Mapping[str, Sequence[str]], classes: Sequence[str]
+) -> np.ndarray:
+    """(n, len(classes)): per row, how well its OCR boxes show each tag's identifiers (ml/identifiers.py)."""
+    out = np.zeros((len(boxes), len(classes)), dtype=np.float64)
+    wanted = {c: identifiers.get(c, []) for c in classes}
+    for i, row in enumerate(boxes):
+        if row:
+            found = text_scores(row, wanted)
+            out[i] = [found.get(c, 0.0) for c in classes]
+    return out
 
 
 def class_means(X: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
@@ -359,6 +395,10 @@ def train_facet_head(
     seed: int = 0,
     target_precision: float = 0.9,
     prototype_temperature: float = PROTOTYPE_TEMPERATURE,
+    ocr_train: Sequence[Sequence[tuple[str, float]]] | None = None,
+    ocr_hold: Sequence[Sequence[tuple[str, float]]] | None = None,
+    identifiers: Mapping[str, Sequence[str]] | None = None,
+    force: str | None = None,
 ) -> FacetHead:
     """Fit every strategy on train, keep the best on holdout, calibrate thresholds, refit on all data.
 
@@ -366,6 +406,10 @@ def train_facet_head(
     imbalanced and a head that ignores rare tags must not win on plain accuracy. Thresholds come from the
     chosen strategy's holdout predictions (the only unbiased scores available); the final model is the same
     strategy and hyper-parameters refitted on train+holdout, and keeps those thresholds.
+
+    With OCR boxes (text, confidence) per example and the catalog's `identifiers` per tag, one more strategy
+    is evaluated: the best visual head combined with the printed text by a learned combiner (ml/fusion.py),
+    named "<visual>+ocr". `force` picks a strategy by name instead of the best (the catalog's choice).
 
     Raises ValueError for a facet with fewer than two tags (nothing to learn), a train split with a single
     tag, an empty holdout, or an unknown strategy name.
@@ -420,23 +464,70 @@ def train_facet_head(
             params[strategy],
         )
 
-    chosen = choose_strategy(results.values())
+    visual = choose_strategy(results.values())
+    has_text = None
+    if identifiers is not None and ocr_train is not None and ocr_hold is not None:
+        has_text = np.array([bool(identifiers.get(c)) for c in classes])
+    combiner, oof, text_tr, text_ho = None, None, None, None
+    if has_text is not None and has_text.any():
+        # the learned combination of the picture and the printed text (ml/fusion.py), on the best visual head
+        started = time.perf_counter()
+        text_tr, text_ho = text_evidence(ocr_train, identifiers, classes), text_evidence(ocr_hold, identifiers, classes)
+
+        def fit_visual(Xa: np.ndarray, ya: np.ndarray):
+            model, _ = _FITTERS[visual](Xa, ya, seed, params[visual])
+            return lambda Xb: _aligned_proba(model, Xb, len(classes))
+
+        oof = out_of_fold_scores(fit_visual, X_train, y_tr, len(classes), seed)
+        fused = Combiner(has_text).fit(oof, text_tr, y_tr).scores(hold_scores[visual], text_ho)
+        name = f"{visual}+ocr"
+        hold_scores[name] = fused
+        results[name] = StrategyResult(
+            strategy=name,
+            accuracy=_accuracy(y_ho, fused.argmax(axis=1)),
+            balanced_accuracy=_balanced_accuracy(y_ho, fused.argmax(axis=1)),
+            n_holdout=len(y_ho),
+            fit_seconds=results[visual].fit_seconds + time.perf_counter() - started,
+        )
+        logger.info("facet %s: %s holdout acc=%.3f", facet, name, results[name].accuracy)
+    if force is not None and force not in results:
+        raise ValueError(f"facet {facet!r}: strategy {force!r} is not available here; evaluated: {sorted(results)}")
+    chosen = force or choose_strategy(results.values())
     thresholds = calibrate_thresholds(hold_scores[chosen], y_hold, classes, target_precision)
-    final_model, _ = _FITTERS[chosen](np.vstack([X_train, X_hold]), np.concatenate([y_tr, y_ho]), seed, params[chosen])
+    all_codes = np.concatenate([y_tr, y_ho])
+    final_model, _ = _FITTERS[visual if chosen.endswith("+ocr") else chosen](
+        np.vstack([X_train, X_hold]), all_codes, seed, params[visual if chosen.endswith("+ocr") else chosen]
+    )
+    if chosen.endswith("+ocr"):  # refitted on every example: out-of-fold train scores and the holdout's
+        combiner = Combiner(has_text).fit(
+            np.vstack([oof, hold_scores[visual]]), np.vstack([text_tr, text_ho]), all_codes
+        )
     logger.info("facet %s: chose %s, refitted on %d examples", facet, chosen, len(y_tr) + len(y_ho))
     metrics = {
         "chosen": chosen,
+        "forced": force is not None,
         "strategies": {name: asdict(result) for name, result in results.items()},
         "accuracy": results[chosen].accuracy,
         "balanced_accuracy": results[chosen].balanced_accuracy,
         "n_train": len(y_tr),
         "n_holdout": len(y_ho),
-        "params": params[chosen],
+        "params": params[visual if chosen.endswith("+ocr") else chosen],
         "target_precision": target_precision,
+        **({"combiner_weights": combiner.weights()} if combiner is not None else {}),
     }
     # familiarity is calibrated like the thresholds: prototypes of the train split, measured on the holdout
     min_familiarity = float(familiarity(class_means(X_train, y_tr, np.unique(y_tr)), X_hold).min())
-    all_codes = np.concatenate([y_tr, y_ho])
     prototypes = class_means(np.vstack([X_train, X_hold]), all_codes, np.unique(all_codes))
     metrics["min_familiarity"] = round(min_familiarity, 4)
-    return FacetHead(facet, chosen, classes, final_model, thresholds, metrics, prototypes, min_familiarity)
+    return FacetHead(
+        facet,
+        chosen,
+        classes,
+        final_model,
+        thresholds,
+        metrics,
+        prototypes,
+        min_familiarity,
+        combiner,
+        {c: list(identifiers.get(c, [])) for c in classes} if combiner is not None else None,
+    )

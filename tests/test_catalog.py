@@ -84,3 +84,16 @@ def test_folder_per_tag(tmp_path: Path):
         examples_from_folders(tmp_path, catalog)
     (tmp_path / "unknown").rmdir()
     assert [e.tag_id for e in examples_from_folders(tmp_path, catalog)] == ["aurora-shell"]
+
+
+def test_catalog_can_force_a_facets_strategy_and_refuses_unknown_ones():
+    from ml.catalog import parse_catalog
+
+    text = "facets:\n  product: {strategy: logreg+ocr}\ntags:\n  - {tag_id: a, facet: product}\n  - {tag_id: b, facet: product}\n"
+    catalog = parse_catalog(text, "c.yaml")
+    assert catalog.forced_strategy("product") == "logreg+ocr" and catalog.forced_strategy("colorway") is None
+    bad = "facets:\n  product: {strategy: magic}\n  colour: {strategy: logreg}\ntags:\n  - {tag_id: a, facet: product}\n"
+    with pytest.raises(ValidationError) as info:
+        parse_catalog(bad, "c.yaml")
+    assert any("strategy 'magic'" in p for p in info.value.problems)
+    assert any("'colour' is not the facet of any tag" in p for p in info.value.problems)

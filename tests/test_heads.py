@@ -307,3 +307,57 @@ def test_ml_heads_does_not_import_orchestration():
         node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }
     assert not imported & {"dagster", "ray"}
+
+
+# ----------------------------------------------------------------------------------------------- fusion
+def _twins(seed: int = 0):
+    """'twin-a' and 'twin-b' look the same (one cluster) and differ only by the printed code; OCR reads the
+    code on 80 % of photos, sometimes with an O/0 slip. Three other tags look different and print nothing."""
+    names = ["twin-a", "twin-b", "mug", "cap", "bag"]
+    rng = np.random.default_rng(seed)
+    means = unit_means(4, seed=seed)
+    codes = np.repeat(np.arange(5), 16)
+    rng.shuffle(codes)
+    looks = np.where(codes <= 1, 0, codes - 1)  # the twins share a look
+    X = sample(means, looks, 0.6, seed + 1)
+    y = np.array([names[c] for c in codes])
+    printed = {"twin-a": "TA-100", "twin-b": "TA-300"}
+    ocr = []
+    for label in y:
+        if label in printed and rng.random() < 0.8:
+            text = printed[label].replace("0", "O") if rng.random() < 0.3 else printed[label]
+            ocr.append([(text, float(rng.uniform(0.7, 1.0)))])
+        else:
+            ocr.append([])
+    identifiers = {"twin-a": ["TA-100"], "twin-b": ["TA-300"]}
+    return X, y, ocr, identifiers
+
+
+def test_printed_text_splits_look_alikes_through_the_learned_combiner():
+    X, y, ocr, identifiers = _twins()
+    is_train = holdout_split(y, holdout_frac=0.3, seed=0) == "train"
+    ocr_tr = [o for o, t in zip(ocr, is_train, strict=True) if t]
+    ocr_ho = [o for o, t in zip(ocr, is_train, strict=True) if not t]
+    head = train_facet_head(
+        "product", X[is_train], y[is_train], X[~is_train], y[~is_train], strategies=("logreg",),
+        ocr_train=ocr_tr, ocr_hold=ocr_ho, identifiers=identifiers,
+    )
+    results = head.metrics["strategies"]
+    assert head.strategy == "logreg+ocr" and head.reads_text
+    assert results["logreg+ocr"]["accuracy"] >= results["logreg"]["accuracy"] + 0.05
+    assert head.metrics["combiner_weights"]["evidence"] > 0  # it learnt to trust the text
+    # at prediction time: the same look, different print
+    twin_look = sample(unit_means(4, seed=0), np.array([0]), 0.6, seed=99)  # a new photo of the shared look
+    text_a = head.text_evidence([[("TA-100", 0.9)]])
+    text_b = head.text_evidence([[("TA-3OO", 0.9)]])  # read with O for 0: still twin-b
+    assert head.predict(twin_look, text_a)[0][0] == "twin-a"
+    assert head.predict(twin_look, text_b)[0][0] == "twin-b"
+    assert head.predict_scores(twin_look).shape == (1, 5)  # no text read: scores still defined
+
+    forced = train_facet_head(
+        "product", X[is_train], y[is_train], X[~is_train], y[~is_train], strategies=("logreg",),
+        ocr_train=ocr_tr, ocr_hold=ocr_ho, identifiers=identifiers, force="logreg",
+    )
+    assert forced.strategy == "logreg" and not forced.reads_text and forced.metrics["forced"]
+    with pytest.raises(ValueError, match="not available"):
+        train_facet_head("product", X[is_train], y[is_train], X[~is_train], y[~is_train], force="keypoints")

@@ -23,6 +23,7 @@ from dagster import (
 
 from assets_defs.common import now_iso
 from assets_defs.embeddings.assets import embeddings, library_model_id
+from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
 from ml.heads import train_facet_head
@@ -50,13 +51,15 @@ CHECK = "holdout_accuracy_bar"
 
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
-HEAD_FORMAT = "2"
+HEAD_FORMAT = "3"  # 3: heads that read printed text
 
 
-def head_version(facet: str, model: str, rows: pl.DataFrame, config) -> str:
+def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str = "") -> str:
+    """A hash of everything a head is trained from; `extra`: the OCR model and identifiers, a forced strategy."""
     digest = hashlib.sha256()
     for part in (
         HEAD_FORMAT,
+        extra,
         facet,
         model,
         json.dumps(sorted(config.head_strategies)),
@@ -69,10 +72,21 @@ def head_version(facet: str, model: str, rows: pl.DataFrame, config) -> str:
     return f"{facet}-{digest.hexdigest()[:12]}"
 
 
+def ocr_boxes(ocr_table: pl.DataFrame | None) -> dict[str, list[tuple[str, float]]]:
+    """{media_id: [(text, confidence), ...]} of photos (not video frames) from the `ocr_text` table."""
+    if ocr_table is None or ocr_table.height == 0:
+        return {}
+    photos = ocr_table.filter(pl.col("ts").is_null())
+    out: dict[str, list[tuple[str, float]]] = {}
+    for media_id, text, confidence in photos.select("media_id", "text", "confidence").iter_rows():
+        out.setdefault(media_id, []).append((text, confidence))
+    return out
+
+
 @asset(
     partitions_def=library_partitions,
     group_name="heads",
-    deps=[examples, embeddings],
+    deps=[examples, embeddings, ocr_text],
     check_specs=[
         AssetCheckSpec(
             CHECK,
@@ -98,11 +112,20 @@ def heads(
         raise ValueError(f"library {library!r} has no usable examples")
     history = warehouse.read(library, "heads")
     history = pl.DataFrame(schema=HEADS_SCHEMA) if history is None else history
+    parsed = libraries.catalog(library)
+    identifiers = {t.tag_id: list(t.identifiers) for t in parsed.tags}
+    ocr_table = warehouse.read(library, "ocr_text")
+    boxes_of = ocr_boxes(ocr_table)
     candidates: dict[str, str] = {}
     rows, failing, problems = [], [], []
     for facet in sorted(training["facet"].unique().to_list()):
         group = training.filter(pl.col("facet") == facet)
-        version = head_version(facet, model_id, group, config)
+        force = parsed.forced_strategy(facet)
+        facet_ids = {t: identifiers.get(t, []) for t in group["tag_id"].unique().sort().to_list()}
+        reads_text = ocr_table is not None and any(facet_ids.values())
+        ocr_model = ocr_table["model"].unique().sort().to_list() if reads_text else []
+        extra = json.dumps({"ocr": ocr_model, "identifiers": facet_ids if reads_text else {}, "force": force})
+        version = head_version(facet, model_id, group, config, extra)
         bar = config.bar_for(facet)
         existing = history.filter(pl.col("version") == version)
         if existing.height and model_store.head_path(library, facet, version).exists():
@@ -115,6 +138,14 @@ def heads(
             )
             is_train = (labelled["split"] == "train").to_numpy()
             y = labelled["tag_id"].to_numpy()
+            boxes = [boxes_of.get(m, []) for m in ids]
+            text = {}
+            if reads_text:  # the printed-text strategy is evaluated too (ml/fusion.py)
+                text = {
+                    "ocr_train": [b for b, t in zip(boxes, is_train, strict=True) if t],
+                    "ocr_hold": [b for b, t in zip(boxes, is_train, strict=True) if not t],
+                    "identifiers": facet_ids,
+                }
             try:
                 head = train_facet_head(
                     facet,
@@ -125,6 +156,8 @@ def heads(
                     strategies=tuple(config.head_strategies),
                     seed=config.seed,
                     target_precision=config.target_precision,
+                    force=force,
+                    **text,
                 )
             except ValueError as exc:
                 problems.append(f"{facet}: {exc}")

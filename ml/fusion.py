@@ -1,0 +1,91 @@
+"""A learned combiner of the picture and other evidence (printed text, keypoints) into one score per tag.
+
+Why learned: how much a read model number should outweigh the picture depends on the catalog (how often
+OCR misreads, how alike the products look, how many tags have identifiers at all); a hand-set weight is
+right for one library and wrong for the next. The combiner is a logistic regression over (photo, tag)
+pairs: "is this tag the photo's tag?", from features that mean the same for every tag (the visual score,
+its margin over the best other tag, the text evidence and its margin, whether the tag has identifiers).
+Being tag-agnostic, it learns from a few dozen examples and applies to tags it saw few of. Scores are the
+pair logits soft-maxed over the facet's tags, so they rank and threshold like any head's.
+
+It is trained on *out-of-fold* visual scores (each training photo scored by a visual model that did not
+see it), otherwise it would learn to trust an overfit picture score.
+
+Pure ML code: no Dagster, no Ray.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+FEATURES = ("visual", "visual_log", "visual_margin", "visual_top", "evidence", "evidence_margin", "has_evidence")
+
+
+def _margin(M: np.ndarray) -> np.ndarray:
+    """M[i, c] minus the best other entry of row i."""
+    if M.shape[1] < 2:
+        return M.copy()
+    order = np.sort(M, axis=1)
+    best, second = order[:, -1:], order[:, -2:-1]
+    other_best = np.where(M >= best, second, best)
+    return M - other_best
+
+
+def pair_features(visual: np.ndarray, evidence: np.ndarray, has_evidence: np.ndarray) -> np.ndarray:
+    """(n * C, len(FEATURES)) features of every (row, tag) pair, row-major."""
+    n, c = visual.shape
+    has = np.broadcast_to(np.asarray(has_evidence, dtype=np.float64)[None, :], (n, c))
+    columns = [
+        visual,
+        np.log(np.clip(visual, 1e-6, 1.0)),
+        _margin(visual),
+        (visual >= visual.max(axis=1, keepdims=True)).astype(np.float64),
+        evidence,
+        _margin(evidence) * has,
+        has,
+    ]
+    return np.stack([col.reshape(-1) for col in columns], axis=1)
+
+
+class Combiner:
+    """Fitted pair model; `scores` gives (n, C) probabilities over the facet's tags."""
+
+    def __init__(self, has_evidence: np.ndarray, C: float = 1.0):
+        self.has_evidence = np.asarray(has_evidence, dtype=bool)
+        self.model = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+
+    def fit(self, visual: np.ndarray, evidence: np.ndarray, y: np.ndarray) -> Combiner:
+        n, c = visual.shape
+        target = np.zeros((n, c), dtype=int)
+        target[np.arange(n), np.asarray(y, dtype=int)] = 1
+        self.model.fit(pair_features(visual, evidence, self.has_evidence), target.reshape(-1))
+        return self
+
+    def scores(self, visual: np.ndarray, evidence: np.ndarray | None) -> np.ndarray:
+        n, c = visual.shape
+        if evidence is None:
+            evidence = np.zeros_like(visual)
+        logits = self.model.decision_function(pair_features(visual, evidence, self.has_evidence)).reshape(n, c)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def weights(self) -> dict[str, float]:
+        """The learned weight of each feature: what the report shows as "why"."""
+        return {name: round(float(w), 4) for name, w in zip(FEATURES, self.model.coef_[0], strict=True)}
+
+
+def out_of_fold_scores(fit, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, folds: int = 5) -> np.ndarray:
+    """(n, n_classes) scores of each row by a model fitted without it. `fit(X, y) -> predict(X) -> scores`.
+
+    Folds are stratified; their number is capped by the rarest class (at least 2).
+    """
+    counts = np.bincount(y, minlength=n_classes)
+    k = int(max(2, min(folds, counts[counts > 0].min())))
+    out = np.zeros((len(y), n_classes), dtype=np.float64)
+    for train_idx, test_idx in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y):
+        predict = fit(X[train_idx], y[train_idx])
+        out[test_idx] = predict(X[test_idx])
+    return out
