@@ -254,11 +254,18 @@ class FacetHead:
         `text` is `text_evidence(...)` of the same rows, for a head that reads text; without it the head
         scores as if no text was found (what it learnt for photos without readable print).
         """
+        return self.combine(self.visual_scores(X), text)
+
+    def visual_scores(self, X: np.ndarray) -> np.ndarray:
+        """(n, len(classes)) scores of the visual model alone."""
         X = _as_matrix(X, "X")
         if len(X) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
-        visual = _aligned_proba(self.model, X, len(self.classes))
-        return visual if self.combiner is None else self.combiner.scores(visual, text)
+        return _aligned_proba(self.model, X, len(self.classes))
+
+    def combine(self, visual: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:
+        """The head's scores from visual scores and text evidence (the visual scores for a head without text)."""
+        return visual if self.combiner is None or len(visual) == 0 else self.combiner.scores(visual, text)
 
     def predict(self, X: np.ndarray, text: np.ndarray | None = None) -> list[tuple[str, float, str]]:
         """Top-1 per row as (tag_id, score, status); status 'applied' if score >= the tag's threshold."""
@@ -329,6 +336,10 @@ def calibrate_thresholds(
     - if the holdout has no row predicted as c, there is no evidence: the threshold is target_precision,
       i.e. the score is trusted only as far as it would be as a calibrated probability. (0.5 would apply
       every prediction of a two-tag facet.)
+    - a tag whose holdout predictions are all right has seen no mistake to set a threshold by: its own rule
+      gives the lowest score it happened to get (with two holdout photos and a confident head, 0.99999).
+      It gets the lower of that and the facet's threshold (the same rule over every row of the facet), so a
+      few lucky photos do not send every later one to review. A tag with a mistake keeps its own threshold.
     Every threshold is then raised to at least `floor` and capped at 1.0.
     """
     scores = np.asarray(scores, dtype=np.float64)
@@ -342,9 +353,12 @@ def calibrate_thresholds(
     top = scores[np.arange(len(pred)), pred]
     correct = pred == y_idx
     thresholds: dict[str, float] = {}
+    pooled = _class_threshold(top, correct, target_precision) if len(top) else target_precision
     for k, tag_id in enumerate(classes):
         mask = pred == k
         t = _class_threshold(top[mask], correct[mask], target_precision) if mask.any() else target_precision
+        if mask.any() and correct[mask].all():
+            t = min(t, pooled)
         thresholds[tag_id] = float(min(1.0, max(t, floor)))
     return thresholds
 

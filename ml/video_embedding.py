@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from ml.backbones import BackboneSpec, cached_backbone, l2_normalise
 from ml.embedding import embeddings_schema
 from ml.media import MediaProblem
+from ml.ocr import OcrSpec, cached_engine
 from ml.video import DEFAULT_BACKEND, open_video, sample_frames
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ class VideoRangeResult:
     end_s: float
     out_path: str | None = None
     frames: list[dict] = field(default_factory=list)  # {media_id, ts, reason}
+    text: list[dict] = field(default_factory=list)  # OCR boxes {media_id, ts, text, confidence, box}
     error: str | None = None
-    seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "infer": 0.0, "write": 0.0})
+    seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "infer": 0.0, "ocr": 0.0, "write": 0.0})
 
 
 def embed_video_range(
@@ -48,11 +50,14 @@ def embed_video_range(
     every_s: float = 1.0,
     s3_endpoint_url: str | None = None,
     prefer: str = DEFAULT_BACKEND,
+    ocr: OcrSpec | None = None,
 ) -> VideoRangeResult:
     """Sample [start_s, end_s) of the video at `uri` (local path or s3://), embed the frames, write them to
-    `out_path`. Only that range is decoded (an S3 object is read by byte ranges)."""
+    `out_path`. Only that range is decoded (an S3 object is read by byte ranges). With `ocr`, every sampled
+    frame is also read for printed text (`result.text`), from the same decoded picture."""
     result = VideoRangeResult(media_id, start_s, end_s)
     backbone = cached_backbone(spec)
+    reader_of_text = cached_engine(ocr) if ocr is not None else None
     try:
         reader = open_video(uri, prefer=prefer, s3_endpoint_url=s3_endpoint_url)
     except MediaProblem as exc:
@@ -75,6 +80,20 @@ def embed_video_range(
         t = time.perf_counter()
         for frame in sample_frames(reader, every_s=every_s, start_s=start_s, end_s=end_s):
             result.frames.append({"media_id": media_id, "ts": frame.ts, "reason": frame.reason})
+            if reader_of_text is not None:
+                t_ocr = time.perf_counter()
+                for box in reader_of_text.read(frame.image):
+                    result.text.append(
+                        {
+                            "media_id": media_id,
+                            "ts": frame.ts,
+                            "text": box.text,
+                            "confidence": box.confidence,
+                            "box": list(box.box),
+                        }
+                    )
+                result.seconds["ocr"] += time.perf_counter() - t_ocr
+                t += time.perf_counter() - t_ocr  # decode time excludes OCR
             batch.append(backbone.preprocess([frame.image])[0])
             batch_ts.append(frame.ts)
             result.seconds["decode"] += time.perf_counter() - t

@@ -151,6 +151,9 @@ class Warehouse(ConfigurableResource):
                 if table == "embeddings":
                     models = self._embedding_models(library)
                     source = [f for m in models for f in self._embedding_files(library, m)]
+                elif table == "ocr_text":  # photos' text (asset ocr_text) and frames' text (asset video_frames)
+                    paths = [self.table_path(library, t) for t in ("ocr_text", "frame_text")]
+                    source = [str(p) for p in paths if p.exists()]
                 else:
                     path = self.table_path(library, table)
                     source = [str(path)] if path.exists() else []

@@ -89,10 +89,11 @@ def test_folder_per_tag(tmp_path: Path):
 def test_catalog_can_force_a_facets_strategy_and_refuses_unknown_ones():
     from ml.catalog import parse_catalog
 
-    text = "facets:\n  product: {strategy: logreg+ocr}\ntags:\n  - {tag_id: a, facet: product}\n  - {tag_id: b, facet: product}\n"
+    tags = "tags:\n  - {tag_id: a, facet: product}\n  - {tag_id: b, facet: product}\n"
+    text = "facets:\n  product: {strategy: logreg+ocr}\n" + tags
     catalog = parse_catalog(text, "c.yaml")
     assert catalog.forced_strategy("product") == "logreg+ocr" and catalog.forced_strategy("colorway") is None
-    bad = "facets:\n  product: {strategy: magic}\n  colour: {strategy: logreg}\ntags:\n  - {tag_id: a, facet: product}\n"
+    bad = "facets:\n  product: {strategy: magic}\n  colour: {strategy: logreg}\n" + tags
     with pytest.raises(ValidationError) as info:
         parse_catalog(bad, "c.yaml")
     assert any("strategy 'magic'" in p for p in info.value.problems)

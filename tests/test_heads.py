@@ -339,8 +339,15 @@ def test_printed_text_splits_look_alikes_through_the_learned_combiner():
     ocr_tr = [o for o, t in zip(ocr, is_train, strict=True) if t]
     ocr_ho = [o for o, t in zip(ocr, is_train, strict=True) if not t]
     head = train_facet_head(
-        "product", X[is_train], y[is_train], X[~is_train], y[~is_train], strategies=("logreg",),
-        ocr_train=ocr_tr, ocr_hold=ocr_ho, identifiers=identifiers,
+        "product",
+        X[is_train],
+        y[is_train],
+        X[~is_train],
+        y[~is_train],
+        strategies=("logreg",),
+        ocr_train=ocr_tr,
+        ocr_hold=ocr_ho,
+        identifiers=identifiers,
     )
     results = head.metrics["strategies"]
     assert head.strategy == "logreg+ocr" and head.reads_text
@@ -355,9 +362,26 @@ def test_printed_text_splits_look_alikes_through_the_learned_combiner():
     assert head.predict_scores(twin_look).shape == (1, 5)  # no text read: scores still defined
 
     forced = train_facet_head(
-        "product", X[is_train], y[is_train], X[~is_train], y[~is_train], strategies=("logreg",),
-        ocr_train=ocr_tr, ocr_hold=ocr_ho, identifiers=identifiers, force="logreg",
+        "product",
+        X[is_train],
+        y[is_train],
+        X[~is_train],
+        y[~is_train],
+        strategies=("logreg",),
+        ocr_train=ocr_tr,
+        ocr_hold=ocr_ho,
+        identifiers=identifiers,
+        force="logreg",
     )
     assert forced.strategy == "logreg" and not forced.reads_text and forced.metrics["forced"]
     with pytest.raises(ValueError, match="not available"):
         train_facet_head("product", X[is_train], y[is_train], X[~is_train], y[~is_train], force="keypoints")
+
+
+def test_a_tag_without_holdout_mistakes_gets_at_most_the_facets_threshold():
+    # 'a': two confident, correct holdout photos; 'b': one mistake at 0.55, right from 0.6 up
+    scores = np.array([[0.99, 0.01], [0.999, 0.001], [0.45, 0.55], [0.4, 0.6], [0.1, 0.9]])
+    y = ["a", "a", "a", "b", "b"]
+    thresholds = calibrate_thresholds(scores, y, ["a", "b"], target_precision=0.9)
+    assert thresholds["a"] == pytest.approx(0.6)  # not 0.99, the lowest score 'a' happened to get
+    assert thresholds["b"] == pytest.approx(0.6)  # its own: the mistake at 0.55 stays below

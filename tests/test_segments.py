@@ -88,3 +88,14 @@ def test_evaluate_segments_matches_one_to_one_and_measures_boundaries():
     assert report["boundary_error_median_s"] == 0.45
     empty = evaluate_segments([], truth)
     assert empty["precision"] is None and empty["recall"] == 0.0 and empty["boundary_error_median_s"] is None
+
+
+def test_text_read_on_one_frame_counts_for_its_scene_only():
+    from assets_defs.video.assets import spread_within_scenes
+
+    ts = [0.0, 1.0, 2.0, 3.0, 3.5, 4.0, 12.0]
+    evidence = np.zeros((7, 2))
+    evidence[1, 0] = 0.9  # the label read once, at 1 s
+    spread = spread_within_scenes(ts, evidence, cuts=[3.5], window_s=5.0)
+    assert spread[:, 0].tolist() == [0.9, 0.9, 0.9, 0.9, 0.0, 0.0, 0.0]  # not past the cut at 3.5 s
+    assert spread_within_scenes(ts, evidence, cuts=[], window_s=5.0)[6, 0] == 0.0  # nor beyond the window

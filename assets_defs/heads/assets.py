@@ -51,7 +51,7 @@ CHECK = "holdout_accuracy_bar"
 
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
-HEAD_FORMAT = "3"  # 3: heads that read printed text
+HEAD_FORMAT = "4"  # 3: heads that read printed text; 4: thresholds of mistake-free tags pooled
 
 
 def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str = "") -> str:

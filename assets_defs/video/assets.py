@@ -17,11 +17,13 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets_defs.common import progress, record_quarantine, usable
 from assets_defs.embeddings.assets import backbone_spec, library_model_id
 from assets_defs.media.assets import media
+from assets_defs.ocr.assets import OCR_SCHEMA, ocr_wanted
 from assets_defs.partitions import library_partitions
 from ml.contact_sheet import pick_thumbnail_times, render_contact_sheet, render_index, thumbnail_jpeg
 from ml.media import MediaProblem
+from ml.ocr import OcrSpec
 from ml.segments import SegmentParams, build_segments
-from ml.video import open_video
+from ml.video import DEFAULT_BACKEND, open_video
 from ml.video_embedding import embed_video_range, time_ranges
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
@@ -38,6 +40,7 @@ RANGES_SCHEMA = {
     "model": pl.String,
     "frames": pl.Int64,
     "error": pl.String,
+    "ocr": pl.String,  # the OCR model that read the range's frames, "" when none did
 }
 FRAMES_SCHEMA = {"media_id": pl.String, "ts": pl.Float64, "reason": pl.String}
 # the heads' top tag per facet on every sampled frame (raw score, before smoothing): what the model saw;
@@ -76,16 +79,41 @@ def video_frames(
     model_id = library_model_id(config, model_store)
     videos = usable(warehouse.read(library, "media"), "video")
     videos = videos.unique("media_id", keep="first", maintain_order=True)
+    ocr = (
+        OcrSpec(threads=runner.threads_per_task() or 1)
+        if ocr_wanted(config.ocr, warehouse.read(library, "catalog"))
+        else None
+    )
+    ocr_model = ocr.model_id if ocr else ""
     done = warehouse.read(library, "video_ranges")
     done = pl.DataFrame(schema=RANGES_SCHEMA) if done is None else done
-    done_keys = {(m, s) for m, s, mod in done.select("media_id", "start_s", "model").iter_rows() if mod == model_id}
+    if "ocr" not in done.columns:  # ranges recorded before frames were read for text
+        done = done.with_columns(ocr=pl.lit("", pl.String))
+    done_keys = {
+        (m, s)
+        for m, s, mod, o in done.select("media_id", "start_s", "model", "ocr").iter_rows()
+        if mod == model_id and o == ocr_model
+    }
     task_spec = backbone_spec(config, model_store, threads=runner.threads_per_task())
     calls = []
     for media_id, uri, duration in videos.select("media_id", "uri", "duration_s").iter_rows():
         for start, end in time_ranges(duration or 0.0, RANGE_S):
             if (media_id, start) not in done_keys:
                 out = str(warehouse.video_range_path(library, model_id, media_id, start))
-                calls.append((task_spec, media_id, uri, start, end, out, EVERY_S, media_store.s3_endpoint_url()))
+                calls.append(
+                    (
+                        task_spec,
+                        media_id,
+                        uri,
+                        start,
+                        end,
+                        out,
+                        EVERY_S,
+                        media_store.s3_endpoint_url(),
+                        DEFAULT_BACKEND,
+                        ocr,
+                    )
+                )
     context.log.info(f"{library}: {videos.height} videos, {len(calls)} time ranges to embed")
     results = runner.map(embed_video_range, calls, on_result=progress(context, "video ranges"))
     new_ranges = pl.DataFrame(
@@ -97,16 +125,37 @@ def video_frames(
                 "model": model_id,
                 "frames": len(r.frames),
                 "error": r.error,
+                "ocr": ocr_model,
             }
             for r in results
         ],
         schema=RANGES_SCHEMA,
     )
+    if ocr is not None and results:  # the frames' printed text, next to the photos' (the ocr_text view unions them)
+        redone = {(r.media_id, r.start_s, r.end_s) for r in results}
+        old_text = warehouse.read(library, "frame_text")
+        if old_text is not None:  # drop what a range read before it was redone
+            keep = pl.lit(True)
+            for media_id, start, end in redone:
+                keep = keep & ~((pl.col("media_id") == media_id) & (pl.col("ts") >= start) & (pl.col("ts") < end))
+            old_text = old_text.filter(keep)
+        new_text = pl.DataFrame([{**t, "model": ocr_model} for r in results for t in r.text], schema=OCR_SCHEMA)
+        warehouse.write(library, "frame_text", new_text if old_text is None else pl.concat([old_text, new_text]))
     frames_old = warehouse.read(library, "frames")
     frames_new = pl.DataFrame([f for r in results for f in r.frames], schema=FRAMES_SCHEMA)
     frames = frames_new if frames_old is None else pl.concat([frames_old, frames_new])
     warehouse.write(library, "frames", frames.unique(["media_id", "ts"], keep="first").sort("media_id", "ts"))
-    warehouse.write(library, "video_ranges", pl.concat([done, new_ranges]))
+    redone_keys = {(r.media_id, r.start_s) for r in results}
+    kept = (
+        done.filter(
+            ~pl.struct("media_id", "start_s").map_elements(
+                lambda k: (k["media_id"], k["start_s"]) in redone_keys, return_dtype=pl.Boolean
+            )
+        )
+        if redone_keys and done.height
+        else done
+    )
+    warehouse.write(library, "video_ranges", pl.concat([kept, new_ranges]))
     failed = [r for r in results if r.error]
     if failed:
         uri_of = dict(videos.select("media_id", "uri").iter_rows())
@@ -157,21 +206,38 @@ def video_segments(
     cuts_of = {
         m: g["ts"].to_list() for (m,), g in frames.filter(pl.col("reason") == "scene-change").group_by("media_id")
     }
+    frame_text = warehouse.read(library, "frame_text")
+    frame_boxes: dict[tuple[str, float], list[tuple[str, float]]] = {}
+    if frame_text is not None and any(head.reads_text for _, head in heads.values()):
+        for media_id, ts, text, confidence in frame_text.select("media_id", "ts", "text", "confidence").iter_rows():
+            frame_boxes.setdefault((media_id, round(ts, 4)), []).append((text, confidence))
     rows, frame_rows = [], []
     for media_id in videos["media_id"].unique(maintain_order=True).to_list():
         stamps: list[float] = []
-        scores: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
+        visual: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
+        text: dict[str, list[np.ndarray]] = {facet: [] for facet in heads if heads[facet][1].reads_text}
+        familiar: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
         for ts, X in warehouse.iter_frame_embeddings(library, model_id, media_id):  # one range at a time
             stamps.extend(ts)
             for facet, (_, head) in heads.items():
-                # a frame unlike every example (nothing on screen) recognises nothing: its scores are zeroed
-                familiar = head.familiar(X)
-                scores[facet].append(np.where(familiar[:, None], head.predict_scores(X), 0.0).astype(np.float32))
+                visual[facet].append(head.visual_scores(X).astype(np.float32))
+                familiar[facet].append(head.familiar(X))
+                if facet in text:
+                    boxes = [frame_boxes.get((media_id, round(t, 4)), []) for t in ts]
+                    text[facet].append(head.text_evidence(boxes).astype(np.float32))
         if not stamps:
             continue
+        cuts = cuts_of.get(media_id, [])
+        scores: dict[str, np.ndarray] = {}
+        for facet, (_, head) in heads.items():
+            # printed text read on any frame of a scene counts for the scene's nearby frames (a label is
+            # legible on some frames only), then the head combines it with the picture
+            evidence = spread_within_scenes(stamps, np.concatenate(text[facet]), cuts) if facet in text else None
+            combined = head.combine(np.concatenate(visual[facet]), evidence)
+            # a frame unlike every example (nothing on screen) recognises nothing: its scores are zeroed
+            scores[facet] = np.where(np.concatenate(familiar[facet])[:, None], combined, 0.0).astype(np.float32)
         for facet, (version, head) in heads.items():
-            matrix = np.concatenate(scores[facet])
-            cuts = cuts_of.get(media_id, [])
+            matrix = scores[facet]
             for seg in build_segments(stamps, matrix, head.classes, head.thresholds, params, scene_starts=cuts):
                 rows.append({"media_id": media_id, "facet": facet, "head_version": version, **seg})
             top = matrix.argmax(axis=1)
@@ -280,6 +346,23 @@ def contact_sheets(
             "sheets_without_pictures": failed,
         }
     )
+
+
+def spread_within_scenes(
+    stamps: list[float], evidence: np.ndarray, cuts: list[float], window_s: float = 5.0
+) -> np.ndarray:
+    """Each frame's text evidence becomes the largest of the frames of its scene within `window_s`."""
+    order = np.argsort(np.asarray(stamps, dtype=np.float64), kind="stable")
+    times = np.asarray(stamps, dtype=np.float64)[order]
+    scene = np.searchsorted(np.sort(np.asarray(cuts, dtype=np.float64)), times + 1e-6)
+    ordered = evidence[order]
+    out = np.empty_like(evidence)
+    lo = np.searchsorted(times, times - window_s, side="left")
+    hi = np.searchsorted(times, times + window_s, side="right")
+    for i in range(len(times)):
+        window = slice(lo[i], hi[i])
+        out[order[i]] = ordered[window][scene[window] == scene[i]].max(axis=0)
+    return out
 
 
 def _table_or_empty(warehouse: Warehouse, library: str, table: str, schema: dict) -> pl.DataFrame:
