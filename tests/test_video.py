@@ -193,3 +193,28 @@ def test_variable_frame_rate_uses_real_timestamps(tmp_path, backend):
     assert [f.ts for f in got] == pytest.approx([0.0, 1.8, 2.6, 3.0], abs=0.011)
     for frame in got:
         assert abs(int(np.asarray(frame.image)[24, 32, 0]) - int(frame.ts * 50)) < 10
+
+
+def test_range_task_reads_printed_text_on_sampled_frames(tmp_path, model_root):
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ml.backbones import BackboneSpec
+    from ml.ocr import OcrSpec
+    from ml.video_embedding import embed_video_range
+
+    def frame(text: str | None) -> np.ndarray:
+        image = Image.new("RGB", (320, 180), (230, 230, 225))
+        if text:
+            ImageDraw.Draw(image).text((60, 60), text, fill=(10, 10, 10), font=ImageFont.load_default(size=36))
+        return np.asarray(image)
+
+    path = tmp_path / "label.mp4"
+    frames = [frame(None)] * (2 * FPS) + [frame("AS-100")] * (2 * FPS)  # text from 2 s on
+    write_h264(str(path), frames, FPS)
+    spec = BackboneSpec(cache_dir=str(model_root))
+    result = embed_video_range(spec, "v" * 64, str(path), 0.0, 4.0, str(tmp_path / "e.parquet"), ocr=OcrSpec())
+    assert result.error is None
+    read = {(row["ts"], row["text"].replace(" ", "")) for row in result.text}
+    assert {t for t, _ in read} >= {2.0, 3.0} and {text for _, text in read} == {"AS-100"}
+    assert all(row["ts"] >= 2.0 - 0.3 for row in result.text)  # nothing read before the text appears
+    assert result.seconds["ocr"] > 0
