@@ -224,6 +224,9 @@ class FacetHead:
     # "<visual>+ocr" heads: the learned combiner and the identifiers it matches OCR text against, per tag
     combiner: Combiner | None = None
     identifiers: dict[str, list[str]] | None = None
+    # the chosen strategy's holdout predictions, in holdout row order: {true, predicted, score} (the
+    # evaluation report's per-tag precision/recall and confusions; the caller may add media ids)
+    holdout: list[dict] | None = None
 
     @property
     def reads_text(self) -> bool:
@@ -533,6 +536,11 @@ def train_facet_head(
     min_familiarity = float(familiarity(class_means(X_train, y_tr, np.unique(y_tr)), X_hold).min())
     prototypes = class_means(np.vstack([X_train, X_hold]), all_codes, np.unique(all_codes))
     metrics["min_familiarity"] = round(min_familiarity, 4)
+    chosen_scores = hold_scores[chosen]
+    holdout = [
+        {"true": y, "predicted": classes[int(k)], "score": round(float(chosen_scores[i, k]), 4)}
+        for i, (y, k) in enumerate(zip(y_hold, chosen_scores.argmax(axis=1), strict=True))
+    ]
     return FacetHead(
         facet,
         chosen,
@@ -544,4 +552,5 @@ def train_facet_head(
         min_familiarity,
         combiner,
         {c: list(identifiers.get(c, [])) for c in classes} if combiner is not None else None,
+        holdout,
     )

@@ -32,6 +32,7 @@ TABLES = (
     "frame_tags",
     "video_segments",
     "ocr_text",
+    "tag_metrics",
 )
 
 

@@ -127,6 +127,8 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     typer.echo(f'  SQL         : tagsmith sql {LIBRARY} "SELECT * FROM coverage"')
     sheets = service.resources()["warehouse"].reports_dir(LIBRARY) / "videos" / "index.html"
     typer.echo(f"  videos      : {sheets}  (a contact sheet per video)")
+    evaluation = service.resources()["warehouse"].reports_dir(LIBRARY) / "evaluation.html"
+    typer.echo(f"  evaluation  : {evaluation}  (strategy per facet and why, per-tag precision/recall, confusions)")
     typer.echo(f"  segments    : tagsmith segments {LIBRARY}")
     typer.echo(f"  Dagster UI  : DAGSTER_HOME={home / 'dagster_home'} .venv/bin/dagster dev -w workspace.yaml")
     typer.echo(f"done in {time.perf_counter() - started:.0f} s" + ("" if ok else " (with problems above)"))

@@ -6,7 +6,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from assets_defs.embeddings.assets import embeddings
-from assets_defs.heads.assets import heads, promoted_heads
+from assets_defs.heads.assets import evaluation_report, heads, promoted_heads
 from assets_defs.media.assets import media
 from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
@@ -22,6 +22,7 @@ ALL = [
     examples,
     embeddings,
     heads,
+    evaluation_report,
     promoted_heads,
     tags,
     vector_index,
@@ -137,8 +138,10 @@ def test_blocking_check_stops_promotion(local_resources, small_demo, instance):
     assert len(evaluations) == 1 and not evaluations[0].passed
     assert "product" in evaluations[0].description
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "heads" in materialized
+    assert {"heads", "evaluation_report"} <= materialized  # the report is there when a person needs it
     assert "promoted_heads" not in materialized and "tags" not in materialized
+    report = (res["warehouse"].reports_dir(name) / "evaluation.html").read_text()
+    assert "FAILS" in report and "Confusions that matter most" in report
     assert not res["warehouse"].read(name, "heads")["promoted"].any()
 
 

@@ -1,10 +1,11 @@
-"""Heads: per-facet classifiers trained on cached embeddings, gated by a blocking holdout check.
+"""Heads: per-facet classifiers trained on cached embeddings, evaluated, gated by a blocking holdout check.
 
 `heads` trains one candidate per facet (strategies compared on the holdout split, the best kept with its
-metrics and per-tag thresholds) and reports the `holdout_accuracy_bar` check, which is *blocking*: if any
-facet's candidate is below the library's bar, `promoted_heads` (and so `tags`) does not run, and the heads
-promoted earlier stay in use. A candidate is versioned by a hash of what it was trained on, so a rerun with
-unchanged examples and backbone reuses it instead of retraining.
+metrics and per-tag thresholds). `evaluation_report` writes the HTML evaluation and carries the
+`holdout_accuracy_bar` check, which is *blocking*: if any facet's candidate is below the library's bar,
+`promoted_heads` (and so `tags`) does not run, and the heads promoted earlier stay in use. A candidate is
+versioned by a hash of what it was trained on, so a rerun with unchanged examples and backbone reuses it
+instead of retraining.
 """
 
 import hashlib
@@ -26,8 +27,12 @@ from assets_defs.embeddings.assets import embeddings, library_model_id
 from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
+from ml.contact_sheet import thumbnail_jpeg
 from ml.heads import train_facet_head
+from ml.media import MediaProblem, decode_image, read_uri
+from ml.report import THUMB, render_evaluation, tag_metrics
 from resources.libraries import LibraryStore
+from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.warehouse import Warehouse
 
@@ -48,10 +53,21 @@ HEADS_SCHEMA = {
     "promoted_at": pl.String,
 }
 CHECK = "holdout_accuracy_bar"
+TAG_METRICS_SCHEMA = {
+    "facet": pl.String,
+    "version": pl.String,
+    "tag_id": pl.String,
+    "n_holdout": pl.Int64,
+    "precision": pl.Float64,
+    "recall": pl.Float64,
+    "applied_precision": pl.Float64,
+    "applied_recall": pl.Float64,
+    "threshold": pl.Float64,
+}
 
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
-HEAD_FORMAT = "4"  # 3: heads that read printed text; 4: thresholds of mistake-free tags pooled
+HEAD_FORMAT = "5"  # 3: heads that read printed text; 4: thresholds of mistake-free tags pooled; 5: holdout kept
 
 
 def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str = "") -> str:
@@ -87,14 +103,6 @@ def ocr_boxes(ocr_table: pl.DataFrame | None) -> dict[str, list[tuple[str, float
     partitions_def=library_partitions,
     group_name="heads",
     deps=[examples, embeddings, ocr_text],
-    check_specs=[
-        AssetCheckSpec(
-            CHECK,
-            asset="heads",
-            blocking=True,
-            description="every facet's head meets the library's holdout accuracy bar",
-        )
-    ],
     kinds={"scikitlearn", "lightgbm"},
 )
 def heads(
@@ -117,7 +125,7 @@ def heads(
     ocr_table = warehouse.read(library, "ocr_text")
     boxes_of = ocr_boxes(ocr_table)
     candidates: dict[str, str] = {}
-    rows, failing, problems = [], [], []
+    rows, problems = [], []
     for facet in sorted(training["facet"].unique().to_list()):
         group = training.filter(pl.col("facet") == facet)
         force = parsed.forced_strategy(facet)
@@ -163,6 +171,9 @@ def heads(
                 problems.append(f"{facet}: {exc}")
                 context.log.warning(f"{facet}: no head trained: {exc}")
                 continue
+            holdout_ids = [m for m, t in zip(ids, is_train, strict=True) if not t]
+            for row_, media_id in zip(head.holdout or [], holdout_ids, strict=False):
+                row_["media_id"] = media_id
             model_store.save_head(library, facet, version, head)
             row = {
                 "facet": facet,
@@ -186,33 +197,112 @@ def heads(
                 f"(strategies: {json.dumps(head.metrics['strategies'])})"
             )
         candidates[facet] = version
-        if row["accuracy"] < bar:
-            failing.append(f"{facet} {row['accuracy']:.3f} < {bar:.2f}")
     if rows:
         warehouse.write(library, "heads", pl.concat([history, pl.DataFrame(rows, schema=HEADS_SCHEMA)]))
-    current = (
-        pl.concat([history, pl.DataFrame(rows, schema=HEADS_SCHEMA)])
-        .filter(pl.col("version").is_in(list(candidates.values())))
-        .unique("version")
-    )
-    accuracy = {r["facet"]: r["accuracy"] for r in current.iter_rows(named=True)}
-    yield Output(
+    for problem in problems:
+        context.log.warning(problem)
+    current = warehouse.read(library, "heads").filter(pl.col("version").is_in(list(candidates.values())))
+    accuracy = {r["facet"]: r["accuracy"] for r in current.unique("version").iter_rows(named=True)}
+    return Output(
         candidates,
         metadata={
             "candidates": MetadataValue.json(candidates),
             **{f"holdout_accuracy/{f}": round(a, 4) for f, a in sorted(accuracy.items())},
         },
     )
+
+
+@asset(
+    partitions_def=library_partitions,
+    group_name="heads",
+    check_specs=[
+        AssetCheckSpec(
+            CHECK,
+            asset="evaluation_report",
+            blocking=True,
+            description="every facet's head meets the library's holdout accuracy bar",
+        )
+    ],
+    kinds={"html"},
+)
+def evaluation_report(
+    context: AssetExecutionContext,
+    heads: dict[str, str],
+    media_store: MediaStore,
+    model_store: ModelStore,
+    warehouse: Warehouse,
+):
+    """The candidates' evaluation as HTML (strategy chosen and why, per-tag precision/recall, the confusions
+    with thumbnails) and `tag_metrics`; and the blocking `holdout_accuracy_bar` check that gates promotion.
+
+    The check lives here, not on `heads`, so the report is written when a facet fails its bar: that is
+    when a person needs to look.
+    """
+    library = context.partition_key
+    table = warehouse.read(library, "heads").filter(pl.col("version").is_in(list(heads.values()))).unique("version")
+    training = warehouse.read(library, "examples")
+    missing = sorted(set(training["facet"].unique().to_list()) - set(heads)) if training is not None else []
+    uri_of = dict(training.select("media_id", "uri").unique("media_id").iter_rows()) if training is not None else {}
+    example_of = (
+        dict(training.filter(pl.col("split") == "train").unique("tag_id").select("tag_id", "media_id").iter_rows())
+        if training is not None
+        else {}
+    )
+    catalog_table = warehouse.read(library, "catalog")
+    names = dict(catalog_table.select("tag_id", "name").iter_rows()) if catalog_table is not None else {}
+
+    def thumbnail(media_id: str) -> bytes | None:
+        uri = uri_of.get(media_id)
+        if uri is None:
+            return None
+        try:
+            return thumbnail_jpeg(decode_image(read_uri(uri, media_store.s3_endpoint_url()), 256), width=THUMB)
+        except (MediaProblem, OSError):
+            return None
+
+    facets, failing, metric_rows = [], [], []
+    for row in table.sort("facet").iter_rows(named=True):
+        head = model_store.load_head(library, row["facet"], row["version"])
+        passed = row["accuracy"] >= row["bar"]
+        if not passed:
+            failing.append(f"{row['facet']} {row['accuracy']:.3f} < {row['bar']:.2f}")
+        facets.append(
+            {
+                "facet": row["facet"],
+                "version": row["version"],
+                "strategy": row["strategy"],
+                "bar": row["bar"],
+                "passed": passed,
+                "metrics": head.metrics,
+                "thresholds": head.thresholds,
+                "holdout": head.holdout or [],
+            }
+        )
+        for m in tag_metrics(head.holdout or [], head.thresholds):
+            metric_rows.append({"facet": row["facet"], "version": row["version"], **m})
+    out = warehouse.reports_dir(library) / "evaluation.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_evaluation(library, facets, names, thumbnail, example_of), encoding="utf-8")
+    warehouse.write(library, "tag_metrics", pl.DataFrame(metric_rows, schema=TAG_METRICS_SCHEMA))
+    problems = [f"{facet}: no head could be trained (see the heads step's log)" for facet in missing]
+    accuracy = {f["facet"]: f["metrics"].get("accuracy", 0.0) for f in facets}
+    yield Output(
+        None,
+        metadata={
+            "report": MetadataValue.path(str(out)),
+            **{f"holdout_accuracy/{f}": round(a, 4) for f, a in sorted(accuracy.items())},
+        },
+    )
     yield AssetCheckResult(
         check_name=CHECK,
-        passed=not failing and not problems and bool(candidates),
+        passed=not failing and not problems and bool(heads),
         severity=AssetCheckSeverity.ERROR,
         description="; ".join(failing + problems) or "all facets meet their bar",
         metadata={f"accuracy/{f}": round(a, 4) for f, a in sorted(accuracy.items())},
     )
 
 
-@asset(partitions_def=library_partitions, group_name="heads", kinds={"parquet"})
+@asset(partitions_def=library_partitions, group_name="heads", deps=[evaluation_report], kinds={"parquet"})
 def promoted_heads(context: AssetExecutionContext, heads: dict[str, str], warehouse: Warehouse) -> dict[str, str]:
     """The heads in use ({facet: version}): the candidates that passed the blocking holdout check."""
     library = context.partition_key
