@@ -1,0 +1,136 @@
+"""Accuracy per strategy on the demo's hard category: look-alike products told apart only by printed text.
+
+The demo library (generated, seed 0) has 24 products; 8 of them come in pairs identical but for the model
+number printed on them (Hydra 500/750, Nova Tea 20/40, Stride R5/R7, Volt X200/X300). Protocol as the
+pipeline: the examples with the pipeline's train/holdout split train the heads (the holdout chooses the
+strategy and calibrates the thresholds), the new uploads with their known truth are the test set. Printed
+text is read with the pipeline's OCR settings. OCR cost is reported per 320 px photo, per blank photo, and
+per 640x360 frame of one 30 s demo video at 1 fps, with and without text.
+
+    python -m benchmarks.hard            # ~1.5 min on 2 cores (demo generation, embedding, OCR, heads)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from ml.backbones import BackboneSpec, cached_backbone
+from ml.heads import holdout_split, train_facet_head
+from ml.ocr import OcrSpec, cached_engine
+from ml.video import open_video, sample_frames
+from tagsmith.demo import PRODUCTS, generate_demo_library
+
+OUT = Path(__file__).parent / "out" / "hard.json"
+STRATEGIES = ("logreg", "lightgbm", "prototype")
+
+
+def read_rows(path: Path, facet: str = "product") -> list[tuple[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return [(r["path"], r["tag_id"]) for r in csv.DictReader(f) if r.get("facet", facet) == facet]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    report: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = generate_demo_library(Path(tmp) / "demo", seed=args.seed, videos=1, video_seconds=30.0)
+        examples = [(str((demo.root / p).resolve()), t) for p, t in read_rows(demo.examples_manifest)]
+        uploads = [(str(demo.uploads_dir / p), t) for p, t in read_rows(demo.truth_path)]
+        catalog = yaml.safe_load(demo.catalog_path.read_text(encoding="utf-8"))["tags"]
+        identifiers = {t["tag_id"]: t["identifiers"] for t in catalog if t["facet"] == "product"}
+        hard = {p.tag_id for p in PRODUCTS if p.lookalike}
+
+        backbone = cached_backbone(BackboneSpec())
+        engine = cached_engine(OcrSpec(threads=2))
+
+        def featurise(items: list[tuple[str, str]]):
+            images = [Image.open(path).convert("RGB") for path, _ in items]
+            X = backbone.embed(images)
+            boxes, ms = [], []
+            for image in images:
+                t = time.perf_counter()
+                found = engine.read(image)
+                ms.append((time.perf_counter() - t) * 1000)
+                boxes.append([(b.text, b.confidence) for b in found])
+            return X, np.array([t for _, t in items]), boxes, np.array(ms)
+
+        X_ex, y_ex, ocr_ex, ms_ex = featurise(examples)
+        X_up, y_up, ocr_up, ms_up = featurise(uploads)
+        ms = np.concatenate([ms_ex, ms_up])
+        with_text = np.array([bool(b) for b in ocr_ex + ocr_up])
+        blank = Image.new("RGB", (320, 320), (238, 238, 236))
+        t = time.perf_counter()
+        for _ in range(10):
+            engine.read(blank)
+        blank_ms = (time.perf_counter() - t) / 10 * 1000
+        frame_ms, frame_text = [], []
+        reader = open_video(str(demo.uploads_dir / "CLIP_0001.mp4"))
+        for frame in sample_frames(reader, every_s=1.0):  # 640x360 frames at 1 fps, as the pipeline samples
+            t1 = time.perf_counter()
+            frame_text.append(bool(engine.read(frame.image)))
+            frame_ms.append((time.perf_counter() - t1) * 1000)
+        reader.close()
+        frame_ms, frame_text = np.array(frame_ms), np.array(frame_text)
+        report["ocr_ms_per_frame"] = {
+            "frames": len(frame_ms),
+            "with_text_median": round(float(np.median(frame_ms[frame_text])), 1) if frame_text.any() else None,
+            "without_text_median": round(float(np.median(frame_ms[~frame_text])), 1) if (~frame_text).any() else None,
+        }
+        report["ocr_ms"] = {
+            "per_photo_median": round(float(np.median(ms)), 1),
+            "per_photo_p90": round(float(np.percentile(ms, 90)), 1),
+            "photos_with_text": round(float(with_text.mean()), 3),
+            "blank_photo": round(blank_ms, 1),
+        }
+
+        is_train = holdout_split(y_ex, holdout_frac=0.25, seed=0) == "train"
+        split = (X_ex[is_train], y_ex[is_train], X_ex[~is_train], y_ex[~is_train])
+        ocr_split = {
+            "ocr_train": [b for b, k in zip(ocr_ex, is_train, strict=True) if k],
+            "ocr_hold": [b for b, k in zip(ocr_ex, is_train, strict=True) if not k],
+            "identifiers": identifiers,
+        }
+        is_hard = np.isin(y_up, sorted(hard))
+        rows = {}
+        for name in (*STRATEGIES, "logreg+ocr", "chosen"):
+            kwargs = {} if name in STRATEGIES else ocr_split
+            force = None if name == "chosen" else name
+            strategies = STRATEGIES if name == "chosen" else (name.split("+")[0],)
+            head = train_facet_head("product", *split, strategies=strategies, force=force, **kwargs)
+            text = head.text_evidence(ocr_up) if head.reads_text else None
+            predicted = np.array([t for t, _, _ in head.predict(X_up, text)])
+            rows[name] = {
+                "strategy": head.strategy,
+                "holdout_accuracy": round(head.metrics["accuracy"], 4),
+                "uploads_top1": round(float(np.mean(predicted == y_up)), 4),
+                "hard_top1": round(float(np.mean(predicted[is_hard] == y_up[is_hard])), 4),
+                "other_top1": round(float(np.mean(predicted[~is_hard] == y_up[~is_hard])), 4),
+            }
+        report["product"] = rows
+        report["n"] = {"examples": len(y_ex), "uploads": len(y_up), "hard_uploads": int(is_hard.sum())}
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2))
+    print(f"demo, facet product: {report['n']}")
+    print(f"{'strategy':<12} {'chosen as':<12} {'holdout':>8} {'uploads':>8} {'hard':>8} {'others':>8}")
+    for name, r in rows.items():
+        print(
+            f"{name:<12} {r['strategy']:<12} {r['holdout_accuracy']:>8.3f} {r['uploads_top1']:>8.3f} "
+            f"{r['hard_top1']:>8.3f} {r['other_top1']:>8.3f}"
+        )
+    print(f"OCR per 320 px photo: {report['ocr_ms']}")
+    print(f"OCR per 640x360 video frame: {report['ocr_ms_per_frame']}")
+
+
+if __name__ == "__main__":
+    main()
