@@ -108,8 +108,7 @@ def main() -> None:
             force = None if name == "chosen" else name
             strategies = STRATEGIES if name == "chosen" else (name.split("+")[0],)
             head = train_facet_head("product", *split, strategies=strategies, force=force, **kwargs)
-            text = head.text_evidence(ocr_up) if head.reads_text else None
-            predicted = np.array([t for t, _, _ in head.predict(X_up, text)])
+            predicted = np.array([t for t, _, _ in head.predict(X_up, boxes=ocr_up)])
             rows[name] = {
                 "strategy": head.strategy,
                 "holdout_accuracy": round(head.metrics["accuracy"], 4),

@@ -50,7 +50,9 @@ class CatalogTag:
 
 # what a catalog's `facets:` section may force per facet (`strategy`): the strategies heads compare
 VISUAL_STRATEGIES = ("logreg", "lightgbm", "prototype")
-FORCEABLE = VISUAL_STRATEGIES + tuple(f"{s}+ocr" for s in VISUAL_STRATEGIES)
+FORCEABLE = VISUAL_STRATEGIES + tuple(
+    f"{s}+{evidence}" for evidence in ("ocr", "keypoints", "keypoints+ocr") for s in VISUAL_STRATEGIES
+)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,14 @@ Pure ML code: no Dagster, no Ray.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-FEATURES = ("visual", "visual_log", "visual_margin", "visual_top", "evidence", "evidence_margin", "has_evidence")
+VISUAL_FEATURES = ("visual", "visual_log", "visual_margin", "visual_top")
+CHANNEL_FEATURES = ("evidence", "margin", "has")
 
 
 def _margin(M: np.ndarray) -> np.ndarray:
@@ -33,48 +36,56 @@ def _margin(M: np.ndarray) -> np.ndarray:
     return M - other_best
 
 
-def pair_features(visual: np.ndarray, evidence: np.ndarray, has_evidence: np.ndarray) -> np.ndarray:
-    """(n * C, len(FEATURES)) features of every (row, tag) pair, row-major."""
+def pair_features(
+    visual: np.ndarray, evidence: Mapping[str, np.ndarray], has: Mapping[str, np.ndarray]
+) -> np.ndarray:
+    """(n * C, features) of every (row, tag) pair, row-major: the visual ones, then 3 per evidence channel
+    (its value, its margin over the row's best other tag, whether the tag can have that evidence at all)."""
     n, c = visual.shape
-    has = np.broadcast_to(np.asarray(has_evidence, dtype=np.float64)[None, :], (n, c))
     columns = [
         visual,
         np.log(np.clip(visual, 1e-6, 1.0)),
         _margin(visual),
         (visual >= visual.max(axis=1, keepdims=True)).astype(np.float64),
-        evidence,
-        _margin(evidence) * has,
-        has,
     ]
+    for name in sorted(has):
+        present = np.broadcast_to(np.asarray(has[name], dtype=np.float64)[None, :], (n, c))
+        values = evidence.get(name)
+        values = np.zeros((n, c)) if values is None else np.asarray(values, dtype=np.float64)
+        columns += [values, _margin(values) * present, present]
     return np.stack([col.reshape(-1) for col in columns], axis=1)
 
 
 class Combiner:
-    """Fitted pair model; `scores` gives (n, C) probabilities over the facet's tags."""
+    """Fitted pair model over the visual scores and the evidence channels it was given ({name: has (C,)})."""
 
-    def __init__(self, has_evidence: np.ndarray, C: float = 1.0):
-        self.has_evidence = np.asarray(has_evidence, dtype=bool)
+    def __init__(self, has: Mapping[str, np.ndarray], C: float = 1.0):
+        self.has = {name: np.asarray(v, dtype=bool) for name, v in has.items()}
         self.model = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
 
-    def fit(self, visual: np.ndarray, evidence: np.ndarray, y: np.ndarray) -> Combiner:
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(sorted(self.has))
+
+    def fit(self, visual: np.ndarray, evidence: Mapping[str, np.ndarray], y: np.ndarray) -> Combiner:
         n, c = visual.shape
         target = np.zeros((n, c), dtype=int)
         target[np.arange(n), np.asarray(y, dtype=int)] = 1
-        self.model.fit(pair_features(visual, evidence, self.has_evidence), target.reshape(-1))
+        self.model.fit(pair_features(visual, evidence, self.has), target.reshape(-1))
         return self
 
-    def scores(self, visual: np.ndarray, evidence: np.ndarray | None) -> np.ndarray:
+    def scores(self, visual: np.ndarray, evidence: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """(n, C) probabilities; a missing channel counts as "no evidence found" (zeros)."""
         n, c = visual.shape
-        if evidence is None:
-            evidence = np.zeros_like(visual)
-        logits = self.model.decision_function(pair_features(visual, evidence, self.has_evidence)).reshape(n, c)
+        logits = self.model.decision_function(pair_features(visual, evidence or {}, self.has)).reshape(n, c)
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
 
     def weights(self) -> dict[str, float]:
         """The learned weight of each feature: what the report shows as "why"."""
-        return {name: round(float(w), 4) for name, w in zip(FEATURES, self.model.coef_[0], strict=True)}
+        names = list(VISUAL_FEATURES) + [f"{ch}_{f}" for ch in self.channels for f in CHANNEL_FEATURES]
+        return {name: round(float(w), 4) for name, w in zip(names, self.model.coef_[0], strict=True)}
 
 
 def out_of_fold_scores(fit, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, folds: int = 5) -> np.ndarray:

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import combinations
 
 import numpy as np
 from lightgbm import LGBMClassifier
@@ -25,6 +26,7 @@ from sklearn.pipeline import make_pipeline
 
 from ml.fusion import Combiner, out_of_fold_scores
 from ml.identifiers import text_scores
+from ml.keypoints import MIN_MATCHES, Features, keypoint_evidence, top_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -221,16 +223,40 @@ class FacetHead:
     # example, so nothing is recognised there, whatever the classifier's softmax says.
     prototypes: np.ndarray | None = None
     min_familiarity: float | None = None
-    # "<visual>+ocr" heads: the learned combiner and the identifiers it matches OCR text against, per tag
+    # combined heads ("<visual>+ocr", "+keypoints"): the learned combiner, the identifiers it matches OCR text
+    # against and the examples' ORB features it matches photos against, per tag
     combiner: Combiner | None = None
     identifiers: dict[str, list[str]] | None = None
     # the chosen strategy's holdout predictions, in holdout row order: {true, predicted, score} (the
     # evaluation report's per-tag precision/recall and confusions; the caller may add media ids)
     holdout: list[dict] | None = None
+    gallery: dict[str, list[tuple[str, Features]]] | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.combiner.channels if self.combiner is not None else ()
 
     @property
     def reads_text(self) -> bool:
-        return self.combiner is not None
+        return "ocr" in self.channels
+
+    @property
+    def matches_keypoints(self) -> bool:
+        return "keypoints" in self.channels
+
+    def evidence(
+        self,
+        visual: np.ndarray,
+        boxes: Sequence[Sequence[tuple[str, float]]] | None = None,
+        features: Sequence[Features | None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The evidence channels this head combines, from OCR boxes and ORB features of the same rows."""
+        out: dict[str, np.ndarray] = {}
+        if self.reads_text and boxes is not None:
+            out["ocr"] = self.text_evidence(boxes)
+        if self.matches_keypoints and features is not None and self.gallery:
+            out["keypoints"] = keypoint_evidence(features, self.gallery, self.classes, top_candidates(visual))
+        return out
 
     def text_evidence(self, boxes: Sequence[Sequence[tuple[str, float]]]) -> np.ndarray:
         """(n, len(classes)) text evidence from each row's OCR boxes (zeros for a head that reads no text)."""
@@ -251,13 +277,19 @@ class FacetHead:
             return np.ones(len(X), dtype=bool)
         return self.familiarity(X) >= self.min_familiarity
 
-    def predict_scores(self, X: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:
+    def predict_scores(
+        self,
+        X: np.ndarray,
+        boxes: Sequence[Sequence[tuple[str, float]]] | None = None,
+        features: Sequence[Features | None] | None = None,
+    ) -> np.ndarray:
         """(n, len(classes)) probabilities, rows summing to 1, columns in `classes` order.
 
-        `text` is `text_evidence(...)` of the same rows, for a head that reads text; without it the head
-        scores as if no text was found (what it learnt for photos without readable print).
+        `boxes` (OCR) and `features` (ORB) of the same rows feed a combined head; without them it scores as
+        if no text or keypoints were found (what it learnt for photos without readable print).
         """
-        return self.combine(self.visual_scores(X), text)
+        visual = self.visual_scores(X)
+        return self.combine(visual, self.evidence(visual, boxes, features))
 
     def visual_scores(self, X: np.ndarray) -> np.ndarray:
         """(n, len(classes)) scores of the visual model alone."""
@@ -266,13 +298,18 @@ class FacetHead:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
         return _aligned_proba(self.model, X, len(self.classes))
 
-    def combine(self, visual: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:
-        """The head's scores from visual scores and text evidence (the visual scores for a head without text)."""
-        return visual if self.combiner is None or len(visual) == 0 else self.combiner.scores(visual, text)
+    def combine(self, visual: np.ndarray, evidence: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """The head's scores from visual scores and evidence channels (the visual scores for a plain head)."""
+        return visual if self.combiner is None or len(visual) == 0 else self.combiner.scores(visual, evidence)
 
-    def predict(self, X: np.ndarray, text: np.ndarray | None = None) -> list[tuple[str, float, str]]:
+    def predict(
+        self,
+        X: np.ndarray,
+        boxes: Sequence[Sequence[tuple[str, float]]] | None = None,
+        features: Sequence[Features | None] | None = None,
+    ) -> list[tuple[str, float, str]]:
         """Top-1 per row as (tag_id, score, status); status 'applied' if score >= the tag's threshold."""
-        scores = self.predict_scores(X, text)
+        scores = self.predict_scores(X, boxes, features)
         out: list[tuple[str, float, str]] = []
         for row, k in enumerate(scores.argmax(axis=1)):
             tag_id, score = self.classes[k], float(scores[row, k])
@@ -281,7 +318,11 @@ class FacetHead:
 
 
 def predict_table(
-    head: FacetHead, media_ids: Sequence[str], X: np.ndarray, text: np.ndarray | None = None
+    head: FacetHead,
+    media_ids: Sequence[str],
+    X: np.ndarray,
+    boxes: Sequence[Sequence[tuple[str, float]]] | None = None,
+    features: Sequence[Features | None] | None = None,
 ) -> list[dict]:
     """Top-1 prediction per media as rows ready for a table: {media_id, facet, tag_id, score, status}."""
     media_ids = list(media_ids)
@@ -290,8 +331,19 @@ def predict_table(
         raise ValueError(f"{len(media_ids)} media_ids but {len(X)} embedding rows")
     return [
         {"media_id": media_id, "facet": head.facet, "tag_id": tag_id, "score": score, "status": status}
-        for media_id, (tag_id, score, status) in zip(media_ids, head.predict(X, text), strict=True)
+        for media_id, (tag_id, score, status) in zip(media_ids, head.predict(X, boxes, features), strict=True)
     ]
+
+
+def build_gallery(
+    media_ids: Sequence[str], labels: Sequence[str], features: Sequence[Features | None], per_tag: int = 12
+) -> dict[str, list[tuple[str, Features]]]:
+    """{tag: [(media_id, features)]} of up to `per_tag` examples with enough keypoints to match."""
+    gallery: dict[str, list[tuple[str, Features]]] = {}
+    for media_id, label, f in zip(media_ids, labels, features, strict=True):
+        if f is not None and len(f.desc) >= MIN_MATCHES and len(gallery.get(str(label), [])) < per_tag:
+            gallery.setdefault(str(label), []).append((media_id, f))
+    return gallery
 
 
 def text_evidence(
@@ -382,7 +434,12 @@ def choose_strategy(results: Iterable[StrategyResult]) -> str:
     """Best holdout balanced accuracy; ties by accuracy, then by SIMPLICITY_ORDER (simplest first)."""
 
     def rank(r: StrategyResult) -> tuple[float, float, int]:
-        simplicity = SIMPLICITY_ORDER.index(r.strategy) if r.strategy in SIMPLICITY_ORDER else len(STRATEGIES)
+        # a combined head ranks after every plain one, and after combinations with fewer kinds of evidence
+        simplicity = (
+            SIMPLICITY_ORDER.index(r.strategy)
+            if r.strategy in SIMPLICITY_ORDER
+            else len(STRATEGIES) + r.strategy.count("+")
+        )
         return (-_nan_to_neg(r.balanced_accuracy), -_nan_to_neg(r.accuracy), simplicity)
 
     results = list(results)
@@ -415,6 +472,10 @@ def train_facet_head(
     ocr_train: Sequence[Sequence[tuple[str, float]]] | None = None,
     ocr_hold: Sequence[Sequence[tuple[str, float]]] | None = None,
     identifiers: Mapping[str, Sequence[str]] | None = None,
+    keypoints_train: Sequence[Features | None] | None = None,
+    keypoints_hold: Sequence[Features | None] | None = None,
+    ids_train: Sequence[str] | None = None,
+    ids_hold: Sequence[str] | None = None,
     force: str | None = None,
 ) -> FacetHead:
     """Fit every strategy on train, keep the best on holdout, calibrate thresholds, refit on all data.
@@ -424,9 +485,12 @@ def train_facet_head(
     chosen strategy's holdout predictions (the only unbiased scores available); the final model is the same
     strategy and hyper-parameters refitted on train+holdout, and keeps those thresholds.
 
-    With OCR boxes (text, confidence) per example and the catalog's `identifiers` per tag, one more strategy
-    is evaluated: the best visual head combined with the printed text by a learned combiner (ml/fusion.py),
-    named "<visual>+ocr". `force` picks a strategy by name instead of the best (the catalog's choice).
+    Evidence beyond the picture adds strategies: with OCR boxes (text, confidence) per example and the
+    catalog's `identifiers` per tag, "<visual>+ocr"; with ORB features per example (and the examples'
+    media ids), "<visual>+keypoints" (matched against the training examples of the visually likeliest tags);
+    with both, "<visual>+keypoints+ocr". Each is the best visual head combined with that evidence by a
+    learned combiner (ml/fusion.py) trained on out-of-fold visual scores. `force` picks a strategy by name
+    instead of the best (the catalog's choice).
 
     Raises ValueError for a facet with fewer than two tags (nothing to learn), a train split with a single
     tag, an empty holdout, or an unknown strategy name.
@@ -481,44 +545,71 @@ def train_facet_head(
             params[strategy],
         )
 
-    visual = choose_strategy(results.values())
-    has_text = None
+    if force and "+" in force and force.split("+")[0] in results:
+        visual = force.split("+")[0]  # a forced combination names its visual head too
+    else:
+        visual = choose_strategy(results.values())
+    # evidence beyond the picture, per channel: (train rows, holdout rows, which tags can have it)
+    channels: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    oof: np.ndarray | None = None
+
+    def fit_visual(Xa: np.ndarray, ya: np.ndarray):
+        model, _ = _FITTERS[visual](Xa, ya, seed, params[visual])
+        return lambda Xb: _aligned_proba(model, Xb, len(classes))
+
+    started = time.perf_counter()
     if identifiers is not None and ocr_train is not None and ocr_hold is not None:
-        has_text = np.array([bool(identifiers.get(c)) for c in classes])
-    combiner, oof, text_tr, text_ho = None, None, None, None
-    if has_text is not None and has_text.any():
-        # the learned combination of the picture and the printed text (ml/fusion.py), on the best visual head
-        started = time.perf_counter()
-        text_tr, text_ho = text_evidence(ocr_train, identifiers, classes), text_evidence(ocr_hold, identifiers, classes)
-
-        def fit_visual(Xa: np.ndarray, ya: np.ndarray):
-            model, _ = _FITTERS[visual](Xa, ya, seed, params[visual])
-            return lambda Xb: _aligned_proba(model, Xb, len(classes))
-
+        has = np.array([bool(identifiers.get(c)) for c in classes])
+        if has.any():
+            train_ev, hold_ev = (
+                text_evidence(ocr_train, identifiers, classes),
+                text_evidence(ocr_hold, identifiers, classes),
+            )
+            channels["ocr"] = (train_ev, hold_ev, has)
+    if keypoints_train is not None and keypoints_hold is not None and ids_train is not None:
+        gallery = build_gallery(ids_train, y_train, keypoints_train)
+        has = np.array([c in gallery for c in classes])
+        if has.any():
+            oof = out_of_fold_scores(fit_visual, X_train, y_tr, len(classes), seed)
+            train_ev = keypoint_evidence(keypoints_train, gallery, classes, top_candidates(oof), exclude=ids_train)
+            hold_ev = keypoint_evidence(keypoints_hold, gallery, classes, top_candidates(hold_scores[visual]))
+            channels["keypoints"] = (train_ev, hold_ev, has)
+    if channels and oof is None:
         oof = out_of_fold_scores(fit_visual, X_train, y_tr, len(classes), seed)
-        fused = Combiner(has_text).fit(oof, text_tr, y_tr).scores(hold_scores[visual], text_ho)
-        name = f"{visual}+ocr"
-        hold_scores[name] = fused
-        results[name] = StrategyResult(
-            strategy=name,
-            accuracy=_accuracy(y_ho, fused.argmax(axis=1)),
-            balanced_accuracy=_balanced_accuracy(y_ho, fused.argmax(axis=1)),
-            n_holdout=len(y_ho),
-            fit_seconds=results[visual].fit_seconds + time.perf_counter() - started,
-        )
-        logger.info("facet %s: %s holdout acc=%.3f", facet, name, results[name].accuracy)
+    names = sorted(channels)
+    for size in range(1, len(names) + 1):
+        for subset in combinations(names, size):
+            # the learned combination of the picture and this evidence (ml/fusion.py), on the visual head
+            combiner = Combiner({c: channels[c][2] for c in subset}).fit(oof, {c: channels[c][0] for c in subset}, y_tr)
+            fused = combiner.scores(hold_scores[visual], {c: channels[c][1] for c in subset})
+            name = "+".join((visual, *subset))
+            hold_scores[name] = fused
+            results[name] = StrategyResult(
+                strategy=name,
+                accuracy=_accuracy(y_ho, fused.argmax(axis=1)),
+                balanced_accuracy=_balanced_accuracy(y_ho, fused.argmax(axis=1)),
+                n_holdout=len(y_ho),
+                fit_seconds=results[visual].fit_seconds + time.perf_counter() - started,
+            )
+            logger.info("facet %s: %s holdout acc=%.3f", facet, name, results[name].accuracy)
     if force is not None and force not in results:
         raise ValueError(f"facet {facet!r}: strategy {force!r} is not available here; evaluated: {sorted(results)}")
     chosen = force or choose_strategy(results.values())
+    base, *used = chosen.split("+")
     thresholds = calibrate_thresholds(hold_scores[chosen], y_hold, classes, target_precision)
     all_codes = np.concatenate([y_tr, y_ho])
-    final_model, _ = _FITTERS[visual if chosen.endswith("+ocr") else chosen](
-        np.vstack([X_train, X_hold]), all_codes, seed, params[visual if chosen.endswith("+ocr") else chosen]
-    )
-    if chosen.endswith("+ocr"):  # refitted on every example: out-of-fold train scores and the holdout's
-        combiner = Combiner(has_text).fit(
-            np.vstack([oof, hold_scores[visual]]), np.vstack([text_tr, text_ho]), all_codes
+    final_model, _ = _FITTERS[base](np.vstack([X_train, X_hold]), all_codes, seed, params[base])
+    combiner, final_gallery = None, None
+    if used:  # refitted on every example: out-of-fold train scores and the holdout's
+        combiner = Combiner({c: channels[c][2] for c in used}).fit(
+            np.vstack([oof, hold_scores[visual]]), {c: np.vstack(channels[c][:2]) for c in used}, all_codes
         )
+        if "keypoints" in used:
+            final_gallery = build_gallery(
+                list(ids_train) + list(ids_hold or []),
+                list(y_train) + list(y_hold),
+                list(keypoints_train) + list(keypoints_hold),
+            )
     logger.info("facet %s: chose %s, refitted on %d examples", facet, chosen, len(y_tr) + len(y_ho))
     metrics = {
         "chosen": chosen,
@@ -528,7 +619,7 @@ def train_facet_head(
         "balanced_accuracy": results[chosen].balanced_accuracy,
         "n_train": len(y_tr),
         "n_holdout": len(y_ho),
-        "params": params[visual if chosen.endswith("+ocr") else chosen],
+        "params": params[base],
         "target_precision": target_precision,
         **({"combiner_weights": combiner.weights()} if combiner is not None else {}),
     }
@@ -551,6 +642,7 @@ def train_facet_head(
         prototypes,
         min_familiarity,
         combiner,
-        {c: list(identifiers.get(c, [])) for c in classes} if combiner is not None else None,
+        {c: list(identifiers.get(c, [])) for c in classes} if "ocr" in used else None,
         holdout,
+        final_gallery,
     )

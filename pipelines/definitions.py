@@ -6,6 +6,7 @@ from dagster import Definitions, in_process_executor
 
 from assets_defs.embeddings.definitions import defs as embeddings_defs
 from assets_defs.heads.definitions import defs as heads_defs
+from assets_defs.keypoints.definitions import defs as keypoints_defs
 from assets_defs.media.definitions import defs as media_defs
 from assets_defs.ocr.definitions import defs as ocr_defs
 from assets_defs.search.definitions import defs as search_defs
@@ -26,6 +27,7 @@ def build_definitions(env=None) -> Definitions:
         training_defs,
         embeddings_defs,
         ocr_defs,
+        keypoints_defs,
         heads_defs,
         tags_defs,
         search_defs,

@@ -35,9 +35,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
     else:
         media_store = LocalMediaStore(root=str(home / "media"))
     if env.get("TAGSMITH_QDRANT_URL"):
-        vector_store = QdrantServer(
-            url=env["TAGSMITH_QDRANT_URL"], api_key=env.get("TAGSMITH_QDRANT_API_KEY")
-        )
+        vector_store = QdrantServer(url=env["TAGSMITH_QDRANT_URL"], api_key=env.get("TAGSMITH_QDRANT_API_KEY"))
     else:
         vector_store = QdrantLocal(path=str(home / "qdrant"))
     show_progress = env.get("TAGSMITH_PROGRESS") == "1"  # the CLI sets it when stderr is a terminal

@@ -29,6 +29,7 @@ class LibraryConfig(BaseModel):
     head_strategies: list[str] = ["logreg", "lightgbm", "prototype"]
     train_augment: bool = True  # flipped copies of example photos as extra training rows
     ocr: Literal["auto", "on", "off"] = "auto"  # auto: read printed text when some catalog tag has identifiers
+    keypoints: bool = True  # ORB features per photo, for the "+keypoints" head strategies
     seed: int = 0
 
     @field_validator("name")
@@ -54,9 +55,7 @@ class LibraryStore(ConfigurableResource):
 
     def names(self) -> list[str]:
         base = Path(self.root)
-        return (
-            sorted(p.name for p in base.iterdir() if (p / "library.yaml").exists()) if base.exists() else []
-        )
+        return sorted(p.name for p in base.iterdir() if (p / "library.yaml").exists()) if base.exists() else []
 
     def create(self, config: LibraryConfig, exist_ok: bool = False) -> Path:
         path = self.dir(config.name)
@@ -96,9 +95,7 @@ class LibraryStore(ConfigurableResource):
         catalog = self.catalog(name)
         source = Path(source)
         examples = (
-            examples_from_folders(source, catalog)
-            if source.is_dir()
-            else parse_examples_manifest(source, catalog)
+            examples_from_folders(source, catalog) if source.is_dir() else parse_examples_manifest(source, catalog)
         )
         target = self.dir(name) / "examples" / f"{source.stem}.csv"
         target.parent.mkdir(parents=True, exist_ok=True)

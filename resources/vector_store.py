@@ -26,9 +26,7 @@ class VectorStore(ConfigurableResource):
     def client(self):
         raise NotImplementedError
 
-    def upsert(
-        self, library: str, media_ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]
-    ) -> int:
+    def upsert(self, library: str, media_ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> int:
         from qdrant_client import models
 
         client = self.client()

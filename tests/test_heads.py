@@ -352,13 +352,11 @@ def test_printed_text_splits_look_alikes_through_the_learned_combiner():
     results = head.metrics["strategies"]
     assert head.strategy == "logreg+ocr" and head.reads_text
     assert results["logreg+ocr"]["accuracy"] >= results["logreg"]["accuracy"] + 0.05
-    assert head.metrics["combiner_weights"]["evidence"] > 0  # it learnt to trust the text
+    assert head.metrics["combiner_weights"]["ocr_margin"] > 0  # it learnt to trust the text
     # at prediction time: the same look, different print
     twin_look = sample(unit_means(4, seed=0), np.array([0]), 0.6, seed=99)  # a new photo of the shared look
-    text_a = head.text_evidence([[("TA-100", 0.9)]])
-    text_b = head.text_evidence([[("TA-3OO", 0.9)]])  # read with O for 0: still twin-b
-    assert head.predict(twin_look, text_a)[0][0] == "twin-a"
-    assert head.predict(twin_look, text_b)[0][0] == "twin-b"
+    assert head.predict(twin_look, boxes=[[("TA-100", 0.9)]])[0][0] == "twin-a"
+    assert head.predict(twin_look, boxes=[[("TA-3OO", 0.9)]])[0][0] == "twin-b"  # O read for 0: still twin-b
     assert head.predict_scores(twin_look).shape == (1, 5)  # no text read: scores still defined
 
     forced = train_facet_head(

@@ -7,6 +7,7 @@ from dagster import DagsterInstance, materialize
 
 from assets_defs.embeddings.assets import embeddings
 from assets_defs.heads.assets import evaluation_report, heads, promoted_heads
+from assets_defs.keypoints.assets import keypoints
 from assets_defs.media.assets import media
 from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
@@ -30,6 +31,7 @@ ALL = [
     video_segments,
     contact_sheets,
     ocr_text,
+    keypoints,
     warehouse_views,
 ]
 

@@ -24,11 +24,13 @@ from dagster import (
 
 from assets_defs.common import now_iso
 from assets_defs.embeddings.assets import embeddings, library_model_id
+from assets_defs.keypoints.assets import keypoints, read_features
 from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
 from ml.contact_sheet import thumbnail_jpeg
 from ml.heads import train_facet_head
+from ml.keypoints import KeypointSpec
 from ml.media import MediaProblem, decode_image, read_uri
 from ml.report import THUMB, render_evaluation, tag_metrics
 from resources.libraries import LibraryStore
@@ -67,7 +69,7 @@ TAG_METRICS_SCHEMA = {
 
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
-HEAD_FORMAT = "5"  # 3: heads that read printed text; 4: thresholds of mistake-free tags pooled; 5: holdout kept
+HEAD_FORMAT = "6"  # 3: printed text; 4: thresholds of mistake-free tags pooled; 5: holdout kept; 6: keypoints
 
 
 def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str = "") -> str:
@@ -102,7 +104,7 @@ def ocr_boxes(ocr_table: pl.DataFrame | None) -> dict[str, list[tuple[str, float
 @asset(
     partitions_def=library_partitions,
     group_name="heads",
-    deps=[examples, embeddings, ocr_text],
+    deps=[examples, embeddings, ocr_text, keypoints],
     kinds={"scikitlearn", "lightgbm"},
 )
 def heads(
@@ -124,6 +126,7 @@ def heads(
     identifiers = {t.tag_id: list(t.identifiers) for t in parsed.tags}
     ocr_table = warehouse.read(library, "ocr_text")
     boxes_of = ocr_boxes(ocr_table)
+    features_of = read_features(warehouse, library)
     candidates: dict[str, str] = {}
     rows, problems = [], []
     for facet in sorted(training["facet"].unique().to_list()):
@@ -132,7 +135,10 @@ def heads(
         facet_ids = {t: identifiers.get(t, []) for t in group["tag_id"].unique().sort().to_list()}
         reads_text = ocr_table is not None and any(facet_ids.values())
         ocr_model = ocr_table["model"].unique().sort().to_list() if reads_text else []
-        extra = json.dumps({"ocr": ocr_model, "identifiers": facet_ids if reads_text else {}, "force": force})
+        keypoint_model = KeypointSpec().model_id if features_of else ""
+        extra = json.dumps(
+            {"ocr": ocr_model, "identifiers": facet_ids if reads_text else {}, "force": force, "kp": keypoint_model}
+        )
         version = head_version(facet, model_id, group, config, extra)
         bar = config.bar_for(facet)
         existing = history.filter(pl.col("version") == version)
@@ -154,6 +160,15 @@ def heads(
                     "ocr_hold": [b for b, t in zip(boxes, is_train, strict=True) if not t],
                     "identifiers": facet_ids,
                 }
+            if features_of:  # the keypoint strategies are evaluated too (ml/keypoints.py)
+                ids_train = [m for m, t in zip(ids, is_train, strict=True) if t]
+                ids_hold = [m for m, t in zip(ids, is_train, strict=True) if not t]
+                text.update(
+                    keypoints_train=[features_of.get(m) for m in ids_train],
+                    keypoints_hold=[features_of.get(m) for m in ids_hold],
+                    ids_train=ids_train,
+                    ids_hold=ids_hold,
+                )
             try:
                 head = train_facet_head(
                     facet,

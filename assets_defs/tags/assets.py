@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets_defs.common import usable
 from assets_defs.embeddings.assets import embeddings, library_model_id
 from assets_defs.heads.assets import ocr_boxes
+from assets_defs.keypoints.assets import keypoints, read_features
 from assets_defs.media.assets import media
 from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
@@ -26,7 +27,12 @@ TAGS_SCHEMA = {
 }
 
 
-@asset(partitions_def=library_partitions, group_name="tags", deps=[media, embeddings, ocr_text], kinds={"parquet"})
+@asset(
+    partitions_def=library_partitions,
+    group_name="tags",
+    deps=[media, embeddings, ocr_text, keypoints],
+    kinds={"parquet"},
+)
 def tags(
     context: AssetExecutionContext,
     promoted_heads: dict[str, str],
@@ -46,12 +52,18 @@ def tags(
     if missing:
         context.log.warning(f"{missing} photos have no embedding yet (see quarantine); they get no tags")
     boxes_of = ocr_boxes(warehouse.read(library, "ocr_text"))
+    features_of = (
+        read_features(warehouse, library)
+        if any(model_store.load_head(library, f, v).matches_keypoints for f, v in promoted_heads.items())
+        else {}
+    )
     rows = []
     for facet, version in sorted(promoted_heads.items()):
         head = model_store.load_head(library, facet, version)
-        # a head that reads printed text gets each photo's OCR boxes (none read: no text evidence)
-        text = head.text_evidence([boxes_of.get(m, []) for m in ids]) if head.reads_text else None
-        for row in predict_table(head, ids, X, text) if ids else []:
+        # a combined head gets each photo's OCR boxes and ORB features (none: no such evidence found)
+        boxes = [boxes_of.get(m, []) for m in ids] if head.reads_text else None
+        features = [features_of.get(m) for m in ids] if head.matches_keypoints else None
+        for row in predict_table(head, ids, X, boxes, features) if ids else []:
             rows.append({**row, "head_version": version})
     table = pl.DataFrame(rows, schema=TAGS_SCHEMA)
     warehouse.write(library, "tags", table)

@@ -232,7 +232,8 @@ def video_segments(
         for facet, (_, head) in heads.items():
             # printed text read on any frame of a scene counts for the scene's nearby frames (a label is
             # legible on some frames only), then the head combines it with the picture
-            evidence = spread_within_scenes(stamps, np.concatenate(text[facet]), cuts) if facet in text else None
+            # (frames have no keypoint features: a combined head scores them as "no keypoints matched")
+            evidence = {"ocr": spread_within_scenes(stamps, np.concatenate(text[facet]), cuts)} if facet in text else {}
             combined = head.combine(np.concatenate(visual[facet]), evidence)
             # a frame unlike every example (nothing on screen) recognises nothing: its scores are zeroed
             scores[facet] = np.where(np.concatenate(familiar[facet])[:, None], combined, 0.0).astype(np.float32)

@@ -1,0 +1,140 @@
+"""Local features: ORB keypoints matched to the examples and verified geometrically (RANSAC homography).
+
+Why: printed packaging and logos are flat and textured; two photos of the same print share many keypoints
+that one homography maps onto each other, while a look-alike with a different print or badge shares fewer.
+That is evidence the whole-image embedding averages away. ORB (binary, 1.3 ms per 320 px photo here, 0.3 ms
+per match) rather than SIFT (23 ms per photo) because it runs for every photo of the library; RANSAC keeps
+only matches consistent with one plane, so repeated texture does not count.
+
+Descriptors are computed once per photo (asset `keypoints`, cached by media_id) and matched at training and
+tagging time against each tag's examples, only for the few tags the picture already finds likely.
+
+Pure ML code: no Dagster, no Ray.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from ml.media import MediaProblem, decode_image, read_uri
+
+RATIO = 0.8  # Lowe's ratio test
+MIN_MATCHES = 8  # fewer good matches cannot support a homography
+SATURATION = 15.0  # evidence = inliers / (inliers + SATURATION): 15 inliers is even odds
+
+
+@dataclass(frozen=True)
+class KeypointSpec:
+    n_features: int = 300
+    size: int = 320  # longest side the detector sees (photos are shrunk, never enlarged)
+
+    @property
+    def model_id(self) -> str:
+        import cv2
+
+        key = f"orb|{cv2.__version__}|{self.n_features}|{self.size}"
+        return f"orb@{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
+@dataclass
+class Features:
+    xy: np.ndarray  # (k, 2) float32 keypoint positions
+    desc: np.ndarray  # (k, 32) uint8 ORB descriptors
+
+    def to_bytes(self) -> tuple[bytes, bytes]:
+        return self.xy.astype(np.float32).tobytes(), self.desc.astype(np.uint8).tobytes()
+
+    @classmethod
+    def from_bytes(cls, xy: bytes, desc: bytes) -> Features:
+        return cls(np.frombuffer(xy, np.float32).reshape(-1, 2), np.frombuffer(desc, np.uint8).reshape(-1, 32))
+
+
+def extract(image: Image.Image, spec: KeypointSpec = KeypointSpec()) -> Features:
+    import cv2
+
+    gray = image.convert("L")
+    scale = min(1.0, spec.size / max(gray.size))
+    if scale < 1.0:
+        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.BILINEAR)
+    points, desc = cv2.ORB_create(nfeatures=spec.n_features).detectAndCompute(np.asarray(gray), None)
+    if desc is None or not points:
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+    return Features(np.array([p.pt for p in points], np.float32), desc)
+
+
+def inliers(a: Features, b: Features) -> int:
+    """Matches between two photos that one homography explains (0 when there are too few to tell)."""
+    import cv2
+
+    if len(a.desc) < 2 or len(b.desc) < 2:
+        return 0
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.desc, b.desc, k=2)
+    good = [m for m, n in (p for p in pairs if len(p) == 2) if m.distance < RATIO * n.distance]
+    if len(good) < MIN_MATCHES:
+        return 0
+    src = a.xy[[m.queryIdx for m in good]].reshape(-1, 1, 2)
+    dst = b.xy[[m.trainIdx for m in good]].reshape(-1, 1, 2)
+    _, mask = cv2.findHomography(src, dst, cv2.RANSAC, 5.0)
+    return int(mask.sum()) if mask is not None else 0
+
+
+def keypoint_evidence(
+    queries: Sequence[Features | None],
+    gallery: Mapping[str, Sequence[tuple[str, Features]]],
+    classes: Sequence[str],
+    candidates: np.ndarray,
+    exclude: Sequence[str | None] | None = None,
+) -> np.ndarray:
+    """(n, len(classes)): per row, inliers / (inliers + 15) against the best example of each candidate tag.
+
+    `gallery[tag]` is [(media_id, features)] of the tag's examples; `candidates[i]` the class indices to
+    check for row i (the visually likeliest: matching every tag would cost tags x examples per photo);
+    `exclude[i]` a media_id not to match row i against (itself, when scoring the training examples).
+    """
+    out = np.zeros((len(queries), len(classes)), dtype=np.float64)
+    for i, query in enumerate(queries):
+        if query is None or len(query.desc) < 2:
+            continue
+        skip = exclude[i] if exclude is not None else None
+        for k in candidates[i]:
+            best = max((inliers(query, f) for m, f in gallery.get(classes[k], ()) if m != skip), default=0)
+            out[i, k] = best / (best + SATURATION)
+    return out
+
+
+def top_candidates(scores: np.ndarray, k: int = 5) -> np.ndarray:
+    """(n, min(k, C)) class indices of each row's k best scores."""
+    k = min(k, scores.shape[1])
+    return np.argsort(-scores, axis=1)[:, :k]
+
+
+@dataclass
+class KeypointChunkResult:
+    rows: list[dict] = field(default_factory=list)  # {media_id, n, xy, desc}
+    errors: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def keypoints_chunk(
+    spec: KeypointSpec, items: list[tuple[str, str]], s3_endpoint_url: str | None = None
+) -> KeypointChunkResult:
+    """ORB features of (media_id, uri) photos: the Ray unit of work; undecodable photos are reported."""
+    result = KeypointChunkResult()
+    for media_id, uri in items:
+        try:
+            image = decode_image(read_uri(uri, s3_endpoint_url), draft_size=spec.size)
+        except (MediaProblem, OSError) as exc:
+            result.errors.append({"media_id": media_id, "uri": uri, "reason": getattr(exc, "reason", str(exc))})
+            continue
+        t = time.perf_counter()
+        features = extract(image, spec)
+        result.seconds += time.perf_counter() - t
+        xy, desc = features.to_bytes()
+        result.rows.append({"media_id": media_id, "n": len(features.desc), "xy": xy, "desc": desc})
+    return result
