@@ -25,6 +25,7 @@ from PIL import Image
 
 from ml.backbones import BackboneSpec, cached_backbone
 from ml.heads import holdout_split, train_facet_head
+from ml.keypoints import extract
 from ml.ocr import OcrSpec, cached_engine
 from ml.video import open_video, sample_frames
 from tagsmith.demo import PRODUCTS, generate_demo_library
@@ -101,14 +102,24 @@ def main() -> None:
             "ocr_hold": [b for b, k in zip(ocr_ex, is_train, strict=True) if not k],
             "identifiers": identifiers,
         }
+        kp_ex = [extract(Image.open(path)) for path, _ in examples]
+        kp_up = [extract(Image.open(path)) for path, _ in uploads]
+        ex_ids = [path for path, _ in examples]
+        kp_split = {
+            "keypoints_train": [f for f, k in zip(kp_ex, is_train, strict=True) if k],
+            "keypoints_hold": [f for f, k in zip(kp_ex, is_train, strict=True) if not k],
+            "ids_train": [m for m, k in zip(ex_ids, is_train, strict=True) if k],
+            "ids_hold": [m for m, k in zip(ex_ids, is_train, strict=True) if not k],
+        }
         is_hard = np.isin(y_up, sorted(hard))
         rows = {}
-        for name in (*STRATEGIES, "logreg+ocr", "chosen"):
-            kwargs = {} if name in STRATEGIES else ocr_split
+        names = (*STRATEGIES, "logreg+ocr", "logreg+keypoints", "logreg+keypoints+ocr", "chosen")
+        for name in names:
+            kwargs = {} if name in STRATEGIES else {**ocr_split, **kp_split}
             force = None if name == "chosen" else name
             strategies = STRATEGIES if name == "chosen" else (name.split("+")[0],)
             head = train_facet_head("product", *split, strategies=strategies, force=force, **kwargs)
-            predicted = np.array([t for t, _, _ in head.predict(X_up, boxes=ocr_up)])
+            predicted = np.array([t for t, _, _ in head.predict(X_up, boxes=ocr_up, features=kp_up)])
             rows[name] = {
                 "strategy": head.strategy,
                 "holdout_accuracy": round(head.metrics["accuracy"], 4),
@@ -121,10 +132,10 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2))
     print(f"demo, facet product: {report['n']}")
-    print(f"{'strategy':<12} {'chosen as':<12} {'holdout':>8} {'uploads':>8} {'hard':>8} {'others':>8}")
+    print(f"{'strategy':<22} {'chosen as':<22} {'holdout':>8} {'uploads':>8} {'hard':>8} {'others':>8}")
     for name, r in rows.items():
         print(
-            f"{name:<12} {r['strategy']:<12} {r['holdout_accuracy']:>8.3f} {r['uploads_top1']:>8.3f} "
+            f"{name:<22} {r['strategy']:<22} {r['holdout_accuracy']:>8.3f} {r['uploads_top1']:>8.3f} "
             f"{r['hard_top1']:>8.3f} {r['other_top1']:>8.3f}"
         )
     print(f"OCR per 320 px photo: {report['ocr_ms']}")

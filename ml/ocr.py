@@ -61,7 +61,7 @@ class OcrEngine:
         self.spec = spec
         self.engine = RapidOCR(
             params={
-                "Global.log_level": "warning",
+                "Global.log_level": "error",  # "no text detected" is a warning per blank frame
                 "Global.text_score": spec.text_score,
                 "Global.use_cls": spec.use_cls,
                 "Det.limit_side_len": spec.limit_side_len,

@@ -88,6 +88,9 @@ def test_photo_pipeline_end_to_end(local_resources, small_demo, instance):
     import json
 
     for row in heads_table.iter_rows(named=True):
+        # every facet compared the picture alone with the picture plus keypoint matches (OCR is off here)
+        evaluated = json.loads(row["metrics"])["strategies"]
+        assert {"logreg", "prototype"} <= set(evaluated) and any("+keypoints" in s for s in evaluated)
         thresholds = json.loads(row["thresholds"])
         facet_tags = tag_table.filter(pl.col("facet") == row["facet"])
         for t in facet_tags.iter_rows(named=True):
