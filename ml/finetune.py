@@ -136,7 +136,7 @@ def finetune(
             loss.backward()
             optimiser.step()
             scheduler.step()
-            epoch_losses.append(float(loss))
+            epoch_losses.append(float(loss.detach()))
             seen += len(idx)
             batch_seconds = time.perf_counter() - t
         if epoch_losses:

@@ -51,15 +51,13 @@ def tags(
     missing = len(wanted) - len(ids)
     if missing:
         context.log.warning(f"{missing} photos have no embedding yet (see quarantine); they get no tags")
+    heads = {
+        facet: (version, model_store.load_head(library, facet, version)) for facet, version in promoted_heads.items()
+    }
     boxes_of = ocr_boxes(warehouse.read(library, "ocr_text"))
-    features_of = (
-        read_features(warehouse, library)
-        if any(model_store.load_head(library, f, v).matches_keypoints for f, v in promoted_heads.items())
-        else {}
-    )
+    features_of = read_features(warehouse, library) if any(h.matches_keypoints for _, h in heads.values()) else {}
     rows = []
-    for facet, version in sorted(promoted_heads.items()):
-        head = model_store.load_head(library, facet, version)
+    for _facet, (version, head) in sorted(heads.items()):
         # a combined head gets each photo's OCR boxes and ORB features (none: no such evidence found)
         boxes = [boxes_of.get(m, []) for m in ids] if head.reads_text else None
         features = [features_of.get(m) for m in ids] if head.matches_keypoints else None

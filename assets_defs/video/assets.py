@@ -145,16 +145,7 @@ def video_frames(
     frames_new = pl.DataFrame([f for r in results for f in r.frames], schema=FRAMES_SCHEMA)
     frames = frames_new if frames_old is None else pl.concat([frames_old, frames_new])
     warehouse.write(library, "frames", frames.unique(["media_id", "ts"], keep="first").sort("media_id", "ts"))
-    redone_keys = {(r.media_id, r.start_s) for r in results}
-    kept = (
-        done.filter(
-            ~pl.struct("media_id", "start_s").map_elements(
-                lambda k: (k["media_id"], k["start_s"]) in redone_keys, return_dtype=pl.Boolean
-            )
-        )
-        if redone_keys and done.height
-        else done
-    )
+    kept = done.join(new_ranges.select("media_id", "start_s"), on=["media_id", "start_s"], how="anti")
     warehouse.write(library, "video_ranges", pl.concat([kept, new_ranges]))
     failed = [r for r in results if r.error]
     if failed:
