@@ -171,3 +171,21 @@ def test_vector_index_follows_the_media_folder(local_resources, small_demo, inst
     assert (meta["upserted"], meta["removed"], meta["points"]) == (0, 1, 3)
     uris = {h["uri"] for h in res["vector_store"].search(name, np.ones(1280, np.float32), limit=10)}
     assert str(removed.resolve()) not in uris and len(uris) == 3
+
+
+def test_no_trainable_facet_fails_the_check_with_the_report(local_resources, small_demo, instance, tmp_path):
+    res = local_resources
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("tags:\n  - {tag_id: only-one, facet: product}\n  - {tag_id: never-shown, facet: product}\n")
+    photos = sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[:4]
+    manifest = tmp_path / "examples.csv"
+    manifest.write_text("path,tag_id\n" + "".join(f"{p},only-one\n" for p in photos))
+    config = LibraryConfig(name="single", media=str(tmp_path / "none"), ocr="off")
+    (tmp_path / "none").mkdir()
+    res["libraries"].create(config)
+    res["libraries"].set_catalog("single", catalog)
+    res["libraries"].add_examples("single", manifest)
+    result = _run(res, "single", instance)
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and "product: no head could be trained" in check.description
+    assert (res["warehouse"].reports_dir("single") / "evaluation.html").exists()

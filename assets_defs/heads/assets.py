@@ -32,6 +32,7 @@ from ml.contact_sheet import thumbnail_jpeg
 from ml.heads import train_facet_head
 from ml.keypoints import KeypointSpec
 from ml.media import MediaProblem, decode_image, read_uri
+from ml.ocr import OcrSpec
 from ml.report import THUMB, render_evaluation, tag_metrics
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
@@ -94,7 +95,8 @@ def ocr_boxes(ocr_table: pl.DataFrame | None) -> dict[str, list[tuple[str, float
     """{media_id: [(text, confidence), ...]} of photos (not video frames) from the `ocr_text` table."""
     if ocr_table is None or ocr_table.height == 0:
         return {}
-    photos = ocr_table.filter(pl.col("ts").is_null())
+    # the current OCR settings' reading only: rows of earlier settings stay in the table but are not evidence
+    photos = ocr_table.filter(pl.col("ts").is_null() & (pl.col("model") == OcrSpec().model_id))
     out: dict[str, list[tuple[str, float]]] = {}
     for media_id, text, confidence in photos.select("media_id", "text", "confidence").iter_rows():
         out.setdefault(media_id, []).append((text, confidence))
@@ -134,7 +136,7 @@ def heads(
         force = parsed.forced_strategy(facet)
         facet_ids = {t: identifiers.get(t, []) for t in group["tag_id"].unique().sort().to_list()}
         reads_text = ocr_table is not None and any(facet_ids.values())
-        ocr_model = ocr_table["model"].unique().sort().to_list() if reads_text else []
+        ocr_model = OcrSpec().model_id if reads_text else ""
         keypoint_model = KeypointSpec().model_id if features_of else ""
         extra = json.dumps(
             {"ocr": ocr_model, "identifiers": facet_ids if reads_text else {}, "force": force, "kp": keypoint_model}
@@ -216,7 +218,8 @@ def heads(
         warehouse.write(library, "heads", pl.concat([history, pl.DataFrame(rows, schema=HEADS_SCHEMA)]))
     for problem in problems:
         context.log.warning(problem)
-    current = warehouse.read(library, "heads").filter(pl.col("version").is_in(list(candidates.values())))
+    current = pl.concat([history, pl.DataFrame(rows, schema=HEADS_SCHEMA)])
+    current = current.filter(pl.col("version").is_in(list(candidates.values())))
     accuracy = {r["facet"]: r["accuracy"] for r in current.unique("version").iter_rows(named=True)}
     return Output(
         candidates,
@@ -254,7 +257,9 @@ def evaluation_report(
     when a person needs to look.
     """
     library = context.partition_key
-    table = warehouse.read(library, "heads").filter(pl.col("version").is_in(list(heads.values()))).unique("version")
+    table = warehouse.read(library, "heads")
+    table = pl.DataFrame(schema=HEADS_SCHEMA) if table is None else table  # no facet could be trained yet
+    table = table.filter(pl.col("version").is_in(list(heads.values()))).unique("version")
     training = warehouse.read(library, "examples")
     missing = sorted(set(training["facet"].unique().to_list()) - set(heads)) if training is not None else []
     uri_of = dict(training.select("media_id", "uri").unique("media_id").iter_rows()) if training is not None else {}

@@ -63,10 +63,8 @@ def ocr_text(
     context.log.info(f"{library}: {len(done)} photos already read with {model}, {len(todo)} to read")
     calls = [(spec, list(chunk), media_store.s3_endpoint_url()) for chunk in chunked(todo, CHUNK)]
     results = runner.map(ocr_chunk, calls, on_result=progress(context, "ocr"))
-    new_rows = pl.DataFrame([r for res in results for r in res.rows], schema=OCR_SCHEMA | {"model": pl.Null})
-    new_rows = new_rows.with_columns(model=pl.lit(model, pl.String)).cast(OCR_SCHEMA)
-    new_runs = pl.DataFrame([d for res in results for d in res.done], schema=OCR_DONE_SCHEMA | {"model": pl.Null})
-    new_runs = new_runs.with_columns(model=pl.lit(model, pl.String)).cast(OCR_DONE_SCHEMA)
+    new_rows = pl.DataFrame([{**r, "model": model} for res in results for r in res.rows], schema=OCR_SCHEMA)
+    new_runs = pl.DataFrame([{**d, "model": model} for res in results for d in res.done], schema=OCR_DONE_SCHEMA)
     old_rows = warehouse.read(library, "ocr_text")
     table = new_rows if old_rows is None else pl.concat([old_rows, new_rows])
     warehouse.write(library, "ocr_text", table)

@@ -200,7 +200,8 @@ def video_segments(
     frame_text = warehouse.read(library, "frame_text")
     frame_boxes: dict[tuple[str, float], list[tuple[str, float]]] = {}
     if frame_text is not None and any(head.reads_text for _, head in heads.values()):
-        for media_id, ts, text, confidence in frame_text.select("media_id", "ts", "text", "confidence").iter_rows():
+        current = frame_text.filter(pl.col("model") == OcrSpec().model_id)  # the current OCR settings' reading
+        for media_id, ts, text, confidence in current.select("media_id", "ts", "text", "confidence").iter_rows():
             frame_boxes.setdefault((media_id, round(ts, 4)), []).append((text, confidence))
     rows, frame_rows = [], []
     for media_id in videos["media_id"].unique(maintain_order=True).to_list():
