@@ -28,21 +28,35 @@ from ml.video_embedding import embed_video_range
 OUT = Path(__file__).parent / "out" / "video.json"
 
 
-def write_clip(path: Path, minutes: float, fps: int = 30, size=(1280, 720)) -> None:
+def write_clip(
+    path: Path,
+    seconds: float,
+    fps: int = 30,
+    size: tuple[int, int] = (1280, 720),
+    scene_s: float = 20.0,
+    gop: int | None = None,
+    block: int = 8,
+    box: int = 200,
+    step: int = 7,
+) -> None:
+    """A synthetic H.264 clip: a new random scene of `block`-pixel cells every `scene_s` seconds and a `box`
+    moving `step` pixels a frame; libx264 ultrafast. Also written by benchmarks/video_memory.py (long,
+    low-resolution)."""
     rng = np.random.default_rng(0)
     w, h = size
 
     def frames():
         background = None
-        for i in range(int(minutes * 60 * fps)):
-            if i % (20 * fps) == 0:  # a new scene every 20 s
-                background = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+        for i in range(int(seconds * fps)):
+            if i % int(scene_s * fps) == 0:
+                cells = rng.integers(0, 255, (h // block, w // block, 3), dtype=np.uint8)
+                background = cells.repeat(block, 0).repeat(block, 1)
             frame = background.copy()
-            x = (i * 7) % (w - 200)
-            frame[200:400, x : x + 200] = (255, 200, 0)
+            x = (i * step) % (w - box)
+            frame[box : 2 * box, x : x + box] = (255, 200, 0)  # something moving
             yield frame
 
-    write_h264(str(path), frames(), fps, options={"preset": "ultrafast"})
+    write_h264(str(path), frames(), fps, gop=gop, options={"preset": "ultrafast"})
 
 
 def main() -> None:
@@ -53,7 +67,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
         t = time.perf_counter()
-        write_clip(clip, args.minutes)
+        write_clip(clip, args.minutes * 60)
         report["encode_seconds"] = round(time.perf_counter() - t, 1)
         duration = args.minutes * 60
         for backend in ("pyav", "decord"):

@@ -24,27 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.video import write_clip
+
 OUT = Path(__file__).parent / "out" / "video-memory.json"
 FPS = 5
 
 
 def write_long_video(path: Path, hours: float) -> None:
-    from ml.video import write_h264
-
-    rng = np.random.default_rng(0)
-    w, h = 320, 180
-
-    def frames():
-        background = None
-        for i in range(int(hours * 3600 * FPS)):
-            if i % (30 * FPS) == 0:  # a new scene every 30 s
-                background = rng.integers(0, 255, (h // 10, w // 10, 3), dtype=np.uint8).repeat(10, 0).repeat(10, 1)
-            frame = background.copy()
-            x = (i * 3) % (w - 60)
-            frame[60:120, x : x + 60] = (255, 200, 0)  # something moving
-            yield frame
-
-    write_h264(str(path), frames(), FPS, gop=10 * FPS, options={"preset": "ultrafast"})
+    write_clip(path, hours * 3600, fps=FPS, size=(320, 180), scene_s=30.0, gop=10 * FPS, block=10, box=60, step=3)
 
 
 def _rss_mb(field: str) -> float:

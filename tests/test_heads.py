@@ -336,19 +336,13 @@ def _twins(seed: int = 0):
 def test_printed_text_splits_look_alikes_through_the_learned_combiner():
     X, y, ocr, identifiers = _twins()
     is_train = holdout_split(y, holdout_frac=0.3, seed=0) == "train"
-    ocr_tr = [o for o, t in zip(ocr, is_train, strict=True) if t]
-    ocr_ho = [o for o, t in zip(ocr, is_train, strict=True) if not t]
-    head = train_facet_head(
-        "product",
-        X[is_train],
-        y[is_train],
-        X[~is_train],
-        y[~is_train],
-        strategies=("logreg",),
-        ocr_train=ocr_tr,
-        ocr_hold=ocr_ho,
-        identifiers=identifiers,
-    )
+    text = {
+        "ocr_train": [o for o, t in zip(ocr, is_train, strict=True) if t],
+        "ocr_hold": [o for o, t in zip(ocr, is_train, strict=True) if not t],
+        "identifiers": identifiers,
+    }
+    split = (X[is_train], y[is_train], X[~is_train], y[~is_train])
+    head = train_facet_head("product", *split, strategies=("logreg",), **text)
     results = head.metrics["strategies"]
     assert head.strategy == "logreg+ocr" and head.reads_text
     assert results["logreg+ocr"]["accuracy"] >= results["logreg"]["accuracy"] + 0.05
@@ -359,18 +353,7 @@ def test_printed_text_splits_look_alikes_through_the_learned_combiner():
     assert head.predict(twin_look, boxes=[[("TA-3OO", 0.9)]])[0][0] == "twin-b"  # O read for 0: still twin-b
     assert head.predict_scores(twin_look).shape == (1, 5)  # no text read: scores still defined
 
-    forced = train_facet_head(
-        "product",
-        X[is_train],
-        y[is_train],
-        X[~is_train],
-        y[~is_train],
-        strategies=("logreg",),
-        ocr_train=ocr_tr,
-        ocr_hold=ocr_ho,
-        identifiers=identifiers,
-        force="logreg",
-    )
+    forced = train_facet_head("product", *split, strategies=("logreg",), force="logreg", **text)
     assert forced.strategy == "logreg" and not forced.reads_text and forced.metrics["forced"]
     with pytest.raises(ValueError, match="not available"):
         train_facet_head("product", X[is_train], y[is_train], X[~is_train], y[~is_train], force="keypoints")
