@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ml.backbones import BackboneSpec, cached_backbone, l2_normalise
 from ml.embedding import embeddings_schema
+from ml.keypoints import KeypointSpec, extract
 from ml.media import MediaProblem
 from ml.ocr import OcrSpec, cached_engine
 from ml.video import DEFAULT_BACKEND, open_video, sample_frames
@@ -51,10 +52,13 @@ def embed_video_range(
     s3_endpoint_url: str | None = None,
     prefer: str = DEFAULT_BACKEND,
     ocr: OcrSpec | None = None,
+    keypoints: KeypointSpec | None = None,
+    keypoints_out: str | None = None,
 ) -> VideoRangeResult:
     """Sample [start_s, end_s) of the video at `uri` (local path or s3://), embed the frames, write them to
     `out_path`. Only that range is decoded (an S3 object is read by byte ranges). With `ocr`, every sampled
-    frame is also read for printed text (`result.text`), from the same decoded picture."""
+    frame is also read for printed text (`result.text`), from the same decoded picture; with `keypoints`, its
+    ORB features go to `keypoints_out` (one file per range, like the embeddings)."""
     result = VideoRangeResult(media_id, start_s, end_s)
     backbone = cached_backbone(spec)
     reader_of_text = cached_engine(ocr) if ocr is not None else None
@@ -64,6 +68,7 @@ def embed_video_range(
         result.error = exc.reason
         return result
     stamps: list[float] = []
+    kp_rows: list[dict] = []
     vectors: list[np.ndarray] = []
     batch_ts: list[float] = []
     batch: list[np.ndarray] = []
@@ -94,6 +99,11 @@ def embed_video_range(
                     )
                 result.seconds["ocr"] += time.perf_counter() - t_ocr
                 t += time.perf_counter() - t_ocr  # decode time excludes OCR
+            if keypoints is not None:
+                t_kp = time.perf_counter()
+                xy, desc = extract(frame.image, keypoints).to_bytes()
+                kp_rows.append({"media_id": media_id, "ts": frame.ts, "xy": xy, "desc": desc})
+                t += time.perf_counter() - t_kp  # decode time excludes keypoints
             batch.append(backbone.preprocess([frame.image])[0])
             batch_ts.append(frame.ts)
             result.seconds["decode"] += time.perf_counter() - t
@@ -108,6 +118,8 @@ def embed_video_range(
             flush()
     finally:
         reader.close()
+    if kp_rows and keypoints_out:
+        _write_atomically(pa.Table.from_pylist(kp_rows, schema=FRAME_KEYPOINTS_SCHEMA), keypoints_out)
     if stamps:
         t0 = time.perf_counter()
         matrix = np.concatenate(vectors)
@@ -121,14 +133,23 @@ def embed_video_range(
             },
             schema=embeddings_schema(dim),
         )
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{out_path}.tmp-{os.getpid()}"
-        pq.write_table(table, tmp)
-        os.replace(tmp, out_path)
+        _write_atomically(table, out_path)
         result.out_path = out_path
         result.seconds["write"] += time.perf_counter() - t0
     log.info("video %s [%.0f, %.0f) s: %d frames", media_id[:12], start_s, end_s, len(stamps))
     return result
+
+
+FRAME_KEYPOINTS_SCHEMA = pa.schema(
+    [("media_id", pa.string()), ("ts", pa.float64()), ("xy", pa.binary()), ("desc", pa.binary())]
+)
+
+
+def _write_atomically(table: pa.Table, path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
 
 
 def time_ranges(duration_s: float, range_s: float = 600.0) -> list[tuple[float, float]]:

@@ -118,6 +118,19 @@ class Warehouse(ConfigurableResource):
         """Where one time range of one video's frame embeddings goes (the zero-padded start sorts by time)."""
         return self.embeddings_dir(library, model) / f"video-{media_id[:16]}-{int(start_s):07d}.parquet"
 
+    def frame_keypoints_path(self, library: str, model: str, media_id: str, start_s: float) -> Path:
+        """ORB features of one time range of one video (written by the range task, read range by range)."""
+        base = self.library_dir(library) / "frame_keypoints" / _model_dir_name(model)
+        return base / f"video-{media_id[:16]}-{int(start_s):07d}.parquet"
+
+    def read_frame_keypoints(self, library: str, model: str, media_id: str, start_s: float) -> dict:
+        """{ts rounded to 4 places: (xy bytes, desc bytes)} of one range ({} when it has none)."""
+        path = self.frame_keypoints_path(library, model, media_id, start_s)
+        if not path.exists():
+            return {}
+        table = pl.read_parquet(path)
+        return {round(ts, 4): (xy, desc) for ts, xy, desc in table.select("ts", "xy", "desc").iter_rows()}
+
     def iter_frame_embeddings(
         self, library: str, model: str, media_id: str
     ) -> Iterator[tuple[list[float], np.ndarray]]:

@@ -218,3 +218,28 @@ def test_range_task_reads_printed_text_on_sampled_frames(tmp_path, model_root):
     assert {t for t, _ in read} >= {2.0, 3.0} and {text for _, text in read} == {"AS-100"}
     assert all(row["ts"] >= 2.0 - 0.3 for row in result.text)  # nothing read before the text appears
     assert result.seconds["ocr"] > 0
+
+
+def test_range_task_keeps_orb_features_of_every_sampled_frame(cut_clip, tmp_path, model_root):
+    import polars as pl
+
+    from ml.backbones import BackboneSpec
+    from ml.keypoints import Features, KeypointSpec
+    from ml.video_embedding import embed_video_range
+
+    spec = BackboneSpec(cache_dir=str(model_root))
+    out = tmp_path / "kp" / "r.parquet"
+    result = embed_video_range(
+        spec,
+        "v" * 64,
+        str(cut_clip),
+        0.0,
+        8.0,
+        str(tmp_path / "e.parquet"),
+        keypoints=KeypointSpec(),
+        keypoints_out=str(out),
+    )
+    table = pl.read_parquet(out)
+    assert sorted(table["ts"].to_list()) == sorted(f["ts"] for f in result.frames)  # every frame, interval and cut
+    restored = Features.from_bytes(table["xy"][0], table["desc"][0])
+    assert restored.desc.shape[1] == 32 and len(restored.xy) == len(restored.desc)

@@ -20,6 +20,7 @@ from assets_defs.media.assets import media
 from assets_defs.ocr.assets import OCR_SCHEMA, ocr_wanted
 from assets_defs.partitions import library_partitions
 from ml.contact_sheet import pick_thumbnail_times, render_contact_sheet, render_index, thumbnail_jpeg
+from ml.keypoints import Features, KeypointSpec
 from ml.media import MediaProblem
 from ml.ocr import OcrSpec
 from ml.segments import SegmentParams, build_segments
@@ -41,6 +42,7 @@ RANGES_SCHEMA = {
     "frames": pl.Int64,
     "error": pl.String,
     "ocr": pl.String,  # the OCR model that read the range's frames, "" when none did
+    "keypoints": pl.String,  # the keypoint settings of the range's frame features, "" when none were taken
 }
 FRAMES_SCHEMA = {"media_id": pl.String, "ts": pl.Float64, "reason": pl.String}
 # the heads' top tag per facet on every sampled frame (raw score, before smoothing): what the model saw;
@@ -85,14 +87,17 @@ def video_frames(
         else None
     )
     ocr_model = ocr.model_id if ocr else ""
+    kp = KeypointSpec() if config.keypoints else None
+    kp_model = kp.model_id if kp else ""
     done = warehouse.read(library, "video_ranges")
     done = pl.DataFrame(schema=RANGES_SCHEMA) if done is None else done
-    if "ocr" not in done.columns:  # ranges recorded before frames were read for text
-        done = done.with_columns(ocr=pl.lit("", pl.String))
+    for column in ("ocr", "keypoints"):  # ranges recorded before frames were read for text / keypoints
+        if column not in done.columns:
+            done = done.with_columns(pl.lit("", pl.String).alias(column))
     done_keys = {
         (m, s)
-        for m, s, mod, o in done.select("media_id", "start_s", "model", "ocr").iter_rows()
-        if mod == model_id and o == ocr_model
+        for m, s, mod, o, k in done.select("media_id", "start_s", "model", "ocr", "keypoints").iter_rows()
+        if mod == model_id and o == ocr_model and k == kp_model
     }
     task_spec = backbone_spec(config, model_store, threads=runner.threads_per_task())
     calls = []
@@ -112,6 +117,8 @@ def video_frames(
                         media_store.s3_endpoint_url(),
                         DEFAULT_BACKEND,
                         ocr,
+                        kp,
+                        str(warehouse.frame_keypoints_path(library, kp_model, media_id, start)) if kp else None,
                     )
                 )
     context.log.info(f"{library}: {videos.height} videos, {len(calls)} time ranges to embed")
@@ -126,6 +133,7 @@ def video_frames(
                 "frames": len(r.frames),
                 "error": r.error,
                 "ocr": ocr_model,
+                "keypoints": kp_model,
             }
             for r in results
         ],
@@ -197,6 +205,7 @@ def video_segments(
     cuts_of = {
         m: g["ts"].to_list() for (m,), g in frames.filter(pl.col("reason") == "scene-change").group_by("media_id")
     }
+    kp_model = KeypointSpec().model_id
     frame_text = warehouse.read(library, "frame_text")
     frame_boxes: dict[tuple[str, float], list[tuple[str, float]]] = {}
     if frame_text is not None and any(head.reads_text for _, head in heads.values()):
@@ -208,15 +217,25 @@ def video_segments(
         stamps: list[float] = []
         visual: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
         text: dict[str, list[np.ndarray]] = {facet: [] for facet in heads if heads[facet][1].reads_text}
+        matched: dict[str, list[np.ndarray]] = {facet: [] for facet in heads if heads[facet][1].matches_keypoints}
         familiar: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
         for ts, X in warehouse.iter_frame_embeddings(library, model_id, media_id):  # one range at a time
             stamps.extend(ts)
+            features = None
+            if matched:  # the range's ORB features, taken by the range task
+                start = RANGE_S * np.floor(ts[0] / RANGE_S)
+                stored = warehouse.read_frame_keypoints(library, kp_model, media_id, start)
+                features = [Features.from_bytes(*stored[round(t, 4)]) if round(t, 4) in stored else None for t in ts]
             for facet, (_, head) in heads.items():
-                visual[facet].append(head.visual_scores(X).astype(np.float32))
+                scored = head.visual_scores(X)
+                visual[facet].append(scored.astype(np.float32))
                 familiar[facet].append(head.familiar(X))
                 if facet in text:
                     boxes = [frame_boxes.get((media_id, round(t, 4)), []) for t in ts]
                     text[facet].append(head.text_evidence(boxes).astype(np.float32))
+                if facet in matched:
+                    found = head.evidence(scored, features=features).get("keypoints", np.zeros_like(scored))
+                    matched[facet].append(found.astype(np.float32))
         if not stamps:
             continue
         cuts = cuts_of.get(media_id, [])
@@ -224,8 +243,9 @@ def video_segments(
         for facet, (_, head) in heads.items():
             # printed text read on any frame of a scene counts for the scene's nearby frames (a label is
             # legible on some frames only), then the head combines it with the picture
-            # (frames have no keypoint features: a combined head scores them as "no keypoints matched")
             evidence = {"ocr": spread_within_scenes(stamps, np.concatenate(text[facet]), cuts)} if facet in text else {}
+            if facet in matched:
+                evidence["keypoints"] = np.concatenate(matched[facet])
             combined = head.combine(np.concatenate(visual[facet]), evidence)
             # a frame unlike every example (nothing on screen) recognises nothing: its scores are zeroed
             scores[facet] = np.where(np.concatenate(familiar[facet])[:, None], combined, 0.0).astype(np.float32)
