@@ -106,7 +106,8 @@ def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], s3_endpoint_url: str 
     for media_id, uri in items:
         t = time.perf_counter()
         try:
-            image = decode_image(read_uri(uri, s3_endpoint_url))
+            # RapidOCR shrinks anything past 2000 px anyway: let the JPEG decoder skip the pixels it would drop
+            image = decode_image(read_uri(uri, s3_endpoint_url), draft_size=2000)
         except (MediaProblem, OSError) as exc:
             result.errors.append({"media_id": media_id, "uri": uri, "reason": getattr(exc, "reason", str(exc))})
             continue
