@@ -40,6 +40,11 @@ def ocr_wanted(mode: str, catalog_table: pl.DataFrame | None) -> bool:
     return bool(catalog_table["identifiers"].list.len().sum())
 
 
+def ocr_spec(config, catalog_table: pl.DataFrame | None, runner: TaskRunner) -> OcrSpec | None:
+    """The OCR settings photos and video frames are read with, or None when the library reads no text."""
+    return OcrSpec(threads=runner.threads_per_task() or 1) if ocr_wanted(config.ocr, catalog_table) else None
+
+
 @asset(partitions_def=library_partitions, group_name="ocr", deps=[catalog, media, examples], kinds={"parquet", "ray"})
 def ocr_text(
     context: AssetExecutionContext,
@@ -51,10 +56,10 @@ def ocr_text(
     """Text boxes read on photos and example photos (`ocr_text`), and which photos were read (`ocr_runs`)."""
     library = context.partition_key
     config = libraries.config(library)
-    if not ocr_wanted(config.ocr, warehouse.read(library, "catalog")):
+    spec = ocr_spec(config, warehouse.read(library, "catalog"), runner)
+    if spec is None:
         context.log.info(f"{library}: OCR is {config.ocr!r} and no catalog tag has identifiers: nothing to read")
         return MaterializeResult(metadata={"enabled": False})
-    spec = OcrSpec(threads=runner.threads_per_task() or 1)
     model = spec.model_id
     runs = warehouse.read(library, "ocr_runs")
     runs = pl.DataFrame(schema=OCR_DONE_SCHEMA) if runs is None else runs

@@ -17,7 +17,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets_defs.common import progress, record_quarantine, usable
 from assets_defs.embeddings.assets import backbone_spec, library_model_id
 from assets_defs.media.assets import media
-from assets_defs.ocr.assets import OCR_SCHEMA, ocr_wanted
+from assets_defs.ocr.assets import OCR_SCHEMA, ocr_spec
 from assets_defs.partitions import library_partitions
 from ml.contact_sheet import pick_thumbnail_times, render_contact_sheet, render_index, thumbnail_jpeg
 from ml.keypoints import Features, KeypointSpec
@@ -81,11 +81,7 @@ def video_frames(
     model_id = library_model_id(config, model_store)
     videos = usable(warehouse.read(library, "media"), "video")
     videos = videos.unique("media_id", keep="first", maintain_order=True)
-    ocr = (
-        OcrSpec(threads=runner.threads_per_task() or 1)
-        if ocr_wanted(config.ocr, warehouse.read(library, "catalog"))
-        else None
-    )
+    ocr = ocr_spec(config, warehouse.read(library, "catalog"), runner)
     ocr_model = ocr.model_id if ocr else ""
     kp = KeypointSpec() if config.keypoints else None
     kp_model = kp.model_id if kp else ""
@@ -140,13 +136,14 @@ def video_frames(
         schema=RANGES_SCHEMA,
     )
     if ocr is not None and results:  # the frames' printed text, next to the photos' (the ocr_text view unions them)
-        redone = {(r.media_id, r.start_s, r.end_s) for r in results}
         old_text = warehouse.read(library, "frame_text")
-        if old_text is not None:  # drop what a range read before it was redone
-            keep = pl.lit(True)
-            for media_id, start, end in redone:
-                keep = keep & ~((pl.col("media_id") == media_id) & (pl.col("ts") >= start) & (pl.col("ts") < end))
-            old_text = old_text.filter(keep)
+        if old_text is not None:  # drop what a range read before it was redone (ranges tile: ts gives its range)
+            redone = new_ranges.select("media_id", pl.col("start_s").alias("range_start"))
+            old_text = (
+                old_text.with_columns(range_start=(pl.col("ts") // RANGE_S) * RANGE_S)
+                .join(redone, on=["media_id", "range_start"], how="anti")
+                .drop("range_start")
+            )
         new_text = pl.DataFrame([{**t, "model": ocr_model} for r in results for t in r.text], schema=OCR_SCHEMA)
         warehouse.write(library, "frame_text", new_text if old_text is None else pl.concat([old_text, new_text]))
     frames_old = warehouse.read(library, "frames")
