@@ -1,12 +1,15 @@
-"""Strategies on grocery-produce: frozen vs fine-tuned backbone, each alone and combined with keypoints.
+"""Strategies on grocery-produce: every head strategy on the frozen and on the fine-tuned backbone, and what
+the pipeline would choose.
 
 Protocol as benchmarks/accuracy.py: the data set's splits; the backbone is fine-tuned on train only
 (ml/finetune.py: last blocks + classifier, augmentation, `--budget-min` of wall time); then the pipeline's
 `train_facet_head` is fitted on train, checked on val (the holdout), refitted on train+val and scored on
-test: logreg on the embeddings, and logreg combined with ORB keypoint matches by the learned combiner
-(`logreg+keypoints`), once with the frozen backbone and once with the fine-tuned one. Prints top-1 /
-balanced accuracy per strategy, epochs done, training images/s and the budget used. The fine-tuned weights
-are kept in benchmarks/out/ (`--weights FILE` reuses them instead of training).
+test: logreg, lightgbm and prototype on the embeddings, logreg combined with ORB keypoint matches by the
+learned combiner (`logreg+keypoints`), and the head `train_facet_head` chooses among all of them on val,
+once with the frozen backbone and once with the fine-tuned one; then the backbone the pipeline keeps
+(`choose_backbone`, on val). Prints test top-1 / balanced accuracy per strategy, epochs done, training
+images/s and the budget used. The fine-tuned weights are kept in benchmarks/out/ (`--weights FILE` reuses
+them instead of training).
 
     python -m benchmarks.finetune --budget-min 15      # ~25 min on 2 cores
 """
@@ -27,7 +30,7 @@ from benchmarks.grocery import load_dataset
 from benchmarks.probes import Split, balanced, score_heads, top1
 from ml.backbones import BackboneSpec
 from ml.finetune import FinetuneConfig, finetune
-from ml.heads import train_facet_head
+from ml.heads import STRATEGIES, choose_backbone, train_facet_head
 from ml.keypoints import extract
 
 OUT = Path(__file__).parent / "out" / "finetune.json"
@@ -65,41 +68,44 @@ def main() -> None:
     ids = np.array(data.paths)
 
     def evaluate(spec: BackboneSpec) -> dict:
+        """Every strategy on one backbone (test top-1 of the head refitted on train+val), and the head the
+        pipeline would choose on val among all of them (plain and +keypoints)."""
         backbone = spec.build()
         t0 = time.perf_counter()
         X = backbone.embed(images)
         split = Split(X[train], data.labels[train], X[val], data.labels[val], X[test], data.labels[test])
-        scores = score_heads(split, ["logreg"])["logreg"]
-        out = {
-            "model": backbone.model_id,
-            "logreg": {"test_top1": round(scores["top1"], 4), "test_balanced": round(scores["balanced"], 4)},
-            "embed_and_fit_seconds": round(time.perf_counter() - t0, 1),
+        plain = score_heads(split, list(STRATEGIES))
+        out = {"model": backbone.model_id, "embed_and_fit_seconds": round(time.perf_counter() - t0, 1)}
+        for name in STRATEGIES:
+            out[name] = {k: round(plain[name][k], 4) for k in ("top1", "balanced", "val_top1", "val_balanced")}
+        kp = {
+            "keypoints_train": [features[i] for i in np.flatnonzero(train)],
+            "keypoints_hold": [features[i] for i in np.flatnonzero(val)],
+            "ids_train": list(ids[train]),
+            "ids_hold": list(ids[val]),
         }
-        head = train_facet_head(
-            "label",
-            X[train],
-            data.labels[train],
-            X[val],
-            data.labels[val],
-            strategies=["logreg"],
-            keypoints_train=[features[i] for i in np.flatnonzero(train)],
-            keypoints_hold=[features[i] for i in np.flatnonzero(val)],
-            ids_train=list(ids[train]),
-            ids_hold=list(ids[val]),
-            force="logreg+keypoints",
-        )
         test_idx = np.flatnonzero(test)
-        predicted = np.array([t for t, _, _ in head.predict(X[test], features=[features[i] for i in test_idx])])
+        test_features = [features[i] for i in test_idx]
         truth = data.labels[test]
-        out["logreg+keypoints"] = {
-            "test_top1": round(top1(truth, predicted), 4),
-            "test_balanced": round(balanced(truth, predicted), 4),
-            "val_top1": round(head.metrics["accuracy"], 4),
-        }
-        return out
 
+        def scored(head) -> dict:
+            predicted = np.array([t for t, _, _ in head.predict(X[test], features=test_features)])
+            return {
+                "top1": round(top1(truth, predicted), 4),
+                "balanced": round(balanced(truth, predicted), 4),
+                "val_top1": round(head.metrics["accuracy"], 4),
+                "val_balanced": round(head.metrics["balanced_accuracy"], 4),
+            }
+
+        forced = train_facet_head("label", X[train], data.labels[train], X[val], data.labels[val],
+                                  strategies=["logreg"], force="logreg+keypoints", **kp)
+        out["logreg+keypoints"] = scored(forced)
+        head = train_facet_head("label", X[train], data.labels[train], X[val], data.labels[val],
+                                strategies=list(STRATEGIES), **kp)
+        out["chosen"] = {"strategy": head.strategy, **scored(head)}
+        return out, head
     with tempfile.TemporaryDirectory() as tmp:
-        report["frozen"] = evaluate(BackboneSpec(cache_dir=str(Path(tmp) / "cache")))
+        report["frozen"], frozen_head = evaluate(BackboneSpec(cache_dir=str(Path(tmp) / "cache")))
         print(f"frozen: {report['frozen']}", flush=True)
         if args.weights:
             weights = str(args.weights)
@@ -119,10 +125,29 @@ def main() -> None:
             }
             print(f"fine-tune: {report['finetune']}", flush=True)
         name = f"efficientnet-lite0-ft:{weights}"
-        report["finetuned"] = evaluate(BackboneSpec(name=name, cache_dir=str(Path(tmp) / "cache")))
+        report["finetuned"], tuned_head = evaluate(BackboneSpec(name=name, cache_dir=str(Path(tmp) / "cache")))
         print(f"fine-tuned: {report['finetuned']}", flush=True)
+    # what the pipeline keeps: the backbone whose chosen head is better on val (ml.heads.choose_backbone)
+    role = choose_backbone({"base": frozen_head, "finetuned": tuned_head})
+    report["pipeline_choice"] = {"backbone": role, **report["frozen" if role == "base" else "finetuned"]["chosen"]}
+    print_table(report)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2))
+
+
+def print_table(report: dict) -> None:
+    rows = [*STRATEGIES, "logreg+keypoints", "chosen"]
+    print(f"\n{'strategy':<22}{'frozen test top-1 / bal':>26}{'fine-tuned test top-1 / bal':>30}")
+    for name in rows:
+        cells = []
+        for side in ("frozen", "finetuned"):
+            r = report[side][name]
+            label = f" ({r['strategy']})" if name == "chosen" else ""
+            cells.append(f"{100 * r['top1']:.1f} % / {100 * r['balanced']:.1f} %{label}")
+        print(f"{name:<22}{cells[0]:>26}{cells[1]:>30}")
+    choice = report["pipeline_choice"]
+    print(f"pipeline's choice on val: {choice['backbone']} backbone, {choice['strategy']}: "
+          f"test top-1 {100 * choice['top1']:.1f} % (val {100 * choice['val_top1']:.1f} %)")
 
 
 if __name__ == "__main__":

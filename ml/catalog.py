@@ -48,7 +48,9 @@ class CatalogTag:
         }
 
 
-# what a catalog's `facets:` section may force per facet (`strategy`): the strategies heads compare
+# what a catalog's `facets:` section may force per facet: `strategy`, one of the strategies heads compare, and
+# `backbone`, the library's own backbone ("base") or the one fine-tuned on its examples ("finetuned")
+BACKBONE_CHOICES = ("base", "finetuned")
 VISUAL_STRATEGIES = ("logreg", "lightgbm", "prototype")
 FORCEABLE = VISUAL_STRATEGIES + tuple(
     f"{s}+{evidence}" for evidence in ("ocr", "keypoints", "keypoints+ocr") for s in VISUAL_STRATEGIES
@@ -58,11 +60,15 @@ FORCEABLE = VISUAL_STRATEGIES + tuple(
 @dataclass(frozen=True)
 class Catalog:
     tags: tuple[CatalogTag, ...]
-    # per facet: {"strategy": name} forces the head's strategy instead of the holdout's best (YAML `facets:`)
+    # per facet: {"strategy": name, "backbone": "base" | "finetuned"} forces the head's strategy / backbone
+    # instead of the holdout's best (YAML `facets:`)
     facet_settings: dict = field(default_factory=dict, hash=False, compare=False)
 
     def forced_strategy(self, facet: str) -> str | None:
         return (self.facet_settings.get(facet) or {}).get("strategy")
+
+    def forced_backbone(self, facet: str) -> str | None:
+        return (self.facet_settings.get(facet) or {}).get("backbone")
 
     def by_id(self) -> dict[str, CatalogTag]:
         return {t.tag_id: t for t in self.tags}
@@ -133,7 +139,8 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
 
 
 def _facet_settings(node, facets: set[str], source: str, problems: list[str]) -> dict:
-    """The YAML `facets:` section: {facet: {strategy: name}}, checked against the tags' facets."""
+    """The YAML `facets:` section: {facet: {strategy: name, backbone: base|finetuned}}, checked against the
+    tags' facets."""
     if node is None:
         return {}
     where = f"{source}:{node.start_mark.line + 1}"
@@ -146,12 +153,16 @@ def _facet_settings(node, facets: set[str], source: str, problems: list[str]) ->
         if facet not in facets:
             problems.append(f"{where}: facets: {facet!r} is not the facet of any tag")
             continue
-        if not isinstance(settings, dict) or set(settings) - {"strategy"}:
-            problems.append(f"{where}: facets: {facet}: only 'strategy' can be set")
+        if not isinstance(settings, dict) or set(settings) - {"strategy", "backbone"}:
+            problems.append(f"{where}: facets: {facet}: only 'strategy' and 'backbone' can be set")
             continue
         strategy = settings.get("strategy")
         if strategy is not None and strategy not in FORCEABLE:
             problems.append(f"{where}: facets: {facet}: strategy {strategy!r} is not one of {list(FORCEABLE)}")
+            continue
+        backbone = settings.get("backbone")
+        if backbone is not None and backbone not in BACKBONE_CHOICES:
+            problems.append(f"{where}: facets: {facet}: backbone {backbone!r} is not one of {list(BACKBONE_CHOICES)}")
             continue
         out[str(facet)] = dict(settings)
     return out

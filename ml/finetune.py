@@ -11,6 +11,10 @@ weights, so its embeddings are cached apart from the original's.
 Augmentation: random resized crops and colour jitter, no flips (a mirrored label reads wrong).
 The budget is checked after every batch: training stops when the next batch would overrun it.
 
+A library labels a photo in several facets (product, colourway, shot type): `labels` may be one list of tags
+or {facet: tags, None where the photo has no tag in that facet}; each facet gets its own classifier and the
+losses of the facets a photo is labelled in are summed, so one backbone learns every facet at once.
+
 Pure ML code: no Dagster, no Ray.
 """
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,30 +76,33 @@ def _augment(image: Image.Image, size: int, rng: np.random.Generator) -> np.ndar
 
 def finetune(
     images: Sequence[Image.Image],
-    labels: Sequence[str],
+    labels: Sequence[str] | Mapping[str, Sequence[str | None]],
     out_dir: Path,
     config: FinetuneConfig = FinetuneConfig(),
     feature_model=None,
     normalise: Callable[[np.ndarray], np.ndarray] | None = None,
     dim: int = 1280,
+    on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> FinetuneResult:
     """Train on (images, labels) and save the feature extractor's weights under `out_dir`.
 
+    `labels`: one tag per image, or {facet: one tag or None per image} (a classifier per facet).
     `feature_model` (a torch module mapping (n, 3, H, W) to (n, dim)) defaults to EfficientNet-Lite0 with
     only its last blocks trainable; tests pass a tiny one. `normalise` maps 0..255 pixels to the model's
-    input range (default: the Lite weights' (x - 127) / 128).
+    input range (default: the Lite weights' (x - 127) / 128). `on_epoch(epoch, mean loss, seconds so far)`
+    is called after every epoch (progress for the caller's log).
     """
     import torch
 
+    tasks = _label_codes(labels, len(images))
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     if feature_model is None:
         feature_model = _trainable_lite0(config.train_blocks)
     normalise = normalise or (lambda x: (x - 127.0) / 128.0)
-    classes = sorted(set(labels))
-    y = torch.tensor([classes.index(label) for label in labels])
-    head = torch.nn.Linear(dim, len(classes))
+    y = torch.tensor(np.stack([codes for _, codes in tasks.values()], axis=1))  # (n, facets), -1: no tag
+    head = torch.nn.ModuleList([torch.nn.Linear(dim, len(classes)) for classes, _ in tasks.values()])
     feature_model.to(device).train()
     for module in feature_model.modules():  # frozen batch norms keep their ImageNet statistics
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not any(
@@ -108,13 +115,19 @@ def finetune(
         [{"params": trainable, "lr": config.lr_backbone}, {"params": head.parameters(), "lr": config.lr_head}],
         weight_decay=1e-4,
     )
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, ignore_index=-1, reduction="sum")
+
+    def batch_loss(x, targets):
+        features = feature_model(x)
+        total = sum(loss_fn(linear(features).float(), targets[:, k]) for k, linear in enumerate(head))
+        return total / max(1, int((targets >= 0).sum()))  # mean over the (photo, facet) labels of the batch
+
     batch_size = config.batch_size or (64 if device == "cuda" else 16)
     steps_per_epoch = max(1, int(np.ceil(len(images) / batch_size)))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=[config.lr_backbone, config.lr_head], total_steps=steps_per_epoch * config.epochs
     )
-    rgb = [image.convert("RGB") for image in images]
+    rgb = [shrink(image, round(config.size * 8 / 7)) for image in images]  # crops are taken from ~256 px
     started, seen, losses, stopped_by = time.perf_counter(), 0, [], "epochs"
     batch_seconds = 0.0
     epoch = 0
@@ -131,7 +144,7 @@ def finetune(
             batch = np.stack([_augment(rgb[i], config.size, rng) for i in idx])
             x = torch.from_numpy(normalise(batch).astype(np.float32)).to(device)
             with torch.autocast(device, enabled=device == "cuda"):
-                loss = loss_fn(head(feature_model(x)).float(), y[idx].to(device))
+                loss = batch_loss(x, y[idx].to(device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -142,6 +155,8 @@ def finetune(
         if epoch_losses:
             losses.append(round(float(np.mean(epoch_losses)), 4))
             log.info("fine-tune epoch %d: loss %.4f (%.0f s)", epoch + 1, losses[-1], time.perf_counter() - started)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, losses[-1], time.perf_counter() - started)
         if stopped_by == "budget":
             break
     seconds = time.perf_counter() - started
@@ -155,6 +170,34 @@ def finetune(
     tmp.replace(path)
     done = seen / len(images)
     return FinetuneResult(str(path), round(done, 2), round(seconds, 1), stopped_by, losses, round(seen / seconds, 1))
+
+
+def shrink(image: Image.Image, short: int) -> Image.Image:
+    """RGB with the short side at most `short` px: every augmented crop is cut from this once-resized copy."""
+    image = image.convert("RGB")
+    scale = short / min(image.size)
+    if scale >= 1:
+        return image
+    return image.resize((max(short, round(image.width * scale)), max(short, round(image.height * scale))))
+
+
+def _label_codes(
+    labels: Sequence[str] | Mapping[str, Sequence[str | None]], n: int
+) -> dict[str, tuple[list[str], np.ndarray]]:
+    """{facet: (classes, code per image, -1 where unlabelled)}; a plain list of tags is one facet."""
+    per_facet = labels if isinstance(labels, Mapping) else {"": list(labels)}
+    out = {}
+    for facet, tags in per_facet.items():
+        if len(tags) != n:
+            raise ValueError(f"{len(tags)} labels for facet {facet!r} but {n} images")
+        classes = sorted({t for t in tags if t is not None})
+        if len(classes) < 2:
+            continue  # nothing to tell apart in this facet
+        index = {c: k for k, c in enumerate(classes)}
+        out[facet] = (classes, np.array([index[t] if t is not None else -1 for t in tags], dtype=np.int64))
+    if not out:
+        raise ValueError("fine-tuning needs a facet with at least two tags among the images")
+    return out
 
 
 def _trainable_lite0(train_blocks: int):

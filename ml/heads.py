@@ -24,6 +24,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+from ml.catalog import BACKBONE_CHOICES
 from ml.fusion import Combiner, out_of_fold_scores
 from ml.identifiers import text_scores
 from ml.keypoints import MIN_MATCHES, Features, keypoint_evidence, top_candidates
@@ -231,6 +232,8 @@ class FacetHead:
     # evaluation report's per-tag precision/recall and confusions; the caller may add media ids)
     holdout: list[dict] | None = None
     gallery: dict[str, list[tuple[str, Features]]] | None = None
+    # the embeddings the head reads (a backbone's model id); set by the caller that chose the backbone
+    model_id: str | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -446,6 +449,23 @@ def choose_strategy(results: Iterable[StrategyResult]) -> str:
     if not results:
         raise ValueError("no strategy results to choose from")
     return min(results, key=rank).strategy
+
+
+def choose_backbone(heads: Mapping[str, FacetHead], forced: str | None = None) -> str:
+    """Of one facet's heads on different backbones ({"base": head, "finetuned": head}), the one best on the
+    holdout (balanced accuracy, then accuracy); a tie keeps "base", which costs no training and keeps working
+    when the examples change. `forced`: the catalog's choice."""
+    if forced:
+        return forced
+    order = list(BACKBONE_CHOICES)
+    return min(
+        heads,
+        key=lambda r: (
+            -_nan_to_neg(heads[r].metrics["balanced_accuracy"]),
+            -_nan_to_neg(heads[r].metrics["accuracy"]),
+            order.index(r) if r in order else len(order),
+        ),
+    )
 
 
 def _nan_to_neg(x: float) -> float:

@@ -1,9 +1,9 @@
 """The evaluation report of a library's heads: one self-contained HTML page a person reads before trusting them.
 
-Per facet: the strategy chosen and why (every strategy's holdout accuracy, the bar, what the combiner learnt
-to weigh when printed text is used), per-tag precision and recall on the holdout split, and the confusions
-that matter most (the tag pairs mixed up most often) with thumbnails of the confused photos next to an
-example of the tag they were taken for.
+Per facet: the backbone and strategy chosen and why (each backbone's best head, every strategy's holdout
+accuracy, the bar, what the combiner learnt to weigh from printed text and keypoints), per-tag precision and
+recall on the holdout split, and the confusions that matter most (the tag pairs mixed up most often) with
+thumbnails of the confused photos next to an example of the tag they were taken for.
 
 Pure ML code: no Dagster, no Ray.
 """
@@ -97,6 +97,27 @@ def render_evaluation(
             if metrics.get("forced")
             else "best holdout balanced accuracy (ties: accuracy, then the simpler strategy)"
         )
+        backbones = metrics.get("backbones") or {}
+        chosen_backbone = metrics.get("backbone", "base")
+        backbone_html = ""
+        if backbones:
+            backbone_rows = "".join(
+                f"<tr{' class=chosen' if r == chosen_backbone else ''}><td>{esc(r)}</td><td>{esc(b['model'])}</td>"
+                f"<td>{esc(b['chosen'])}</td>{_bar(b['accuracy'])}{_bar(b['balanced_accuracy'])}</tr>"
+                for r, b in backbones.items()
+            )
+            backbone_why = (
+                "forced by the catalog"
+                if len(backbones) == 1 and chosen_backbone != "base"
+                else "the better head on the holdout (a tie keeps the base backbone)"
+                if len(backbones) > 1
+                else "the only one (fine-tuning is off)"
+            )
+            backbone_html = (
+                f"<p>Backbone: <b>{esc(chosen_backbone)}</b>, {backbone_why}. Each backbone's best head:</p>"
+                "<table><tr><th>backbone</th><th>model</th><th>strategy</th><th>accuracy</th>"
+                f"<th>balanced accuracy</th></tr>{backbone_rows}</table><p>Strategies on the chosen backbone:</p>"
+            )
         weights = metrics.get("combiner_weights")
         combiner = (
             "<p>Learned combiner weights (pair features → is this the tag): "
@@ -131,6 +152,7 @@ def render_evaluation(
 {metrics.get("accuracy", float("nan")):.3f}, bar {f["bar"]:.2f}: {verdict}</h2>
 <p>Chosen: {why}. Version {esc(f["version"])}; {metrics.get("n_train", 0)} training and
 {metrics.get("n_holdout", 0)} holdout examples.</p>
+{backbone_html}
 <table><tr><th>strategy</th><th>accuracy</th><th>balanced accuracy</th><th>holdout</th><th>fit</th></tr>{rows}</table>
 {combiner}
 <h3>Per tag on the holdout (top-1, and applied at the tag's threshold)</h3>

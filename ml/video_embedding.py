@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class VideoRangeResult:
     start_s: float
     end_s: float
     out_path: str | None = None
+    more_paths: list[str] = field(default_factory=list)  # the outputs of `more` backbones that were written
     frames: list[dict] = field(default_factory=list)  # {media_id, ts, reason}
     text: list[dict] = field(default_factory=list)  # OCR boxes {media_id, ts, text, confidence, box}
     error: str | None = None
@@ -54,13 +56,15 @@ def embed_video_range(
     ocr: OcrSpec | None = None,
     keypoints: KeypointSpec | None = None,
     keypoints_out: str | None = None,
+    more: Sequence[tuple[BackboneSpec, str]] = (),
 ) -> VideoRangeResult:
     """Sample [start_s, end_s) of the video at `uri` (local path or s3://), embed the frames, write them to
     `out_path`. Only that range is decoded (an S3 object is read by byte ranges). With `ocr`, every sampled
     frame is also read for printed text (`result.text`), from the same decoded picture; with `keypoints`, its
-    ORB features go to `keypoints_out` (one file per range, like the embeddings)."""
+    ORB features go to `keypoints_out` (one file per range, like the embeddings). `more`: other backbones
+    (a fine-tuned one) that embed the same decoded frames, each written to its own path."""
     result = VideoRangeResult(media_id, start_s, end_s)
-    backbone = cached_backbone(spec)
+    backbones = [(cached_backbone(spec), out_path)] + [(cached_backbone(s), path) for s, path in more]
     reader_of_text = cached_engine(ocr) if ocr is not None else None
     try:
         reader = open_video(uri, prefer=prefer, s3_endpoint_url=s3_endpoint_url)
@@ -69,16 +73,18 @@ def embed_video_range(
         return result
     stamps: list[float] = []
     kp_rows: list[dict] = []
-    vectors: list[np.ndarray] = []
+    vectors: list[list[np.ndarray]] = [[] for _ in backbones]
     batch_ts: list[float] = []
-    batch: list[np.ndarray] = []
+    batch: list[list[np.ndarray]] = [[] for _ in backbones]  # preprocessed: a batch of small arrays, not frames
+    batch_size = min(b.batch_size for b, _ in backbones)
 
     def flush() -> None:
         t0 = time.perf_counter()
-        vectors.append(l2_normalise(backbone.forward(np.stack(batch))))
+        for k, (backbone, _) in enumerate(backbones):
+            vectors[k].append(l2_normalise(backbone.forward(np.stack(batch[k]))))
+            batch[k].clear()
         stamps.extend(batch_ts)
         result.seconds["infer"] += time.perf_counter() - t0
-        batch.clear()
         batch_ts.clear()
 
     try:
@@ -104,17 +110,18 @@ def embed_video_range(
                 xy, desc = extract(frame.image, keypoints).to_bytes()
                 kp_rows.append({"media_id": media_id, "ts": frame.ts, "xy": xy, "desc": desc})
                 t += time.perf_counter() - t_kp  # decode time excludes keypoints
-            batch.append(backbone.preprocess([frame.image])[0])
+            for k, (backbone, _) in enumerate(backbones):
+                batch[k].append(backbone.preprocess([frame.image])[0])
             batch_ts.append(frame.ts)
             result.seconds["decode"] += time.perf_counter() - t
-            if len(batch) >= backbone.batch_size:
+            if len(batch_ts) >= batch_size:
                 flush()
             t = time.perf_counter()
-        if batch:
+        if batch_ts:
             flush()
     except MediaProblem as exc:  # a damaged stream part-way: keep what was decoded, say why it stopped
         result.error = exc.reason
-        if batch:
+        if batch_ts:
             flush()
     finally:
         reader.close()
@@ -122,19 +129,23 @@ def embed_video_range(
         _write_atomically(pa.Table.from_pylist(kp_rows, schema=FRAME_KEYPOINTS_SCHEMA), keypoints_out)
     if stamps:
         t0 = time.perf_counter()
-        matrix = np.concatenate(vectors)
-        dim = matrix.shape[1]
-        table = pa.table(
-            {
-                "media_id": pa.array([media_id] * len(stamps), pa.string()),
-                "ts": pa.array(stamps, pa.float64()),
-                "model": pa.array([backbone.model_id] * len(stamps), pa.string()),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), dim),
-            },
-            schema=embeddings_schema(dim),
-        )
-        _write_atomically(table, out_path)
-        result.out_path = out_path
+        for k, (backbone, path) in enumerate(backbones):
+            matrix = np.concatenate(vectors[k])
+            dim = matrix.shape[1]
+            table = pa.table(
+                {
+                    "media_id": pa.array([media_id] * len(stamps), pa.string()),
+                    "ts": pa.array(stamps, pa.float64()),
+                    "model": pa.array([backbone.model_id] * len(stamps), pa.string()),
+                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), dim),
+                },
+                schema=embeddings_schema(dim),
+            )
+            _write_atomically(table, path)
+            if k == 0:
+                result.out_path = path
+            else:
+                result.more_paths.append(path)
         result.seconds["write"] += time.perf_counter() - t0
     log.info("video %s [%.0f, %.0f) s: %d frames", media_id[:12], start_s, end_s, len(stamps))
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from assets_defs.embeddings.definitions import defs as embeddings_defs
+from assets_defs.finetune.definitions import defs as finetune_defs
 from assets_defs.heads.definitions import defs as heads_defs
 from assets_defs.keypoints.definitions import defs as keypoints_defs
 from assets_defs.media.definitions import defs as media_defs
@@ -25,6 +26,7 @@ def build_definitions(env=None) -> Definitions:
     return Definitions.merge(
         media_defs,
         training_defs,
+        finetune_defs,
         embeddings_defs,
         ocr_defs,
         keypoints_defs,

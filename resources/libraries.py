@@ -9,11 +9,25 @@ from typing import Literal
 
 import yaml
 from dagster import ConfigurableResource
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ml.catalog import Catalog, Example, examples_from_folders, load_catalog, parse_examples_manifest
 
 NAME = re.compile(r"^[a-z0-9_]{1,48}$")
+
+
+class FinetuneSettings(BaseModel):
+    """Fine-tuning the default backbone on the library's examples (ml/finetune.py): one more candidate that
+    heads compare on the holdout. Off while `budget_min` is 0; the budget is wall-clock minutes of training."""
+
+    budget_min: float = Field(0.0, ge=0)
+    epochs: int = Field(10, ge=1)
+    train_blocks: int = Field(3, ge=0, le=16)  # last MBConv blocks that learn, plus the head convolution
+    device: str = "auto"  # auto: CUDA when there is one
+
+    @property
+    def enabled(self) -> bool:
+        return self.budget_min > 0
 
 
 class LibraryConfig(BaseModel):
@@ -30,6 +44,7 @@ class LibraryConfig(BaseModel):
     train_augment: bool = True  # flipped copies of example photos as extra training rows
     ocr: Literal["auto", "on", "off"] = "auto"  # auto: read printed text when some catalog tag has identifiers
     keypoints: bool = True  # ORB features per photo, for the "+keypoints" head strategies
+    finetune: FinetuneSettings = FinetuneSettings()  # a fine-tuned backbone as one more candidate (off: budget 0)
     seed: int = 0
 
     @field_validator("name")
@@ -38,6 +53,15 @@ class LibraryConfig(BaseModel):
         if not NAME.match(value):
             raise ValueError("library name must be 1-48 of a-z, 0-9, '_'")
         return value
+
+    @model_validator(mode="after")
+    def _finetune_backbone(self) -> LibraryConfig:
+        if self.finetune.enabled and self.backbone.split(":")[0] != "efficientnet-lite0":
+            raise ValueError(
+                f"finetune works on the default backbone efficientnet-lite0 only, not {self.backbone!r}; "
+                "set finetune.budget_min to 0 or use the default backbone"
+            )
+        return self
 
     def bar_for(self, facet: str) -> float:
         return self.facet_min_accuracy.get(facet, self.min_holdout_accuracy)

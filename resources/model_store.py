@@ -15,6 +15,10 @@ class ModelStore(ConfigurableResource):
     def backbone_cache_dir(self) -> str:
         return str(Path(self.root) / "backbones")
 
+    def finetune_dir(self, library: str, key: str) -> Path:
+        """Where the backbone fine-tuned on one training set (`key`) keeps its weights."""
+        return Path(self.root) / library / "finetuned" / key
+
     def head_path(self, library: str, facet: str, version: str) -> Path:
         return Path(self.root) / library / "heads" / facet / f"{version}.joblib"
 

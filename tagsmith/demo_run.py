@@ -11,7 +11,7 @@ import typer
 
 from ml.segments import evaluate_segments
 from resources import tagsmith_home
-from resources.libraries import LibraryConfig
+from resources.libraries import FinetuneSettings, LibraryConfig
 from tagsmith import service
 from tagsmith.demo import generate_demo_library
 
@@ -82,13 +82,19 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
             f"{summary.n_videos} videos and a phone video (3 broken video files)"
         )
     res = service.resources()
-    config = LibraryConfig(name=LIBRARY, media=str(root / "uploads"), min_holdout_accuracy=0.5)
+    # fine-tuning on: the demo shows the fine-tuned backbone competing with the frozen one, facet by facet
+    config = LibraryConfig(
+        name=LIBRARY,
+        media=str(root / "uploads"),
+        min_holdout_accuracy=0.5,
+        finetune=FinetuneSettings(budget_min=3.0, epochs=10, train_blocks=3),
+    )
     res["libraries"].create(config, exist_ok=True)
     res["libraries"].set_catalog(LIBRARY, root / "catalog.yaml")
     res["libraries"].add_examples(LIBRARY, root / "examples.csv")
     typer.echo(
-        "running the pipeline through Dagster (catalog, media, examples, embeddings on Ray, heads, "
-        "tags, vector index, views) ..."
+        "running the pipeline through Dagster (catalog, media, examples, fine-tuned backbone, embeddings on Ray, "
+        "OCR, keypoints, heads, evaluation, tags, video, vector index, views) ..."
     )
     ok, notes = service.run_library(LIBRARY)
     for note in notes:
@@ -97,7 +103,7 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     typer.secho("\n(a) holdout accuracy of the promoted head per facet", bold=True)
     _show(
         service.named_query(LIBRARY, "head_metrics").select(
-            "facet", "strategy", "holdout_accuracy", "holdout_balanced_accuracy", "n_train", "n_holdout"
+            "facet", "model", "strategy", "holdout_accuracy", "holdout_balanced_accuracy", "n_train", "n_holdout"
         )
     )
     typer.secho("    and on the new uploads against their known truth", bold=True)

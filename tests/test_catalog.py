@@ -90,11 +90,19 @@ def test_catalog_can_force_a_facets_strategy_and_refuses_unknown_ones():
     from ml.catalog import parse_catalog
 
     tags = "tags:\n  - {tag_id: a, facet: product}\n  - {tag_id: b, facet: product}\n"
-    text = "facets:\n  product: {strategy: logreg+ocr}\n" + tags
+    text = "facets:\n  product: {strategy: logreg+ocr, backbone: finetuned}\n" + tags
     catalog = parse_catalog(text, "c.yaml")
     assert catalog.forced_strategy("product") == "logreg+ocr" and catalog.forced_strategy("colorway") is None
-    bad = "facets:\n  product: {strategy: magic}\n  colour: {strategy: logreg}\n" + tags
+    assert catalog.forced_backbone("product") == "finetuned" and catalog.forced_backbone("colorway") is None
+    bad = "facets:\n  product: {strategy: magic, backbone: resnet}\n  colour: {strategy: logreg}\n" + tags
     with pytest.raises(ValidationError) as info:
         parse_catalog(bad, "c.yaml")
     assert any("strategy 'magic'" in p for p in info.value.problems)
     assert any("'colour' is not the facet of any tag" in p for p in info.value.problems)
+    bad = "facets:\n  product: {backbone: resnet, colour: red}\n" + tags
+    with pytest.raises(ValidationError) as info:
+        parse_catalog(bad, "c.yaml")
+    assert any("only 'strategy' and 'backbone'" in p for p in info.value.problems)
+    with pytest.raises(ValidationError) as info:
+        parse_catalog("facets:\n  product: {backbone: resnet}\n" + tags, "c.yaml")
+    assert any("backbone 'resnet' is not one of ['base', 'finetuned']" in p for p in info.value.problems)

@@ -46,6 +46,34 @@ def test_tiny_model_learns_and_is_saved(tmp_path):
     assert set(saved) == set(Tiny().state_dict())
 
 
+def test_facets_train_one_backbone_together(tmp_path):
+    images, shape = shapes(32)
+    # a second facet (the colour) known on half the photos only: unlabelled photos add no loss there
+    colour = [("red" if s == "square" else "green") if i % 4 < 2 else None for i, s in enumerate(shape)]
+    config = FinetuneConfig(epochs=10, size=48, batch_size=8, lr_backbone=3e-2, lr_head=3e-2, budget_s=120)
+    epochs = []
+    result = finetune(
+        images,
+        {"shape": shape, "colour": colour},
+        tmp_path,
+        config,
+        feature_model=Tiny(),
+        normalise=lambda x: x / 255.0,
+        dim=16,
+        on_epoch=lambda epoch, loss, seconds: epochs.append((epoch, loss)),
+    )
+    assert [e for e, _ in epochs] == list(range(1, 11)) and [loss for _, loss in epochs] == result.losses
+    assert result.losses[-1] < result.losses[0] * 0.7, result.losses
+
+
+def test_labels_must_tell_something_apart(tmp_path):
+    images, _ = shapes(4)
+    with pytest.raises(ValueError, match="at least two tags"):
+        finetune(images, {"shape": ["disc"] * 4}, tmp_path, feature_model=Tiny(), dim=16)
+    with pytest.raises(ValueError, match="3 labels"):
+        finetune(images, ["disc", "square", "disc"], tmp_path, feature_model=Tiny(), dim=16)
+
+
 def test_budget_stops_training(tmp_path):
     images, labels = shapes(8)
     config = FinetuneConfig(epochs=50, size=32, batch_size=4, budget_s=0.0)

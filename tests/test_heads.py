@@ -366,3 +366,18 @@ def test_a_tag_without_holdout_mistakes_gets_at_most_the_facets_threshold():
     thresholds = calibrate_thresholds(scores, y, ["a", "b"], target_precision=0.9)
     assert thresholds["a"] == pytest.approx(0.6)  # not 0.99, the lowest score 'a' happened to get
     assert thresholds["b"] == pytest.approx(0.6)  # its own: the mistake at 0.55 stays below
+
+
+def test_choose_backbone_takes_the_better_holdout_and_keeps_base_on_a_tie():
+    from types import SimpleNamespace
+
+    from ml.heads import choose_backbone
+
+    def head(balanced, accuracy):
+        return SimpleNamespace(metrics={"balanced_accuracy": balanced, "accuracy": accuracy})
+
+    assert choose_backbone({"base": head(0.8, 0.8), "finetuned": head(0.9, 0.85)}) == "finetuned"
+    assert choose_backbone({"base": head(0.9, 0.8), "finetuned": head(0.9, 0.85)}) == "finetuned"
+    assert choose_backbone({"finetuned": head(0.9, 0.9), "base": head(0.9, 0.9)}) == "base"
+    assert choose_backbone({"base": head(float("nan"), 0.5), "finetuned": head(0.2, 0.2)}) == "finetuned"
+    assert choose_backbone({"base": head(0.9, 0.9), "finetuned": head(0.1, 0.1)}, forced="finetuned") == "finetuned"

@@ -8,9 +8,10 @@ the backbone once and writes one Parquet part file.
 import hashlib
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import chunked, progress, record_quarantine, usable
+from assets_defs.finetune.assets import candidate_backbones, finetuned_backbone
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
@@ -25,13 +26,24 @@ from resources.warehouse import Warehouse
 CHUNK = 256
 
 
-def backbone_spec(config, model_store: ModelStore, threads: int = 0) -> BackboneSpec:
-    return BackboneSpec(name=config.backbone, cache_dir=model_store.backbone_cache_dir(), threads=threads)
+def backbone_spec(config, model_store: ModelStore, threads: int = 0, name: str | None = None) -> BackboneSpec:
+    """The library's backbone, or the backbone `name` (a candidate: the fine-tuned one)."""
+    return BackboneSpec(name=name or config.backbone, cache_dir=model_store.backbone_cache_dir(), threads=threads)
 
 
 def library_model_id(config, model_store: ModelStore) -> str:
     """The embedding key of the library's backbone (the model is built once per process)."""
     return cached_backbone(backbone_spec(config, model_store)).model_id
+
+
+def candidate_models(config, model_store: ModelStore, warehouse: Warehouse, library: str) -> dict[str, tuple[str, str]]:
+    """{role: (backbone name, model id)} of the backbones heads compare: "base", the library's, and
+    "finetuned" when fine-tuning is on (assets_defs/finetune). Building each once also exports its ONNX file
+    before workers need it."""
+    return {
+        role: (name, cached_backbone(backbone_spec(config, model_store, name=name)).model_id)
+        for role, name in candidate_backbones(config, warehouse, library).items()
+    }
 
 
 def balanced_chunk(n_items: int, slots: int, max_chunk: int = CHUNK) -> int:
@@ -62,7 +74,7 @@ def items_to_embed(warehouse: Warehouse, library: str) -> list[EmbedItem]:
 @asset(
     partitions_def=library_partitions,
     group_name="embeddings",
-    deps=[media, examples],
+    deps=[media, examples, finetuned_backbone],
     kinds={"parquet", "ray"},
 )
 def embeddings(
@@ -73,24 +85,28 @@ def embeddings(
     runner: TaskRunner,
     warehouse: Warehouse,
 ) -> MaterializeResult:
-    """Image embeddings keyed by (media_id, model); only missing ones are computed."""
+    """Image embeddings keyed by (media_id, model), with every candidate backbone (the library's, and the
+    fine-tuned one when fine-tuning is on); only missing ones are computed."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = library_model_id(config, model_store)  # also exports the ONNX file once, before workers need it
+    models = candidate_models(config, model_store, warehouse, library)
     items = items_to_embed(warehouse, library)
-    done = warehouse.embedded_ids(library, model_id)
-    todo = [i for i in items if i.media_id not in done]
-    context.log.info(f"{library}: {len(items)} items, {len(done)} already embedded with {model_id}, {len(todo)} to do")
-    out_dir = warehouse.embeddings_dir(library, model_id)
     # In tasks: one runtime thread per reserved core and one decode thread (decoding shares the cores anyway).
-    task_spec = backbone_spec(config, model_store, threads=runner.threads_per_task())
     decode_threads = 1 if runner.threads_per_task() else 2
-    size = balanced_chunk(len(todo), runner.slots()) if todo else CHUNK
-    calls = []
-    for chunk in chunked(todo, size):
-        digest = hashlib.sha256("".join(i.media_id for i in chunk).encode()).hexdigest()[:16]
-        out = str(out_dir / f"part-{digest}.parquet")
-        calls.append((task_spec, list(chunk), out, media_store.s3_endpoint_url(), decode_threads))
+    calls, done = [], {}
+    for name, model_id in models.values():
+        done[model_id] = warehouse.embedded_ids(library, model_id)
+        todo = [i for i in items if i.media_id not in done[model_id]]
+        context.log.info(
+            f"{library}: {len(items)} items, {len(done[model_id])} already embedded with {model_id}, {len(todo)} to do"
+        )
+        out_dir = warehouse.embeddings_dir(library, model_id)
+        task_spec = backbone_spec(config, model_store, threads=runner.threads_per_task(), name=name)
+        size = balanced_chunk(len(todo), runner.slots()) if todo else CHUNK
+        for chunk in chunked(todo, size):
+            digest = hashlib.sha256("".join(i.media_id for i in chunk).encode()).hexdigest()[:16]
+            out = str(out_dir / f"part-{digest}.parquet")
+            calls.append((task_spec, list(chunk), out, media_store.s3_endpoint_url(), decode_threads))
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed"))
     failures = [f for r in results for f in r.failures]
     if failures:
@@ -105,9 +121,10 @@ def embeddings(
     wall = sum(r.wall_seconds for r in results)
     return MaterializeResult(
         metadata={
-            "model": model_id,
+            "model": models["base"][1],  # the library's backbone (the one `vector_index` and `similar` use)
+            "models": MetadataValue.json({role: model_id for role, (_, model_id) in models.items()}),
             "embedded_now": embedded,
-            "cached": len(done),
+            "cached": sum(len(d) for d in done.values()),
             "failed": len(failures),
             "task_seconds": round(wall, 2),
             "images_per_task_second": round(embedded / wall, 1) if wall else 0.0,

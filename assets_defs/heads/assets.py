@@ -10,6 +10,7 @@ instead of retraining.
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import polars as pl
 from dagster import (
@@ -23,13 +24,13 @@ from dagster import (
 )
 
 from assets_defs.common import now_iso
-from assets_defs.embeddings.assets import embeddings, library_model_id
+from assets_defs.embeddings.assets import candidate_models, embeddings
 from assets_defs.keypoints.assets import keypoints, read_features
 from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
 from ml.contact_sheet import thumbnail_jpeg
-from ml.heads import train_facet_head
+from ml.heads import choose_backbone, train_facet_head
 from ml.keypoints import KeypointSpec
 from ml.media import MediaProblem, decode_image, read_uri
 from ml.ocr import OcrSpec
@@ -70,7 +71,7 @@ TAG_METRICS_SCHEMA = {
 
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
-HEAD_FORMAT = "6"  # 3: printed text; 4: thresholds of mistake-free tags pooled; 5: holdout kept; 6: keypoints
+HEAD_FORMAT = "7"  # 3: printed text; 4: mistake-free thresholds pooled; 5: holdout; 6: keypoints; 7: backbone
 
 
 def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str = "") -> str:
@@ -118,7 +119,7 @@ def heads(
     """Candidate heads per facet ({facet: version}); each compared across strategies on the holdout."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = library_model_id(config, model_store)
+    models = candidate_models(config, model_store, warehouse, library)
     training = warehouse.read(library, "examples")
     if training is None or training.height == 0:
         raise ValueError(f"library {library!r} has no usable examples")
@@ -131,6 +132,7 @@ def heads(
     features_of = read_features(warehouse, library)
     candidates: dict[str, str] = {}
     rows, problems = [], []
+    context.log.info(f"{library}: backbones compared: {json.dumps({r: m for r, (_, m) in models.items()})}")
     for facet in sorted(training["facet"].unique().to_list()):
         group = training.filter(pl.col("facet") == facet)
         force = parsed.forced_strategy(facet)
@@ -138,59 +140,56 @@ def heads(
         reads_text = ocr_table is not None and any(facet_ids.values())
         ocr_model = OcrSpec().model_id if reads_text else ""
         keypoint_model = KeypointSpec().model_id if features_of else ""
+        forced_backbone = parsed.forced_backbone(facet)
         extra = json.dumps(
-            {"ocr": ocr_model, "identifiers": facet_ids if reads_text else {}, "force": force, "kp": keypoint_model}
+            {
+                "ocr": ocr_model,
+                "identifiers": facet_ids if reads_text else {},
+                "force": force,
+                "kp": keypoint_model,
+                "backbone": forced_backbone,
+            }
         )
-        version = head_version(facet, model_id, group, config, extra)
+        # evidence beyond the picture: the same whatever the backbone
+        evidence = Evidence(boxes_of if reads_text else None, facet_ids, features_of)
+        version = head_version(facet, "|".join(m for _, m in models.values()), group, config, extra)
         bar = config.bar_for(facet)
         existing = history.filter(pl.col("version") == version)
         if existing.height and model_store.head_path(library, facet, version).exists():
             row = existing.row(0, named=True)
             context.log.info(f"{facet}: training set unchanged, reusing {version}")
         else:
-            ids, X = warehouse.read_embeddings(library, model_id, group["media_id"].to_list())
-            labelled = pl.DataFrame({"media_id": ids}, schema={"media_id": pl.String}).join(
-                group, on="media_id", how="left"
-            )
-            is_train = (labelled["split"] == "train").to_numpy()
-            y = labelled["tag_id"].to_numpy()
-            boxes = [boxes_of.get(m, []) for m in ids]
-            text = {}
-            if reads_text:  # the printed-text strategy is evaluated too (ml/fusion.py)
-                text = {
-                    "ocr_train": [b for b, t in zip(boxes, is_train, strict=True) if t],
-                    "ocr_hold": [b for b, t in zip(boxes, is_train, strict=True) if not t],
-                    "identifiers": facet_ids,
-                }
-            if features_of:  # the keypoint strategies are evaluated too (ml/keypoints.py)
-                ids_train = [m for m, t in zip(ids, is_train, strict=True) if t]
-                ids_hold = [m for m, t in zip(ids, is_train, strict=True) if not t]
-                text.update(
-                    keypoints_train=[features_of.get(m) for m in ids_train],
-                    keypoints_hold=[features_of.get(m) for m in ids_hold],
-                    ids_train=ids_train,
-                    ids_hold=ids_hold,
+            trained, errors = {}, []
+            for role, (_, model) in models.items():
+                if forced_backbone and role != forced_backbone:
+                    continue
+                try:
+                    trained[role] = train_on(warehouse, library, model, group, config, force, evidence)
+                except ValueError as exc:  # the examples' problem, the same on every backbone
+                    errors.append(f"{facet}: {exc}")
+                    context.log.warning(f"{facet}: no head trained on {model}: {exc}")
+            if forced_backbone and forced_backbone not in models:
+                errors.append(
+                    f"{facet}: the catalog forces the fine-tuned backbone but the library has none "
+                    "(finetune.budget_min is 0, or fine-tuning was skipped: see finetuned_backbone's log)"
                 )
-            try:
-                head = train_facet_head(
-                    facet,
-                    X[is_train],
-                    y[is_train],
-                    X[~is_train],
-                    y[~is_train],
-                    strategies=tuple(config.head_strategies),
-                    seed=config.seed,
-                    target_precision=config.target_precision,
-                    force=force,
-                    **text,
-                )
-            except ValueError as exc:
-                problems.append(f"{facet}: {exc}")
-                context.log.warning(f"{facet}: no head trained: {exc}")
+            if not trained:
+                problems.extend(dict.fromkeys(errors))
                 continue
-            holdout_ids = [m for m, t in zip(ids, is_train, strict=True) if not t]
-            for row_, media_id in zip(head.holdout or [], holdout_ids, strict=False):
-                row_["media_id"] = media_id
+            role = choose_backbone(trained, forced_backbone)
+            head = trained[role]
+            head.model_id = models[role][1]
+            head.metrics["backbone"] = role
+            head.metrics["backbones"] = {
+                r: {
+                    "model": models[r][1],
+                    "chosen": h.strategy,
+                    "accuracy": h.metrics["accuracy"],
+                    "balanced_accuracy": h.metrics["balanced_accuracy"],
+                    "strategies": h.metrics["strategies"],
+                }
+                for r, h in trained.items()
+            }
             model_store.save_head(library, facet, version, head)
             row = {
                 "facet": facet,
@@ -198,10 +197,10 @@ def heads(
                 "strategy": head.strategy,
                 "accuracy": head.metrics["accuracy"],
                 "balanced_accuracy": head.metrics["balanced_accuracy"],
-                "n_train": int(is_train.sum()),
-                "n_holdout": int((~is_train).sum()),
+                "n_train": head.metrics["n_train"],
+                "n_holdout": head.metrics["n_holdout"],
                 "bar": bar,
-                "model": model_id,
+                "model": head.model_id,
                 "metrics": json.dumps(head.metrics),
                 "thresholds": json.dumps(head.thresholds),
                 "trained_at": now_iso(),
@@ -209,9 +208,10 @@ def heads(
                 "promoted_at": None,
             }
             rows.append(row)
+            compared = ", ".join(f"{r} {h.strategy} {h.metrics['accuracy']:.3f}" for r, h in trained.items())
             context.log.info(
-                f"{facet}: {head.strategy} holdout accuracy {head.metrics['accuracy']:.3f} "
-                f"(strategies: {json.dumps(head.metrics['strategies'])})"
+                f"{facet}: {head.strategy} on {role} backbone, holdout accuracy {head.metrics['accuracy']:.3f} "
+                f"(backbones: {compared}; strategies: {json.dumps(head.metrics['strategies'])})"
             )
         candidates[facet] = version
     if rows:
@@ -228,6 +228,55 @@ def heads(
             **{f"holdout_accuracy/{f}": round(a, 4) for f, a in sorted(accuracy.items())},
         },
     )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a facet's heads get beyond the picture: OCR boxes per photo (None: the facet reads no text), the
+    facet's identifiers per tag, ORB features per photo (empty: keypoints off)."""
+
+    boxes_of: dict[str, list[tuple[str, float]]] | None
+    identifiers: dict[str, list[str]]
+    features_of: dict
+
+
+def train_on(warehouse: Warehouse, library: str, model: str, group: pl.DataFrame, config, force, evidence: Evidence):
+    """One facet's head on one backbone's embeddings, its strategies compared on the holdout (ml/heads.py)."""
+    ids, X = warehouse.read_embeddings(library, model, group["media_id"].to_list())
+    labelled = pl.DataFrame({"media_id": ids}, schema={"media_id": pl.String}).join(group, on="media_id", how="left")
+    is_train = (labelled["split"] == "train").to_numpy()
+    y = labelled["tag_id"].to_numpy()
+    ids_train = [m for m, t in zip(ids, is_train, strict=True) if t]
+    ids_hold = [m for m, t in zip(ids, is_train, strict=True) if not t]
+    extra = {}
+    if evidence.boxes_of is not None:  # the printed-text strategy is evaluated too (ml/fusion.py)
+        extra.update(
+            ocr_train=[evidence.boxes_of.get(m, []) for m in ids_train],
+            ocr_hold=[evidence.boxes_of.get(m, []) for m in ids_hold],
+            identifiers=evidence.identifiers,
+        )
+    if evidence.features_of:  # the keypoint strategies are evaluated too (ml/keypoints.py)
+        extra.update(
+            keypoints_train=[evidence.features_of.get(m) for m in ids_train],
+            keypoints_hold=[evidence.features_of.get(m) for m in ids_hold],
+            ids_train=ids_train,
+            ids_hold=ids_hold,
+        )
+    head = train_facet_head(
+        group["facet"][0],
+        X[is_train],
+        y[is_train],
+        X[~is_train],
+        y[~is_train],
+        strategies=tuple(config.head_strategies),
+        seed=config.seed,
+        target_precision=config.target_precision,
+        force=force,
+        **extra,
+    )
+    for row, media_id in zip(head.holdout or [], ids_hold, strict=False):
+        row["media_id"] = media_id
+    return head
 
 
 @asset(

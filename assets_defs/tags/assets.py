@@ -1,5 +1,6 @@
 """Tags on photos from the promoted heads, and the DuckDB views analysts query."""
 
+import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -47,17 +48,23 @@ def tags(
     media_table = warehouse.read(library, "media")
     photos = usable(media_table, "image")
     wanted = photos["media_id"].unique(maintain_order=True).to_list()
-    ids, X = warehouse.read_embeddings(library, model_id, wanted)
-    missing = len(wanted) - len(ids)
-    if missing:
-        context.log.warning(f"{missing} photos have no embedding yet (see quarantine); they get no tags")
     heads = {
         facet: (version, model_store.load_head(library, facet, version)) for facet, version in promoted_heads.items()
     }
     boxes_of = ocr_boxes(warehouse.read(library, "ocr_text"))
     features_of = read_features(warehouse, library) if any(h.matches_keypoints for _, h in heads.values()) else {}
+    embedded: dict[str, tuple[list[str], np.ndarray]] = {}  # per backbone the heads read (one read each)
     rows = []
-    for _facet, (version, head) in sorted(heads.items()):
+    for facet, (version, head) in sorted(heads.items()):
+        model = head.model_id or model_id  # heads saved before backbones were compared read the library's
+        if model not in embedded:
+            embedded[model] = warehouse.read_embeddings(library, model, wanted)
+            missing = len(wanted) - len(embedded[model][0])
+            if missing:
+                context.log.warning(
+                    f"{missing} photos have no {model} embedding yet (see quarantine); they get no {facet} tag"
+                )
+        ids, X = embedded[model]
         # a combined head gets each photo's OCR boxes and ORB features (none: no such evidence found)
         boxes = [boxes_of.get(m, []) for m in ids] if head.reads_text else None
         features = [features_of.get(m) for m in ids] if head.matches_keypoints else None
@@ -68,7 +75,8 @@ def tags(
     counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
     return MaterializeResult(
         metadata={
-            "photos_tagged": len(ids),
+            "photos_tagged": table["media_id"].n_unique(),
+            "backbones": MetadataValue.json({f: h.model_id or model_id for f, (_, h) in sorted(heads.items())}),
             "applied": counts.get("applied", 0),
             "review": counts.get("review", 0),
             "heads": MetadataValue.json(promoted_heads),

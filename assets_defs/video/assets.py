@@ -15,10 +15,12 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import progress, record_quarantine, usable
-from assets_defs.embeddings.assets import backbone_spec, library_model_id
+from assets_defs.embeddings.assets import backbone_spec, candidate_models, library_model_id
+from assets_defs.finetune.assets import finetuned_backbone
 from assets_defs.media.assets import media
 from assets_defs.ocr.assets import OCR_SCHEMA, ocr_spec
 from assets_defs.partitions import library_partitions
+from ml.backbones import BackboneSpec
 from ml.contact_sheet import pick_thumbnail_times, render_contact_sheet, render_index, thumbnail_jpeg
 from ml.keypoints import Features, KeypointSpec
 from ml.media import MediaProblem
@@ -66,7 +68,9 @@ SEGMENTS_SCHEMA = {
 }
 
 
-@asset(partitions_def=library_partitions, group_name="video", deps=[media], kinds={"parquet", "ray"})
+@asset(
+    partitions_def=library_partitions, group_name="video", deps=[media, finetuned_backbone], kinds={"parquet", "ray"}
+)
 def video_frames(
     context: AssetExecutionContext,
     libraries: LibraryStore,
@@ -78,7 +82,8 @@ def video_frames(
     """Frames sampled from every usable video (interval + scene changes), embedded; the `frames` table."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = library_model_id(config, model_store)
+    # every candidate backbone embeds the frames (decoded once): heads may choose either, facet by facet
+    wanted = {model: name for name, model in candidate_models(config, model_store, warehouse, library).values()}
     videos = usable(warehouse.read(library, "media"), "video")
     videos = videos.unique("media_id", keep="first", maintain_order=True)
     ocr = ocr_spec(config, warehouse.read(library, "catalog"), runner)
@@ -90,34 +95,43 @@ def video_frames(
     for column in ("ocr", "keypoints"):  # ranges recorded before frames were read for text / keypoints
         if column not in done.columns:
             done = done.with_columns(pl.lit("", pl.String).alias(column))
-    done_keys = {
-        (m, s)
-        for m, s, mod, o, k in done.select("media_id", "start_s", "model", "ocr", "keypoints").iter_rows()
-        if mod == model_id and o == ocr_model and k == kp_model
-    }
-    task_spec = backbone_spec(config, model_store, threads=runner.threads_per_task())
-    calls = []
+    # per range: the backbones that embedded it, and the OCR / keypoint settings its frames were read with
+    state: dict[tuple[str, float], dict] = {}
+    for m, s, model, o, k in done.select("media_id", "start_s", "model", "ocr", "keypoints").iter_rows():
+        state.setdefault((m, s), {"models": set(), "ocr": o, "keypoints": k})["models"].add(model)
+
+    def spec_of(model: str) -> BackboneSpec:
+        return backbone_spec(config, model_store, threads=runner.threads_per_task(), name=wanted[model])
+
+    calls, tasks = [], []
     for media_id, uri, duration in videos.select("media_id", "uri", "duration_s").iter_rows():
         for start, end in time_ranges(duration or 0.0, RANGE_S):
-            if (media_id, start) not in done_keys:
-                out = str(warehouse.video_range_path(library, model_id, media_id, start))
-                calls.append(
-                    (
-                        task_spec,
-                        media_id,
-                        uri,
-                        start,
-                        end,
-                        out,
-                        EVERY_S,
-                        media_store.s3_endpoint_url(),
-                        DEFAULT_BACKEND,
-                        ocr,
-                        kp,
-                        str(warehouse.frame_keypoints_path(library, kp_model, media_id, start)) if kp else None,
-                    )
+            had = state.get((media_id, start))
+            # new OCR or keypoint settings: the whole range again; else only the backbones it lacks
+            redo = had is None or had["ocr"] != ocr_model or had["keypoints"] != kp_model
+            missing = list(wanted) if redo else [m for m in wanted if m not in had["models"]]
+            if not missing:
+                continue
+            first, *others = missing
+            calls.append(
+                (
+                    spec_of(first),
+                    media_id,
+                    uri,
+                    start,
+                    end,
+                    str(warehouse.video_range_path(library, first, media_id, start)),
+                    EVERY_S,
+                    media_store.s3_endpoint_url(),
+                    DEFAULT_BACKEND,
+                    ocr if redo else None,
+                    kp if redo else None,
+                    str(warehouse.frame_keypoints_path(library, kp_model, media_id, start)) if kp and redo else None,
+                    [(spec_of(m), str(warehouse.video_range_path(library, m, media_id, start))) for m in others],
                 )
-    context.log.info(f"{library}: {videos.height} videos, {len(calls)} time ranges to embed")
+            )
+            tasks.append((redo, missing, had))
+    context.log.info(f"{library}: {videos.height} videos, {len(calls)} time ranges to embed ({len(wanted)} backbones)")
     results = runner.map(embed_video_range, calls, on_result=progress(context, "video ranges"))
     new_ranges = pl.DataFrame(
         [
@@ -125,23 +139,28 @@ def video_frames(
                 "media_id": r.media_id,
                 "start_s": r.start_s,
                 "end_s": r.end_s,
-                "model": model_id,
+                "model": model,
                 "frames": len(r.frames),
                 "error": r.error,
-                "ocr": ocr_model,
-                "keypoints": kp_model,
+                "ocr": ocr_model if redo else had["ocr"],
+                "keypoints": kp_model if redo else had["keypoints"],
             }
-            for r in results
+            for r, (redo, missing, had) in zip(results, tasks, strict=True)
+            for model in missing
         ],
         schema=RANGES_SCHEMA,
     )
-    if ocr is not None and results:  # the frames' printed text, next to the photos' (the ocr_text view unions them)
+    redone = pl.DataFrame(
+        [(r.media_id, r.start_s) for r, (redo, _, _) in zip(results, tasks, strict=True) if redo],
+        schema={"media_id": pl.String, "start_s": pl.Float64},
+        orient="row",
+    )
+    if ocr is not None and redone.height:  # the frames' printed text, next to the photos' (the ocr_text view)
         old_text = warehouse.read(library, "frame_text")
         if old_text is not None:  # drop what a range read before it was redone (ranges tile: ts gives its range)
-            redone = new_ranges.select("media_id", pl.col("start_s").alias("range_start"))
             old_text = (
                 old_text.with_columns(range_start=(pl.col("ts") // RANGE_S) * RANGE_S)
-                .join(redone, on=["media_id", "range_start"], how="anti")
+                .join(redone.rename({"start_s": "range_start"}), on=["media_id", "range_start"], how="anti")
                 .drop("range_start")
             )
         new_text = pl.DataFrame([{**t, "model": ocr_model} for r in results for t in r.text], schema=OCR_SCHEMA)
@@ -150,7 +169,10 @@ def video_frames(
     frames_new = pl.DataFrame([f for r in results for f in r.frames], schema=FRAMES_SCHEMA)
     frames = frames_new if frames_old is None else pl.concat([frames_old, frames_new])
     warehouse.write(library, "frames", frames.unique(["media_id", "ts"], keep="first").sort("media_id", "ts"))
-    kept = done.join(new_ranges.select("media_id", "start_s"), on=["media_id", "start_s"], how="anti")
+    # a redone range's old rows all go (other settings); otherwise only the rows of the backbones redone
+    kept = done.join(redone, on=["media_id", "start_s"], how="anti").join(
+        new_ranges.select("media_id", "start_s", "model"), on=["media_id", "start_s", "model"], how="anti"
+    )
     warehouse.write(library, "video_ranges", pl.concat([kept, new_ranges]))
     failed = [r for r in results if r.error]
     if failed:
@@ -210,34 +232,43 @@ def video_segments(
         for media_id, ts, text, confidence in current.select("media_id", "ts", "text", "confidence").iter_rows():
             frame_boxes.setdefault((media_id, round(ts, 4)), []).append((text, confidence))
     rows, frame_rows = [], []
+    by_model: dict[str, list[str]] = {}  # the facets whose heads read each backbone's frame embeddings
+    for facet, (_, head) in heads.items():
+        by_model.setdefault(head.model_id or model_id, []).append(facet)
     for media_id in videos["media_id"].unique(maintain_order=True).to_list():
-        stamps: list[float] = []
+        stamps_of: dict[str, list[float]] = {facet: [] for facet in heads}
         visual: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
         text: dict[str, list[np.ndarray]] = {facet: [] for facet in heads if heads[facet][1].reads_text}
         matched: dict[str, list[np.ndarray]] = {facet: [] for facet in heads if heads[facet][1].matches_keypoints}
         familiar: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
-        for ts, X in warehouse.iter_frame_embeddings(library, model_id, media_id):  # one range at a time
-            stamps.extend(ts)
-            features = None
-            if matched:  # the range's ORB features, taken by the range task
-                start = RANGE_S * np.floor(ts[0] / RANGE_S)
-                stored = warehouse.read_frame_keypoints(library, kp_model, media_id, start)
-                features = [Features.from_bytes(*stored[round(t, 4)]) if round(t, 4) in stored else None for t in ts]
-            for facet, (_, head) in heads.items():
-                scored = head.visual_scores(X)
-                visual[facet].append(scored.astype(np.float32))
-                familiar[facet].append(head.familiar(X))
-                if facet in text:
-                    boxes = [frame_boxes.get((media_id, round(t, 4)), []) for t in ts]
-                    text[facet].append(head.text_evidence(boxes).astype(np.float32))
-                if facet in matched:
-                    found = head.evidence(scored, features=features).get("keypoints", np.zeros_like(scored))
-                    matched[facet].append(found.astype(np.float32))
-        if not stamps:
+        for model, facets in by_model.items():
+            for ts, X in warehouse.iter_frame_embeddings(library, model, media_id):  # one range at a time
+                features = None
+                if any(f in matched for f in facets):  # the range's ORB features, taken by the range task
+                    start = RANGE_S * np.floor(ts[0] / RANGE_S)
+                    stored = warehouse.read_frame_keypoints(library, kp_model, media_id, start)
+                    keys = [round(t, 4) for t in ts]
+                    features = [Features.from_bytes(*stored[k]) if k in stored else None for k in keys]
+                for facet in facets:
+                    head = heads[facet][1]
+                    stamps_of[facet].extend(ts)
+                    scored = head.visual_scores(X)
+                    visual[facet].append(scored.astype(np.float32))
+                    familiar[facet].append(head.familiar(X))
+                    if facet in text:
+                        boxes = [frame_boxes.get((media_id, round(t, 4)), []) for t in ts]
+                        text[facet].append(head.text_evidence(boxes).astype(np.float32))
+                    if facet in matched:
+                        found = head.evidence(scored, features=features).get("keypoints", np.zeros_like(scored))
+                        matched[facet].append(found.astype(np.float32))
+        if not any(stamps_of.values()):
             continue
         cuts = cuts_of.get(media_id, [])
         scores: dict[str, np.ndarray] = {}
         for facet, (_, head) in heads.items():
+            if not stamps_of[facet]:
+                continue
+            stamps = stamps_of[facet]
             # printed text read on any frame of a scene counts for the scene's nearby frames (a label is
             # legible on some frames only), then the head combines it with the picture
             evidence = {"ocr": spread_within_scenes(stamps, np.concatenate(text[facet]), cuts)} if facet in text else {}
@@ -246,8 +277,9 @@ def video_segments(
             combined = head.combine(np.concatenate(visual[facet]), evidence)
             # a frame unlike every example (nothing on screen) recognises nothing: its scores are zeroed
             scores[facet] = np.where(np.concatenate(familiar[facet])[:, None], combined, 0.0).astype(np.float32)
-        for facet, (version, head) in heads.items():
-            matrix = scores[facet]
+        for facet, matrix in scores.items():
+            version, head = heads[facet]
+            stamps = stamps_of[facet]
             for seg in build_segments(stamps, matrix, head.classes, head.thresholds, params, scene_starts=cuts):
                 rows.append({"media_id": media_id, "facet": facet, "head_version": version, **seg})
             top = matrix.argmax(axis=1)

@@ -1,0 +1,88 @@
+"""Fine-tuning as a pipeline strategy: the fine-tuned backbone is trained on the train split, embeds photos and
+video frames beside the library's own, heads compare both per facet, tags and segments read the chosen one."""
+
+import json
+import shutil
+
+import polars as pl
+from dagster import DagsterInstance, materialize
+
+from assets_defs.finetune.assets import finetuned_backbone, training_rows
+from assets_defs.partitions import library_partitions
+from tests.test_pipeline import ALL, _library, _metadata
+from tests.test_video_pipeline import write_video
+
+ASSETS = [finetuned_backbone, *ALL]
+
+
+def test_finetuned_backbone_competes_and_is_used_where_chosen(local_resources, small_demo, tmp_path):
+    res = local_resources
+    libraries, wh = res["libraries"], res["warehouse"]
+    folder = tmp_path / "media"
+    folder.mkdir()
+    photos = sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[:6]
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    write_video(folder / "event.mp4", photos[:2])
+    name = _library(res, small_demo, name="tuned")
+    libraries.create(libraries.config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(library_partitions.name, [name])
+        # first without fine-tuning: one backbone, nothing trained
+        first = materialize(ASSETS, resources=res, partition_key=name, instance=instance)
+        assert first.success and _metadata(first, "finetuned_backbone")["enabled"] is False
+        base_model = wh.read(name, "heads")["model"][0]
+        base_range = wh.video_range_path(name, base_model, wh.read(name, "video_ranges")["media_id"][0], 0.0)
+        base_written = base_range.stat().st_mtime_ns
+
+        # then on, with the colourway facet forced onto the fine-tuned backbone
+        config = libraries.config(name)
+        settings = {"budget_min": 0.5, "epochs": 2, "train_blocks": 1}
+        libraries.create(config.model_copy(update={"finetune": config.finetune.model_copy(update=settings)}), True)
+        catalog = tmp_path / "catalog.yaml"
+        catalog.write_text(small_demo.catalog_path.read_text() + "facets:\n  colorway: {backbone: finetuned}\n")
+        libraries.set_catalog(name, catalog)
+        second = materialize(ASSETS, resources=res, partition_key=name, instance=instance)
+        assert second.success
+        trained = _metadata(second, "finetuned_backbone")
+        assert trained["reused"] is False and trained["epochs_done"] > 0
+        # the frames already embedded are embedded again by the new backbone only (text and keypoints stay)
+        assert _metadata(second, "video_frames")["ranges_embedded"] == 1
+        assert base_range.stat().st_mtime_ns == base_written
+
+        third = materialize(ASSETS, resources=res, partition_key=name, instance=instance)
+        assert third.success and _metadata(third, "finetuned_backbone")["reused"] is True
+        assert _metadata(third, "embeddings")["embedded_now"] == 0
+        assert _metadata(third, "video_frames")["ranges_embedded"] == 0
+
+    # trained on the photos that are in no facet's holdout
+    record = wh.read(name, "finetuned_backbone")
+    assert record.height == 1
+    tuned = record["model"][0]
+    assert tuned.startswith("efficientnet-lite0-ft@") and tuned != base_model
+    examples = wh.read(name, "examples")
+    assert record["n_images"][0] == training_rows(examples)["media_id"].n_unique()
+    held = set(examples.filter(pl.col("split") == "holdout")["media_id"])
+    assert held and not held & set(training_rows(examples)["media_id"])
+
+    # every photo and example embedded by both backbones
+    usable = wh.read(name, "media").filter((pl.col("status") == "ok") & (pl.col("kind") == "image"))
+    wanted = set(usable["media_id"]) | set(examples["media_id"])
+    assert wanted <= wh.embedded_ids(name, base_model) and wanted <= wh.embedded_ids(name, tuned)
+
+    # heads compared both backbones; the forced facet reads the fine-tuned one, its tags and segments too
+    promoted = wh.read(name, "heads").filter(pl.col("promoted"))
+    model_of = dict(promoted.select("facet", "model").iter_rows())
+    assert model_of["colorway"] == tuned
+    forced = json.loads(promoted.filter(pl.col("facet") == "colorway")["metrics"][0])
+    assert forced["backbone"] == "finetuned" and set(forced["backbones"]) == {"finetuned"}
+    product = json.loads(promoted.filter(pl.col("facet") == "product")["metrics"][0])
+    assert set(product["backbones"]) == {"base", "finetuned"}
+    assert product["backbones"][product["backbone"]]["model"] == model_of["product"]
+    tags = wh.read(name, "tags")
+    assert set(tags.filter(pl.col("facet") == "colorway")["media_id"]) == set(usable["media_id"])
+    ranges = wh.read(name, "video_ranges")
+    assert set(ranges["model"]) == {base_model, tuned} and ranges.height == 2
+    frames = wh.read(name, "frames")
+    frame_tags = wh.read(name, "frame_tags").filter(pl.col("facet") == "colorway")
+    assert frame_tags.height == frames.height
