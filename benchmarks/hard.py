@@ -5,9 +5,10 @@ number printed on them (Hydra 500/750, Nova Tea 20/40, Stride R5/R7, Volt X200/X
 pipeline: the examples with the pipeline's train/holdout split train the heads (the holdout chooses the
 strategy and calibrates the thresholds), the new uploads with their known truth are the test set. Printed
 text is read with the pipeline's OCR settings. OCR cost is reported per 320 px photo, per blank photo, and
-per 640x360 frame of one 30 s demo video at 1 fps, with and without text.
+per 640x360 frame of one 30 s demo video at 1 fps, with and without text. Then the same strategies on the
+backbone fine-tuned on the train split (`--finetune-min`, 0 to skip), and the backbone the pipeline keeps.
 
-    python -m benchmarks.hard            # ~1.5 min on 2 cores (demo generation, embedding, OCR, heads)
+    python -m benchmarks.hard            # ~2.5 min on 2 cores (demo, embedding, OCR, heads, fine-tuning)
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import yaml
 from PIL import Image
 
 from ml.backbones import BackboneSpec, cached_backbone
-from ml.heads import holdout_split, train_facet_head
+from ml.finetune import FinetuneConfig, finetune
+from ml.heads import choose_backbone, holdout_split, train_facet_head
 from ml.keypoints import extract
 from ml.ocr import OcrSpec, cached_engine
 from ml.video import open_video, sample_frames
@@ -42,6 +44,7 @@ def read_rows(path: Path, facet: str = "product") -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--finetune-min", type=float, default=2.0, help="fine-tuning budget (0: frozen only)")
     args = parser.parse_args()
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +99,6 @@ def main() -> None:
         }
 
         is_train = holdout_split(y_ex, holdout_frac=0.25, seed=0) == "train"
-        split = (X_ex[is_train], y_ex[is_train], X_ex[~is_train], y_ex[~is_train])
         ocr_split = {
             "ocr_train": [b for b, k in zip(ocr_ex, is_train, strict=True) if k],
             "ocr_hold": [b for b, k in zip(ocr_ex, is_train, strict=True) if not k],
@@ -112,21 +114,48 @@ def main() -> None:
             "ids_hold": [m for m, k in zip(ex_ids, is_train, strict=True) if not k],
         }
         is_hard = np.isin(y_up, sorted(hard))
-        rows = {}
-        names = (*STRATEGIES, "logreg+ocr", "logreg+keypoints", "logreg+keypoints+ocr", "chosen")
-        for name in names:
-            kwargs = {} if name in STRATEGIES else {**ocr_split, **kp_split}
-            force = None if name == "chosen" else name
-            strategies = STRATEGIES if name == "chosen" else (name.split("+")[0],)
-            head = train_facet_head("product", *split, strategies=strategies, force=force, **kwargs)
-            predicted = np.array([t for t, _, _ in head.predict(X_up, boxes=ocr_up, features=kp_up)])
-            rows[name] = {
-                "strategy": head.strategy,
-                "holdout_accuracy": round(head.metrics["accuracy"], 4),
-                "uploads_top1": round(float(np.mean(predicted == y_up)), 4),
-                "hard_top1": round(float(np.mean(predicted[is_hard] == y_up[is_hard])), 4),
-                "other_top1": round(float(np.mean(predicted[~is_hard] == y_up[~is_hard])), 4),
+
+        def evaluate(X_ex: np.ndarray, X_up: np.ndarray) -> tuple[dict, object]:
+            split = (X_ex[is_train], y_ex[is_train], X_ex[~is_train], y_ex[~is_train])
+            rows, chosen = {}, None
+            names = (*STRATEGIES, "logreg+ocr", "logreg+keypoints", "logreg+keypoints+ocr", "chosen")
+            for name in names:
+                kwargs = {} if name in STRATEGIES else {**ocr_split, **kp_split}
+                force = None if name == "chosen" else name
+                strategies = STRATEGIES if name == "chosen" else (name.split("+")[0],)
+                head = train_facet_head("product", *split, strategies=strategies, force=force, **kwargs)
+                predicted = np.array([t for t, _, _ in head.predict(X_up, boxes=ocr_up, features=kp_up)])
+                rows[name] = {
+                    "strategy": head.strategy,
+                    "holdout_accuracy": round(head.metrics["accuracy"], 4),
+                    "uploads_top1": round(float(np.mean(predicted == y_up)), 4),
+                    "hard_top1": round(float(np.mean(predicted[is_hard] == y_up[is_hard])), 4),
+                    "other_top1": round(float(np.mean(predicted[~is_hard] == y_up[~is_hard])), 4),
+                }
+                chosen = head
+            return rows, chosen
+
+        rows, base_head = evaluate(X_ex, X_up)
+        report["product"] = rows
+        if args.finetune_min > 0:  # the backbone fine-tuned on the train split, as the pipeline's candidate
+            images = [Image.open(path).convert("RGB") for (path, _), k in zip(examples, is_train, strict=True) if k]
+            t = time.perf_counter()
+            result = finetune(
+                images, list(y_ex[is_train]), Path(tmp) / "ft", FinetuneConfig(budget_s=args.finetune_min * 60)
+            )
+            tuned = cached_backbone(BackboneSpec(name=f"efficientnet-lite0-ft:{result.weights_path}"))
+            X_ex_ft = tuned.embed([Image.open(path).convert("RGB") for path, _ in examples])
+            X_up_ft = tuned.embed([Image.open(path).convert("RGB") for path, _ in uploads])
+            tuned_rows, tuned_head = evaluate(X_ex_ft, X_up_ft)
+            report["product_finetuned"] = tuned_rows
+            report["finetune"] = {
+                "epochs_done": result.epochs_done,
+                "seconds": result.seconds,
+                "images_per_s": result.images_per_s,
+                "wall_s_with_embedding": round(time.perf_counter() - t, 1),
             }
+            role = choose_backbone({"base": base_head, "finetuned": tuned_head})
+            report["pipeline_choice"] = {"backbone": role, **(rows if role == "base" else tuned_rows)["chosen"]}
         report["product"] = rows
         report["n"] = {"examples": len(y_ex), "uploads": len(y_up), "hard_uploads": int(is_hard.sum())}
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +167,14 @@ def main() -> None:
             f"{name:<22} {r['strategy']:<22} {r['holdout_accuracy']:>8.3f} {r['uploads_top1']:>8.3f} "
             f"{r['hard_top1']:>8.3f} {r['other_top1']:>8.3f}"
         )
+    if "product_finetuned" in report:
+        print(f"the same on the backbone fine-tuned on the train split ({report['finetune']}):")
+        for name, r in report["product_finetuned"].items():
+            print(
+                f"{name:<22} {r['strategy']:<22} {r['holdout_accuracy']:>8.3f} {r['uploads_top1']:>8.3f} "
+                f"{r['hard_top1']:>8.3f} {r['other_top1']:>8.3f}"
+            )
+        print(f"pipeline's choice (holdout): {report['pipeline_choice']}")
     print(f"OCR per 320 px photo: {report['ocr_ms']}")
     print(f"OCR per 640x360 video frame: {report['ocr_ms_per_frame']}")
 

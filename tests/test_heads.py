@@ -381,3 +381,35 @@ def test_choose_backbone_takes_the_better_holdout_and_keeps_base_on_a_tie():
     assert choose_backbone({"finetuned": head(0.9, 0.9), "base": head(0.9, 0.9)}) == "base"
     assert choose_backbone({"base": head(float("nan"), 0.5), "finetuned": head(0.2, 0.2)}) == "finetuned"
     assert choose_backbone({"base": head(0.9, 0.9), "finetuned": head(0.1, 0.1)}, forced="finetuned") == "finetuned"
+
+
+def test_photo_split_holds_a_photo_out_in_all_its_facets():
+    from ml.heads import photo_holdout_split
+
+    rng = np.random.default_rng(0)
+    media, facets, tags = [], [], []
+    for p in range(80):  # 80 photos, each with a product (10 tags) and a colour (4 tags); 20 with a shot type
+        for facet, tag in (("product", f"p{p % 10}"), ("colour", f"c{rng.integers(4)}"), ("shot", f"s{p % 2}")):
+            if facet != "shot" or p < 20:
+                media.append(f"m{p}")
+                facets.append(facet)
+                tags.append(tag)
+    media.append("lonely")  # a colour with one example: trained on
+    facets.append("colour")
+    tags.append("c-rare")
+    split = photo_holdout_split(media, facets, tags, holdout_frac=0.25, seed=1)
+    assert np.array_equal(split, photo_holdout_split(media, facets, tags, holdout_frac=0.25, seed=1))
+    of = {}
+    for m, s in zip(media, split, strict=True):
+        of.setdefault(m, set()).add(str(s))
+    mixed = [m for m, s in of.items() if len(s) > 1]
+    assert len(mixed) <= 4, mixed  # only the per-facet fix-ups differ across a photo's facets
+    assert sum(s == {"holdout"} for s in of.values()) / len(of) == pytest.approx(0.25, abs=0.06)
+    for facet in ("product", "colour", "shot"):
+        for tag in set(t for f, t in zip(facets, tags, strict=True) if f == facet):
+            mine = [s for f, t, s in zip(facets, tags, split, strict=True) if f == facet and t == tag]
+            assert "train" in mine and (len(mine) < 2 or "holdout" in mine), (facet, tag, mine)
+    assert split[-1] == "train"
+    # the finest facet is split exactly as on its own
+    product = [i for i, f in enumerate(facets) if f == "product"]
+    assert list(split[product]) == list(holdout_split([tags[i] for i in product], 0.25, seed=1))

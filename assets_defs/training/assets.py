@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets_defs.common import chunked, progress, record_quarantine
 from assets_defs.partitions import library_partitions
-from ml.heads import holdout_split
+from ml.heads import photo_holdout_split
 from ml.inspect import inspect_media
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
@@ -49,7 +49,8 @@ def examples(
     runner: TaskRunner,
     warehouse: Warehouse,
 ) -> MaterializeResult:
-    """Labelled example photos with a stratified train/holdout split per facet; bad photos quarantined."""
+    """Labelled example photos with a train/holdout split (per photo across facets, stratified per facet and
+    tag); bad photos quarantined."""
     library = context.partition_key
     config = libraries.config(library)
     listed = libraries.examples(library)  # validated against the catalog, every problem listed by line
@@ -82,11 +83,16 @@ def examples(
         if inspected[e.uri]["status"] == "ok"
     ]
     table = pl.DataFrame(rows, schema=EXAMPLES_SCHEMA).unique(["media_id", "facet"], keep="first", maintain_order=True)
-    parts = []
-    for _facet, group in table.group_by("facet", maintain_order=True):
-        split = holdout_split(group["tag_id"].to_list(), holdout_frac=config.holdout_frac, seed=config.seed)
-        parts.append(group.with_columns(pl.Series("split", list(split), dtype=pl.String)))
-    table = pl.concat(parts) if parts else table
+    # a photo is held out in all its facets at once, so the photos a fine-tuned backbone may learn from (in no
+    # facet's holdout) are most of them; stratified per facet and tag (ml/heads.py photo_holdout_split)
+    split = photo_holdout_split(
+        table["media_id"].to_list(),
+        table["facet"].to_list(),
+        table["tag_id"].to_list(),
+        holdout_frac=config.holdout_frac,
+        seed=config.seed,
+    )
+    table = table.with_columns(pl.Series("split", list(split), dtype=pl.String))
     warehouse.write(library, "examples", table)
     counts = table.group_by("facet", "split").len().sort("facet", "split")
     return MaterializeResult(
