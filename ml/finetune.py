@@ -9,7 +9,9 @@ feature extractor, saved as a new backbone (`efficientnet-lite0-ft:<weights file
 weights, so its embeddings are cached apart from the original's.
 
 Augmentation: random resized crops and colour jitter, no flips (a mirrored label reads wrong).
-The budget is checked after every batch: training stops when the next batch would overrun it.
+The budget is checked before every batch: training stops when the next batch would overrun it. The learning
+rate follows a one-cycle shape (warm-up, cosine down) over whichever ends first, the epochs or the budget,
+so a run cut short by the budget has still annealed.
 
 A library labels a photo in several facets (product, colourway, shot type): `labels` may be one list of tags
 or {facet: tags, None where the photo has no tag in that facet}; each facet gets its own classifier and the
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,9 +127,9 @@ def finetune(
 
     batch_size = config.batch_size or (64 if device == "cuda" else 16)
     steps_per_epoch = max(1, int(np.ceil(len(images) / batch_size)))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=[config.lr_backbone, config.lr_head], total_steps=steps_per_epoch * config.epochs
-    )
+    total_steps = steps_per_epoch * config.epochs
+    peaks = [config.lr_backbone, config.lr_head]
+    steps = 0
     rgb = [shrink(image, round(config.size * 8 / 7)) for image in images]  # crops are taken from ~256 px
     started, seen, losses, stopped_by = time.perf_counter(), 0, [], "epochs"
     batch_seconds = 0.0
@@ -140,6 +143,11 @@ def finetune(
                 stopped_by = "budget"
                 break
             t = time.perf_counter()
+            # the schedule follows whichever ends first, the epochs or the budget: a run the budget stops
+            # has annealed by then instead of stopping at a high learning rate
+            progress = max(steps / total_steps, elapsed / config.budget_s if config.budget_s > 0 else 1.0)
+            for group, peak in zip(optimiser.param_groups, peaks, strict=True):
+                group["lr"] = peak * one_cycle(progress)
             idx = order[start : start + batch_size]
             batch = np.stack([_augment(rgb[i], config.size, rng) for i in idx])
             x = torch.from_numpy(normalise(batch).astype(np.float32)).to(device)
@@ -148,7 +156,7 @@ def finetune(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            scheduler.step()
+            steps += 1
             epoch_losses.append(float(loss.detach()))
             seen += len(idx)
             batch_seconds = time.perf_counter() - t
@@ -170,6 +178,15 @@ def finetune(
     tmp.replace(path)
     done = seen / len(images)
     return FinetuneResult(str(path), round(done, 2), round(seconds, 1), stopped_by, losses, round(seen / seconds, 1))
+
+
+def one_cycle(progress: float, warmup: float = 0.1) -> float:
+    """The learning rate's share of its peak at `progress` (0..1): a linear warm-up from 1/25 of the peak over
+    the first `warmup`, then a cosine down to nearly 0 (OneCycleLR's shape, driven by progress not steps)."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return 0.04 + 0.96 * progress / warmup
+    return 1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
 
 
 def shrink(image: Image.Image, short: int) -> Image.Image:

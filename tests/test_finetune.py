@@ -105,3 +105,12 @@ def test_finetuned_weights_load_as_a_backbone_of_their_own(tmp_path, model_root)
 
     with pytest.raises(BackboneUnavailable, match="weights file"):
         BackboneSpec(name="efficientnet-lite0-ft:/no/such.pt").build()
+
+
+def test_learning_rate_anneals_by_the_budget_or_the_epochs():
+    from ml.finetune import one_cycle
+
+    assert one_cycle(0.0) == pytest.approx(0.04) and one_cycle(0.1) == pytest.approx(1.0)
+    assert one_cycle(0.55) == pytest.approx(0.5, abs=0.01) and one_cycle(1.0) < 0.01 and one_cycle(2.0) < 0.01
+    values = [one_cycle(p / 100) for p in range(10, 101)]
+    assert values == sorted(values, reverse=True)
