@@ -263,6 +263,11 @@ def video_segments(
                         matched[facet].append(found.astype(np.float32))
         if not any(stamps_of.values()):
             continue
+        for facet in (f for f, stamps in stamps_of.items() if not stamps):
+            context.log.warning(
+                f"{media_id[:12]}: no frames embedded by {heads[facet][1].model_id} (the {facet} head's backbone) "
+                f"yet: materialize video_frames; no {facet} segments for this video until then"
+            )
         cuts = cuts_of.get(media_id, [])
         scores: dict[str, np.ndarray] = {}
         for facet, (_, head) in heads.items():
