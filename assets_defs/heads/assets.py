@@ -156,7 +156,6 @@ def heads(
         bar = config.bar_for(facet)
         existing = history.filter(pl.col("version") == version)
         if existing.height and model_store.head_path(library, facet, version).exists():
-            row = existing.row(0, named=True)
             context.log.info(f"{facet}: training set unchanged, reusing {version}")
         else:
             trained, errors = {}, []
