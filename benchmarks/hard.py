@@ -132,7 +132,8 @@ def main() -> None:
                     "hard_top1": round(float(np.mean(predicted[is_hard] == y_up[is_hard])), 4),
                     "other_top1": round(float(np.mean(predicted[~is_hard] == y_up[~is_hard])), 4),
                 }
-                chosen = head
+                if name == "chosen":
+                    chosen = head  # the head the pipeline would keep on this backbone
             return rows, chosen
 
         rows, base_head = evaluate(X_ex, X_up)
