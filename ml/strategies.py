@@ -1,0 +1,211 @@
+"""The visual strategies a facet head compares, and the helpers every head shares.
+
+- logistic regression on L2-normalised embeddings, its C chosen on an inner split that keeps groups (shoots,
+  look-alike clusters: ml/groups.py) on one side, as in the CLIP linear probe;
+- LightGBM on a PCA projection;
+- nearest class mean (prototype), the no-tuning baseline the others must beat.
+
+Also the evidence helpers shared by training and tagging: galleries of keypoint features, OCR text evidence,
+class means and familiarity. Pure ML: importable without Dagster or Ray.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from lightgbm import LGBMClassifier
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from ml.identifiers import text_scores
+from ml.keypoints import MIN_MATCHES, Features
+from ml.splits import group_folds, holdout_split
+
+STRATEGIES: tuple[str, ...] = ("logreg", "lightgbm", "prototype")
+# Tie-break when strategies score the same on holdout: fewest fitted parameters first (prototype has none to
+# tune, logreg one linear layer, lightgbm hundreds of trees), because a tie on a small holdout says nothing
+# about which generalises better and the simpler model overfits less.
+SIMPLICITY_ORDER: tuple[str, ...] = ("prototype", "logreg", "lightgbm")
+# 30 and 100 because the grocery-produce probe picks C of 128-512 on L2-normalised features
+LOGREG_C_GRID: tuple[float, ...] = (0.1, 0.5, 2.0, 10.0, 30.0, 100.0)
+LOGREG_FALLBACK_C = 2.0
+PROTOTYPE_TEMPERATURE = 20.0
+# Inner C search needs >=2 train and >=1 validation example per class, else C is guessed from noise.
+_MIN_PER_CLASS_FOR_INNER_SPLIT = 3
+
+Fitter = Callable[..., tuple[object, dict]]  # (X, y, seed, params, groups=None) -> (model, params)
+
+
+def _l2_normalise(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.maximum(norms, 1e-12)
+
+
+class PrototypeClassifier:
+    """Nearest class mean under cosine similarity; scores are softmax(cos * temperature).
+
+    Why: with a few examples per tag the class mean is the lowest-variance estimate available and needs no
+    tuning - it is the baseline the fitted heads have to beat. The temperature turns cosine gaps (small on
+    the sphere) into usable probabilities, like CLIP's logit scale.
+    """
+
+    def __init__(self, temperature: float = PROTOTYPE_TEMPERATURE) -> None:
+        self.temperature = float(temperature)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> PrototypeClassifier:
+        X = np.asarray(X, dtype=np.float64)
+        self.classes_ = np.unique(y)
+        means = np.stack([X[y == c].mean(axis=0) for c in self.classes_])
+        self.prototypes_ = _l2_normalise(means)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        logits = _l2_normalise(np.asarray(X, dtype=np.float64)) @ self.prototypes_.T * self.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+
+def _aligned_proba(model: object, X: np.ndarray, n_classes: int) -> np.ndarray:
+    """Scores in head class order: estimators only know the integer codes they saw (`classes_`)."""
+    proba = model.predict_proba(X)  # type: ignore[attr-defined]
+    out = np.zeros((len(X), n_classes), dtype=np.float64)
+    out[:, np.asarray(model.classes_, dtype=int)] = proba  # type: ignore[attr-defined]
+    return out
+
+
+def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over classes present in y_true, so a holdout lacking a tag is scored on what it has."""
+    present = np.unique(y_true)
+    if len(present) == 0:
+        return float("nan")
+    return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in present]))
+
+
+def _make_logreg(C: float) -> LogisticRegression:
+    return LogisticRegression(C=C, solver="lbfgs", max_iter=2000, class_weight="balanced")
+
+
+def _choose_logreg_c(X: np.ndarray, y: np.ndarray, seed: int, groups: Sequence[str] | None = None) -> float:
+    """C from an inner stratified split of train, as in the CLIP linear probe; with `groups`, one fold of a
+    stratified group split, so C is chosen for photos of shoots the fit did not see (a C chosen on near-copies
+    is as large as the grid allows).
+
+    Ranked by validation balanced accuracy, ties by lower log loss (prefers the C that is confidently right,
+    which matters for the thresholds). Falls back to a fixed C when a class is too small to split.
+    """
+    if np.unique(y, return_counts=True)[1].min() < _MIN_PER_CLASS_FOR_INNER_SPLIT:
+        return LOGREG_FALLBACK_C
+    if groups is None:
+        fit_mask = holdout_split(y, holdout_frac=0.25, seed=seed) == "train"
+    else:
+        folds = group_folds(y, groups, 4, seed)
+        if not folds:
+            return LOGREG_FALLBACK_C
+        fit_mask = np.zeros(len(y), dtype=bool)
+        fit_mask[folds[0][0]] = True
+    n_classes = int(y.max()) + 1
+    best_key, best_c = None, LOGREG_FALLBACK_C
+    for C in LOGREG_C_GRID:
+        model = _make_logreg(C).fit(X[fit_mask], y[fit_mask])
+        proba = _aligned_proba(model, X[~fit_mask], n_classes)
+        y_val = y[~fit_mask]
+        log_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y_val)), y_val], 1e-15, 1.0))))
+        key = (-_balanced_accuracy(y_val, proba.argmax(axis=1)), log_loss)
+        if best_key is None or key < best_key:
+            best_key, best_c = key, C
+    return best_c
+
+
+def _fit_logreg(X: np.ndarray, y: np.ndarray, seed: int, params: dict | None, groups=None) -> tuple[object, dict]:
+    params = dict(params) if params else {"C": _choose_logreg_c(X, y, seed, groups)}
+    return _make_logreg(params["C"]).fit(X, y), params
+
+
+def _fit_lightgbm(X: np.ndarray, y: np.ndarray, seed: int, params: dict | None, groups=None) -> tuple[object, dict]:
+    """Small, sub-sampled trees on a PCA projection of the embedding.
+
+    Trees on all 1280 dimensions cost minutes per facet with many tags (one tree per tag per round) and
+    few-shot data cannot support them anyway; 64 principal components keep what separates the examples and
+    make a fit take seconds. min_child_samples=2 lets a tag with two examples still get a leaf.
+    """
+    params = (
+        dict(params)
+        if params
+        else {
+            "n_components": 64,
+            "n_estimators": 150,
+            "learning_rate": 0.08,
+            "num_leaves": 15,
+            "min_child_samples": 2,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.8,
+            "max_bin": 63,
+            "class_weight": "balanced",
+        }
+    )
+    lgbm = {k: v for k, v in params.items() if k != "n_components"}
+    components = max(1, min(params["n_components"], X.shape[0] - 1, X.shape[1]))
+    model = make_pipeline(
+        PCA(n_components=components, random_state=seed),
+        LGBMClassifier(**lgbm, random_state=seed, n_jobs=1, verbose=-1),
+    )
+    return model.fit(X, y), params
+
+
+def _fit_prototype(X: np.ndarray, y: np.ndarray, seed: int, params: dict | None, groups=None) -> tuple[object, dict]:
+    params = dict(params) if params else {"temperature": PROTOTYPE_TEMPERATURE}
+    return PrototypeClassifier(params["temperature"]).fit(X, y), params
+
+
+_FITTERS: dict[str, Fitter] = {"logreg": _fit_logreg, "lightgbm": _fit_lightgbm, "prototype": _fit_prototype}
+
+
+def build_gallery(
+    media_ids: Sequence[str], labels: Sequence[str], features: Sequence[Features | None], per_tag: int = 12
+) -> dict[str, list[tuple[str, Features]]]:
+    """{tag: [(media_id, features)]} of up to `per_tag` examples with enough keypoints to match."""
+    gallery: dict[str, list[tuple[str, Features]]] = {}
+    for media_id, label, f in zip(media_ids, labels, features, strict=True):
+        if f is not None and len(f.desc) >= MIN_MATCHES and len(gallery.get(str(label), [])) < per_tag:
+            gallery.setdefault(str(label), []).append((media_id, f))
+    return gallery
+
+
+def text_evidence(
+    boxes: Sequence[Sequence[tuple[str, float]]], identifiers: Mapping[str, Sequence[str]], classes: Sequence[str]
+) -> np.ndarray:
+    """(n, len(classes)): per row, how well its OCR boxes show each tag's identifiers (ml/identifiers.py)."""
+    out = np.zeros((len(boxes), len(classes)), dtype=np.float64)
+    wanted = {c: identifiers.get(c, []) for c in classes}
+    for i, row in enumerate(boxes):
+        if row:
+            found = text_scores(row, wanted)
+            out[i] = [found.get(c, 0.0) for c in classes]
+    return out
+
+
+def class_means(X: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """L2-normalised mean embedding per class, rows in `classes` order."""
+    means = np.stack([X[y == c].mean(axis=0) for c in classes]).astype(np.float32)
+    return means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+
+
+def familiarity(prototypes: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of X to its nearest prototype."""
+    Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    return (Xn @ prototypes.T).max(axis=1).astype(np.float32)
+
+
+def _as_matrix(X: np.ndarray, name: str) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (n, d) embedding matrix, got shape {X.shape}")
+    return X
