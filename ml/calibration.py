@@ -14,8 +14,9 @@ own precision at the facet's threshold is below the target). Measured on grocery
 as examples, test as a new session): the pooled bound promised 0.93 applied precision and the test photos
 measured 0.93; the former per-tag point rule promised 0.96 and measured 0.86.
 
-`promise` is the figure the report and Dagster show for a new shoot: applied precision and the share
-applied, measured at the final thresholds on the holdout, each with its interval.
+`promise` is the figure the report and Dagster show for a new shoot: top-1 on the holdout, and the applied
+precision and share applied that thresholds calibrated this way give on holdout rows they were not calibrated
+on (cross-fitted over the holdout's groups), each with its interval.
 
 Pure ML code: no Dagster, no Ray.
 """
@@ -28,6 +29,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.stats import norm
+
+from ml.splits import group_folds
 
 # above any score a softmax can give: a tag whose evidence never reaches the target is always reviewed
 NEVER = float(np.nextafter(1.0, 2.0))
@@ -135,6 +138,7 @@ class Promise:
     share_applied: float
     share_review: float
     confidence: float
+    cross_fitted: bool = False  # applied figures from thresholds calibrated on other holdout folds
 
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -145,14 +149,39 @@ def promise(
     y_true: Sequence[str],
     classes: Sequence[str],
     thresholds: dict[str, float],
+    target_precision: float = 0.9,
     confidence: float = 0.95,
+    groups: Sequence[str] | None = None,
+    seed: int = 0,
 ) -> Promise:
-    """Top-1 and applied precision / share applied of `thresholds` on these (holdout) rows, with intervals."""
+    """Top-1 of these (holdout) rows, and the applied precision and share applied that thresholds calibrated
+    this way deliver on rows they were not calibrated on, each with its interval.
+
+    Applied precision is *cross-fitted*: the holdout is cut into folds (by `groups`: never a shoot on both
+    sides), thresholds are calibrated on the other folds and applied to each fold in turn. Measured on the rows
+    that chose the thresholds it is optimistic by construction (0.96 to 0.99 promised where the test session
+    gave 0.93 to 0.95 on grocery-produce; cross-fitted 0.92 to 0.95). Too few rows to cut: the thresholds'
+    own figures."""
     classes = [str(c) for c in classes]
     pred, top, correct = top_predictions(scores, y_true, classes)
     n = len(top)
     applied = np.array([top[i] >= thresholds[classes[pred[i]]] for i in range(n)], dtype=bool)
-    k_top, k_app, n_app = int(correct.sum()), int(correct[applied].sum()), int(applied.sum())
+    k_app, n_app = int(correct[applied].sum()), int(applied.sum())
+    codes = np.array([classes.index(str(c)) if str(c) in classes else -1 for c in y_true])
+    folds = group_folds(codes, groups, 4, seed) if n >= 40 else []
+    if folds:
+        k_app = n_app = 0
+        scores = np.asarray(scores, dtype=np.float64)
+        y_arr = np.asarray([str(c) for c in y_true])
+        for rest, fold in folds:
+            inner = calibrate_thresholds(scores[rest], y_arr[rest], classes, target_precision, confidence)
+            kept = np.array([top[i] >= inner[classes[pred[i]]] for i in fold], dtype=bool)
+            k_app += int(correct[fold][kept].sum())
+            n_app += int(kept.sum())
+        n_rows = sum(len(fold) for _, fold in folds)
+    else:
+        n_rows = n
+    k_top = int(correct.sum())
     top_low, top_high = wilson_interval(k_top, n, confidence)
     app_low, app_high = wilson_interval(k_app, n_app, confidence)
     return Promise(
@@ -164,9 +193,10 @@ def promise(
         applied_precision_low=app_low,
         applied_precision_high=app_high,
         n_applied=n_app,
-        share_applied=n_app / n if n else 0.0,
-        share_review=1 - n_app / n if n else 0.0,
+        share_applied=n_app / n_rows if n_rows else 0.0,
+        share_review=1 - n_app / n_rows if n_rows else 0.0,
         confidence=confidence,
+        cross_fitted=bool(folds),
     )
 
 

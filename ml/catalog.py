@@ -215,10 +215,14 @@ class Example:
     facet: str
     line: int
     source: str = "import"
+    group: str | None = None  # the manifest's shoot / session / date: photos the holdout keeps together
 
 
 def parse_examples_manifest(path: Path, catalog: Catalog) -> list[Example]:
-    """`path,tag_id[,facet]` CSV; paths relative to the manifest's folder (or absolute, or s3://)."""
+    """`path,tag_id[,facet][,group]` CSV; paths relative to the manifest's folder (or absolute, or s3://).
+
+    `group` (optional) names the shoot, session or day a photo comes from: the holdout never puts one group on
+    both sides (ml/groups.py derives groups where it is empty)."""
     path = Path(path)
     tags = catalog.by_id()
     problems: list[str] = []
@@ -231,7 +235,7 @@ def parse_examples_manifest(path: Path, catalog: Catalog) -> list[Example]:
     reader = csv.DictReader(io.StringIO(text))
     missing = {"path", "tag_id"} - set(reader.fieldnames or [])
     if missing:
-        need = f"{path}:1: header needs columns path,tag_id[,facet]; missing {sorted(missing)}"
+        need = f"{path}:1: header needs columns path,tag_id[,facet][,group]; missing {sorted(missing)}"
         raise ValidationError(str(path), [need])
     for i, row in enumerate(reader):
         line = i + 2
@@ -258,7 +262,8 @@ def parse_examples_manifest(path: Path, catalog: Catalog) -> list[Example]:
             problems.append(f"{where}: {raw_path} already labelled for facet {tag.facet!r} on line {first}")
             continue
         seen[key] = line
-        examples.append(Example(uri=uri, tag_id=tag_id, facet=tag.facet, line=line))
+        group = _nfc(row.get("group") or "") or None
+        examples.append(Example(uri=uri, tag_id=tag_id, facet=tag.facet, line=line, group=group))
     if not examples and not problems:
         problems.append(f"{path}: no examples")
     if problems:

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+
+from ml.splits import group_folds
 
 VISUAL_FEATURES = ("visual", "visual_log", "visual_margin", "visual_top")
 CHANNEL_FEATURES = ("evidence", "margin", "has")
@@ -88,15 +89,20 @@ class Combiner:
         return {name: round(float(w), 4) for name, w in zip(names, self.model.coef_[0], strict=True)}
 
 
-def out_of_fold_scores(fit, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, folds: int = 5) -> np.ndarray:
+def out_of_fold_scores(
+    fit, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, folds: int = 5, groups=None
+) -> np.ndarray:
     """(n, n_classes) scores of each row by a model fitted without it. `fit(X, y) -> predict(X) -> scores`.
 
-    Folds are stratified; their number is capped by the rarest class (at least 2).
+    Folds are stratified and, with `groups` (shoots, look-alike clusters), never split a group: a combiner
+    that learns from scores of near-copies of the training photos learns to trust the picture too much.
+    Without groups their number is capped by the rarest class (at least 2).
     """
-    counts = np.bincount(y, minlength=n_classes)
-    k = int(max(2, min(folds, counts[counts > 0].min())))
     out = np.zeros((len(y), n_classes), dtype=np.float64)
-    for train_idx, test_idx in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y):
+    cuts = group_folds(y, groups, folds, seed)
+    if not cuts:
+        raise ValueError("too few examples per tag for out-of-fold scores")
+    for train_idx, test_idx in cuts:
         predict = fit(X[train_idx], y[train_idx])
         out[test_idx] = predict(X[test_idx])
     return out

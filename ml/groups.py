@@ -15,10 +15,12 @@ Where a group comes from, strongest first:
   - runs of consecutive file numbers in one folder (IMG_0412, IMG_0413 ...; a gap of more than RUN_GAP
     numbers ends a run);
   - near-copies: photos with the same tags whose embeddings have cosine similarity >= NEAR_COPY.
-- a tag whose photos all lie in one group has no second shoot to hold out. Its photos are then cut into
-  look-alike clusters (Ward linkage of its embeddings, about CLUSTER_SIZE photos each; near-copies always in
-  one cluster) and whole clusters are held out: the closest a single shoot gets to "photos unlike the ones
-  trained on". Its figures are flagged as optimistic in the report.
+- a tag whose photos all lie in one shoot has no second shoot to hold out. With 2 x CLUSTER_SIZE photos or
+  more they are cut into look-alike clusters (Ward linkage of its embeddings, about CLUSTER_SIZE photos each;
+  near-copies always in one cluster) and whole clusters are held out: the closest a single shoot gets to
+  "photos unlike the ones trained on". With fewer, clusters of two or three would hold out whole variants (a
+  colourway, a shot type) the tag has one photo of, so only near-copies are kept together. Either way its
+  figures are flagged as optimistic in the report.
 
 Why Ward clusters of about 8: on grocery-produce (a folder per tag, no metadata: every tag is "one group"),
 holding out whole Ward clusters of ~8 per tag gave holdout top-1 0.724 +- 0.03 against 0.717 for the same
@@ -47,7 +49,7 @@ CLUSTER_SIZE = 8  # photos per look-alike cluster of a single-group tag
 _NUMBER = re.compile(r"^(.*?)(\d+)$")
 
 # where a group came from (the `group_kind` column of `examples`)
-KINDS = ("manifest", "shoot", "photo", "cluster")
+KINDS = ("manifest", "shoot", "copy", "cluster", "photo")
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,9 @@ def near_copy_pairs(vectors: np.ndarray, same: Sequence[object], threshold: floa
 
 
 def shoot_groups(photos: Sequence[PhotoFacts], vectors: np.ndarray | None = None) -> list[str]:
-    """The group of every photo: its manifest group, else the linked set it belongs to (see the module doc)."""
+    """The group of every photo: "manifest:<group>", else the linked set it belongs to, "shoot:<id>" when some
+    link says "same shoot" (folder, session, run of numbers) and "copy:<id>" when only near-copies (or nothing)
+    link it: a set of look-alikes is not a shoot, and says nothing about how many shoots a tag has."""
     n = len(photos)
     links = _Links(n)
     derived = [i for i, p in enumerate(photos) if not p.group]
@@ -141,72 +145,97 @@ def shoot_groups(photos: Sequence[PhotoFacts], vectors: np.ndarray | None = None
             sessions.setdefault(photos[i].session, []).append(i)
         if number is not None:
             numbered.setdefault((folder, prefix), []).append((number, i))
-    for members in folders.values():
+    informed = [bool(p.group) for p in photos]  # in a link that says "same shoot" (not only "looks the same")
+
+    def link(members: Sequence[int]) -> None:
+        if len(members) >= 2:
+            links.join(members)
+            for i in members:
+                informed[i] = True
+
+    shoot_folders = set()
+    for folder, members in folders.items():
         per_facet: dict[str, set[str]] = {}
         for i in members:
             for facet, tag in photos[i].labels:
                 per_facet.setdefault(facet, set()).add(tag)
         if any(len(tags) >= 2 for tags in per_facet.values()):
-            links.join(members)
+            shoot_folders.add(folder)
+            link(members)
     for members in sessions.values():
-        links.join(members)
-    for run in numbered.values():
-        run.sort()
-        for (a, i), (b, j) in zip(run, run[1:], strict=False):
-            if b - a <= RUN_GAP:
-                links.join([i, j])
+        link(members)
+    for (folder, _), numbers in numbered.items():
+        numbers.sort()
+        runs, run = [], [numbers[0][1]]
+        for (a, _), (b, j) in zip(numbers, numbers[1:], strict=False):
+            if b - a > RUN_GAP:
+                runs.append(run)
+                run = []
+            run.append(j)
+        runs.append(run)
+        # one run over a whole folder of one tag is how an export numbers files, not how a camera does
+        if len(runs) > 1 or folder in shoot_folders:
+            for run in runs:
+                link(run)
     if vectors is not None and derived:
         sub = np.asarray(vectors)[derived]
         for a, b in near_copy_pairs(sub, [photos[i].labels for i in derived]):
             links.join([derived[a], derived[b]])
+    informed_root = {links.find(i) for i in range(n) if informed[i]}
     out = []
     for i, p in enumerate(photos):
         root = links.find(i)
-        out.append(f"manifest:{p.group}" if p.group else f"shoot:{photos[root].media_id[:12]}")
+        kind = "shoot" if root in informed_root else "copy"  # copy: near-copies only, or a photo alone
+        out.append(f"manifest:{p.group}" if p.group else f"{kind}:{photos[root].media_id}")
     return out
 
 
 def holdout_units(
     photos: Sequence[PhotoFacts], groups: Sequence[str], vectors: np.ndarray | None, cluster_size: int = CLUSTER_SIZE
 ) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:
-    """(unit per photo, its kind per photo, {(facet, tag): number of groups}).
+    """(unit per photo, its kind per photo, {(facet, tag): number of shoots}).
 
-    A unit is what a holdout keeps together: the photo's group, except for the photos of a tag that lies in a
-    single group, which are cut into look-alike clusters (finest facet first: a photo clustered for its product
-    is not cut again for its colourway). Without vectors those photos are their own units ("photo")."""
+    A unit is what a holdout keeps together: the photo's group, except for the photos of a tag with fewer than
+    two shoots (manifest or shoot groups; near-copy sets do not count), which are cut into look-alike clusters
+    (finest facet first: a photo clustered for its product is not cut again for its colourway). Without vectors
+    those photos are their own units ("photo")."""
     groups = list(groups)
     units = list(groups)
-    kinds = ["manifest" if g.startswith("manifest:") else "shoot" for g in groups]
+    kinds = [g.split(":", 1)[0] for g in groups]
     of_tag: dict[tuple[str, str], list[int]] = {}
     for i, p in enumerate(photos):
         for label in p.labels:
             of_tag.setdefault(label, []).append(i)
-    n_groups = {label: len({groups[i] for i in members}) for label, members in of_tag.items()}
+    n_groups = {
+        label: len({groups[i] for i in members if not groups[i].startswith("copy:")})
+        for label, members in of_tag.items()
+    }
     tags_per_facet: dict[str, int] = {}
     for facet, _ in of_tag:
         tags_per_facet[facet] = tags_per_facet.get(facet, 0) + 1
     cut: set[int] = set()
     X = _normalised(vectors) if vectors is not None else None
     for label in sorted(of_tag, key=lambda fl: (-tags_per_facet[fl[0]], fl)):
-        if n_groups[label] > 1:
+        if n_groups[label] >= 2:
             continue
         members = [i for i in of_tag[label] if i not in cut]
         if not members:
             continue
         cut.update(members)
-        if X is None or len(members) < 4:
+        if X is None:
             for i in members:
-                units[i], kinds[i] = f"photo:{photos[i].media_id[:12]}", "photo"
+                units[i], kinds[i] = f"photo:{photos[i].media_id}", "photo"
             continue
-        k = max(2, round(len(members) / cluster_size))
-        clusters = fcluster(linkage(X[members], "ward"), k, criterion="maxclust")
-        # near-copies stay in one cluster whatever Ward did with them
         links = _Links(len(members))
-        for c in np.unique(clusters):
-            links.join(list(np.flatnonzero(clusters == c)))
-        for a, b in near_copy_pairs(X[members], [0] * len(members)):
+        clustered = len(members) >= 2 * cluster_size
+        if clustered:
+            clusters = fcluster(linkage(X[members], "ward"), round(len(members) / cluster_size), criterion="maxclust")
+            for c in np.unique(clusters):
+                links.join(list(np.flatnonzero(clusters == c)))
+        for a, b in near_copy_pairs(X[members], [0] * len(members)):  # near-copies stay together whatever Ward did
             links.join([a, b])
+        kind = "cluster" if clustered else "copy"
         for local, i in enumerate(members):
             root = members[links.find(local)]
-            units[i], kinds[i] = f"cluster:{label[0]}/{label[1]}/{photos[root].media_id[:12]}", "cluster"
+            units[i], kinds[i] = f"{kind}:{label[0]}/{label[1]}/{photos[root].media_id}", kind
     return units, kinds, n_groups

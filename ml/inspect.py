@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ml.groups import exif_session
 from ml.media import MediaProblem, media_kind, open_uri, probe_image, read_uri, sha256_bytes, sha256_stream
 
 
@@ -19,7 +20,8 @@ def probe_video(uri: str, s3_endpoint_url: str | None = None):
 
 
 def inspect_media(uris: Sequence[str], s3_endpoint_url: str | None = None) -> list[dict]:
-    """One row per uri: media_id, kind, width, height, status ('ok', 'quarantined', 'skipped'), error.
+    """One row per uri: media_id, kind, width, height, status ('ok', 'quarantined', 'skipped'), error, and
+    for a photo its EXIF session ("<date>|<camera>", or None).
 
     Never raises for a bad file: its row says why it was quarantined, and the other files go on.
     """
@@ -35,6 +37,7 @@ def inspect_media(uris: Sequence[str], s3_endpoint_url: str | None = None) -> li
             "bytes": None,
             "status": "ok",
             "error": None,
+            "session": None,  # EXIF capture date and camera of a photo (ml/groups.py: one session, one group)
         }
         if row["kind"] == "video":  # streamed: a 4-hour file is hashed in 4 MiB pieces, never held whole
             try:
@@ -62,7 +65,7 @@ def inspect_media(uris: Sequence[str], s3_endpoint_url: str | None = None) -> li
         row["media_id"] = sha256_bytes(data) if data else None
         try:
             info = probe_image(data)
-            row.update(width=info.width, height=info.height)
+            row.update(width=info.width, height=info.height, session=exif_session(data))
         except MediaProblem as exc:
             row.update(status="quarantined", error=exc.reason)
         rows.append(row)

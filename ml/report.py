@@ -1,6 +1,11 @@
 """The evaluation report of a library's heads: one self-contained HTML page a person reads before trusting them.
 
-Per facet: the backbone and strategy chosen and why (each backbone's best head, every strategy's holdout
+It leads with the truth: per facet, what to expect on a new shoot (the group-aware holdout's top-1, applied
+precision and share sent to review, each with its interval, and the precision-coverage curve the thresholds
+were read from), and which tags had a single shoot (their figures are optimistic); only then the same-shoot
+figure a random split would report, labelled as optimistic.
+
+Then per facet: the backbone and strategy chosen and why (each backbone's best head, every strategy's holdout
 accuracy, the bar, what the combiner learnt to weigh from printed text and keypoints), per-tag precision and
 recall on the holdout split, and the confusions that matter most (the tag pairs mixed up most often) with
 thumbnails of the confused photos next to an example of the tag they were taken for.
@@ -67,6 +72,83 @@ def _bar(value: float | None) -> str:
     colour = "#16a34a" if value >= 0.9 else "#d97706" if value >= 0.7 else "#dc2626"
     return (
         f'<td><div class="bar"><div style="width:{value * 100:.0f}%;background:{colour}"></div></div>{value:.2f}</td>'
+    )
+
+
+def _interval(value: float | None, low: float, high: float) -> str:
+    return "–" if value is None else f"<b>{value:.3f}</b> ({low:.3f}–{high:.3f})"
+
+
+def _top1(new: Mapping) -> str:
+    """The promised top-1 of the head in use, its interval, and the holdout figure it is projected from."""
+    if "top1_projected" not in new:
+        return _interval(new["top1"], new["top1_low"], new["top1_high"])
+    return (
+        f"{_interval(new['top1_projected'], new['top1_low'], new['top1_projected_high'])}; measured on the holdout "
+        f"by the head trained without it: {new['top1']:.3f}"
+    )
+
+
+def curve_svg(
+    curve: Sequence[Mapping], target: float, coverage: float | None, width: int = 320, height: int = 160
+) -> str:
+    """The precision-coverage curve on the holdout as inline SVG: precision (solid) and its lower bound
+    (dashed) against the share of photos applied, the target as a line and the chosen coverage as a dot."""
+    if not curve:
+        return ""
+    pad, w, h = 28, width - 36, height - 36
+    x = lambda c: pad + c * w  # noqa: E731
+    y = lambda p: 8 + (1 - max(0.0, p - 0.5) / 0.5) * h  # precision 0.5..1 fills the plot  # noqa: E731
+    line = lambda key: " ".join(f"{x(pt['coverage']):.1f},{y(pt[key]):.1f}" for pt in curve)  # noqa: E731
+    dot = f'<circle cx="{x(coverage):.1f}" cy="{y(target):.1f}" r="4" fill="#2563eb"/>' if coverage is not None else ""
+    return (
+        f'<svg width="{width}" height="{height}" role="img" aria-label="precision against coverage">'
+        f'<rect x="{pad}" y="8" width="{w}" height="{h}" fill="#fafafa" stroke="#ddd"/>'
+        f'<line x1="{pad}" x2="{pad + w}" y1="{y(target):.1f}" y2="{y(target):.1f}" stroke="#d97706" '
+        f'stroke-dasharray="3 3"/><polyline fill="none" stroke="#111" stroke-width="1.5" points="{line("precision")}"/>'
+        f'<polyline fill="none" stroke="#666" stroke-dasharray="4 2" points="{line("precision_low")}"/>{dot}'
+        f'<text x="{pad}" y="{height - 6}" font-size="10">0 ← share applied → 1</text>'
+        f'<text x="2" y="14" font-size="10">1.0</text><text x="2" y="{8 + h}" font-size="10">0.5</text></svg>'
+    )
+
+
+def new_shoot_html(metrics: Mapping, name: Callable[[str], str]) -> str:
+    """What the facet's head promises for a new shoot, first in its section."""
+    new = metrics.get("new_shoot")
+    if not new:
+        return "<p>No new-shoot figures (head trained before group-aware holdouts).</p>"
+    esc = html.escape
+    target = metrics.get("target_precision", 0.9)
+    single = metrics.get("single_group_tags") or []
+    single_html = (
+        f"<p class=warn>{len(single)} tag(s) had a single shoot, so their holdout is look-alike clusters of that "
+        f"shoot and their figures are <b>optimistic</b>: {esc(', '.join(name(t) for t in single[:20]))}"
+        f"{' …' if len(single) > 20 else ''}. Add photos from another shoot (or a `group` column) to measure them.</p>"
+        if single
+        else ""
+    )
+    same = (metrics.get("same_shoot") or {}).get("top1")
+    same_html = (
+        f"<p class=optimistic>Same-shoot figure (a random split: photos of one shoot on both sides), "
+        f"<b>optimistic, not a forecast</b>: top-1 {same:.3f}.</p>"
+        if same is not None
+        else ""
+    )
+    confidence = int(round(new["confidence"] * 100))
+    applied = _interval(new["applied_precision"], new["applied_precision_low"], new["applied_precision_high"])
+    return (
+        f"<div class=promise><h3>What to expect on a new shoot</h3><table>"
+        f"<tr><th>top-1</th><td>{_top1(new)}</td></tr>"
+        f"<tr><th>precision of applied tags</th><td>{applied}"
+        f" (target {target:.2f})</td></tr>"
+        f"<tr><th>applied automatically</th><td>{new['share_applied']:.1%}</td></tr>"
+        f"<tr><th>sent to review</th><td>{new['share_review']:.1%}</td></tr></table>"
+        f"<p>Measured on {new['n_holdout']} holdout photos from shoots (or look-alike clusters) the head never saw; "
+        f"intervals are {confidence} % Wilson bounds. Top-1 is projected to the head in use, refitted on every "
+        f"example, along the learning curve of the head trained on the train split (ml/projection.py). "
+        f"Thresholds: the lowest score at which the lower bound of precision reaches the target.</p>"
+        f"{curve_svg(metrics.get('curve') or [], target, new['share_applied'] if new['n_applied'] else None)}"
+        f"{single_html}{same_html}</div>"
     )
 
 
@@ -148,8 +230,9 @@ def render_evaluation(
             or "<p>No confusions on the holdout.</p>"
         )
         sections.append(
-            f"""<section><h2>{esc(f["facet"])}: {esc(f["strategy"])} — holdout accuracy
+            f"""<section><h2>{esc(f["facet"])}: {esc(f["strategy"])} — new-shoot top-1
 {metrics.get("accuracy", float("nan")):.3f}, bar {f["bar"]:.2f}: {verdict}</h2>
+{new_shoot_html(metrics, name)}
 <p>Chosen: {why}. Version {esc(f["version"])}; {metrics.get("n_train", 0)} training and
 {metrics.get("n_holdout", 0)} holdout examples.</p>
 {backbone_html}
@@ -172,10 +255,36 @@ tr.chosen {{ font-weight: bold; background: #f0f9ff; }}
 .bar div {{ height: 8px; }} .row {{ display: flex; gap: 8px; }}
 figure {{ margin: 0; width: {THUMB}px; font-size: 10px; }} figure img {{ width: {THUMB}px; }}
 figure.missing {{ height: {THUMB}px; background: #f3f4f6; }} .pair {{ margin-bottom: 10px; }}
+.promise {{ background: #f0fdf4; padding: 4px 12px; border-left: 4px solid #16a34a; }}
+.warn {{ color: #b45309; }} .optimistic {{ color: #6b7280; }}
 </style></head><body>
 <h1>{esc(library)}: evaluation of the heads</h1>
-<p>{len(facets)} facets, mean holdout accuracy {overall:.3f}. Everything below is measured on the holdout split
-(examples the head did not train on).</p>
+<p>{len(facets)} facets, mean new-shoot top-1 {overall:.3f}. Everything below is measured on the group-aware
+holdout: shoots, sessions and look-alike clusters the head did not train on, the closest the examples get to the
+next shoot.</p>
+<table><tr><th>facet</th><th>new-shoot top-1</th><th>applied precision</th><th>applied</th><th>to review</th>
+<th>same-shoot top-1 (optimistic)</th></tr>{summary_rows(facets)}</table>
 {"".join(sections)}
 </body></html>
 """
+
+
+def summary_rows(facets: Sequence[Mapping]) -> str:
+    """One line per facet for the top of the report: the new-shoot promise, then the optimistic figure."""
+    out = []
+    for f in facets:
+        new = f["metrics"].get("new_shoot") or {}
+        same = (f["metrics"].get("same_shoot") or {}).get("top1")
+        cells = (
+            [
+                _top1(new).split(";")[0],
+                _interval(new["applied_precision"], new["applied_precision_low"], new["applied_precision_high"]),
+                f"{new['share_applied']:.1%}",
+                f"{new['share_review']:.1%}",
+            ]
+            if new
+            else ["–"] * 4
+        )
+        cells.append("–" if same is None else f"{same:.3f}")
+        out.append(f"<tr><td>{html.escape(f['facet'])}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "".join(out)

@@ -41,14 +41,18 @@ def group_folds(
     y: np.ndarray, groups: Sequence[str] | None, n_splits: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train rows, test rows) per fold, stratified by y, groups never on both sides (rows are their own groups
-    when `groups` is None). The number of folds is capped by the number of groups (at least 2)."""
+    when `groups` is None). The number of folds is capped by the number of groups and by the largest class
+    (at least 2); a fold with an empty side is left out, and so is every fold when no class has two rows."""
     y = np.asarray(y)
+    if len(y) == 0 or np.unique(y, return_counts=True)[1].max() < 2:
+        return []  # one example per class: nothing can be held out stratified
     if groups is None:
         counts = np.unique(y, return_counts=True)[1]
         k = int(max(2, min(n_splits, counts.min())))
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
     groups = np.asarray(list(groups))
-    k = int(max(2, min(n_splits, len(np.unique(groups)))))
+    # more folds than groups, or than the largest class has members, cannot be cut
+    k = int(max(2, min(n_splits, len(np.unique(groups)), np.unique(y, return_counts=True)[1].max())))
     with warnings.catch_warnings():  # "the least populated class has fewer members than n_splits": expected
         warnings.simplefilter("ignore", UserWarning)
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
@@ -68,9 +72,10 @@ def group_holdout_split(
 
     About `holdout_frac` of the units go to holdout, stratified by the finest facet's tag (StratifiedGroupKFold,
     one fold of round(1 / holdout_frac)). Then per facet and tag, finest facet first: a tag with every unit held
-    out gets its smallest unit back in train (a tag never trained on could never be predicted), and a tag with
-    two or more units and none held out gets its smallest one held out (nor could one never measured be
-    judged). Moving a unit moves all its photos, so the guarantee holds.
+    out gets one of them back in train (a tag never trained on could never be predicted), and a tag with two or
+    more units and none held out gets one held out (nor could one never measured be judged). The unit is drawn
+    at random, weighted by its photos, not the smallest: small units are the unusual shoots, and a holdout of
+    unusual shoots is pessimistic. Moving a unit moves all its photos, so the guarantee holds.
     """
     media_ids, facets, tags, units = list(media_ids), list(facets), list(tags), list(units)
     if not len(media_ids) == len(facets) == len(tags) == len(units):
@@ -91,19 +96,25 @@ def group_holdout_split(
         labels = np.array([finest.get(m, "") for m in photos])
         folds = group_folds(labels, [unit_of[m] for m in photos], k, seed)
         held = {unit_of[photos[i]] for i in folds[0][1]} if folds else set()
-    size = {u: 0 for u in all_units}
+    size = dict.fromkeys(all_units, 0)
     for m in photos:
         size[unit_of[m]] += 1
+    rng = np.random.default_rng(seed)
+
+    def draw(candidates: list[str]) -> str:  # a unit drawn like a photo: the larger, the likelier
+        weights = np.array([size[u] for u in candidates], dtype=float)
+        return candidates[rng.choice(len(candidates), p=weights / weights.sum())]
+
     for _ in range(2):  # a move for one facet can undo another's; a second pass settles what it can
         for facet in order:
             units_of_tag: dict[str, set[str]] = {}
             for i in rows_of[facet]:
                 units_of_tag.setdefault(tags[i], set()).add(units[i])
             for tag in sorted(units_of_tag):
-                mine = sorted(units_of_tag[tag], key=lambda u: (size[u], u))
+                mine = sorted(units_of_tag[tag])
                 inside = [u for u in mine if u in held]
                 if inside and len(inside) == len(mine):
-                    held.discard(inside[0])
+                    held.discard(draw(inside))
                 elif not inside and len(mine) >= 2:
-                    held.add(mine[0])
+                    held.add(draw(mine))
     return np.array(["holdout" if unit_of[m] in held else "train" for m in media_ids], dtype="<U7")

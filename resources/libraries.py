@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 from pathlib import Path
@@ -123,8 +124,10 @@ class LibraryStore(ConfigurableResource):
         )
         target = self.dir(name) / "examples" / f"{source.stem}.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
-        lines = ["path,tag_id,facet"] + [f'"{e.uri}",{e.tag_id},{e.facet}' for e in examples]
-        target.write_text("\n".join(lines) + "\n", "utf-8")
+        with target.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["path", "tag_id", "facet", "group"])
+            writer.writerows([e.uri, e.tag_id, e.facet, e.group or ""] for e in examples)
         return examples
 
     def examples(self, name: str) -> list[Example]:

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from assets_defs.embeddings.assets import balanced_chunk
+from assets_defs.embedding_runs import balanced_chunk
 from ml.backbones import load_backbone
 
 

@@ -5,35 +5,22 @@ store for this backbone. They are cut into chunks and fanned out on the task run
 the backbone once and writes one Parquet part file.
 """
 
-import hashlib
-
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets_defs.common import chunked, progress, record_quarantine, usable
+from assets_defs.common import progress, record_quarantine, usable
+from assets_defs.embedding_runs import backbone_spec, embed_calls
 from assets_defs.finetune.assets import candidate_backbones, finetuned_backbone
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
-from ml.backbones import BackboneSpec, cached_backbone
+from ml.backbones import cached_backbone
 from ml.embedding import EmbedItem, embed_chunk
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
-
-CHUNK = 256
-
-
-def backbone_spec(config, model_store: ModelStore, threads: int = 0, name: str | None = None) -> BackboneSpec:
-    """The library's backbone, or the backbone `name` (a candidate: the fine-tuned one)."""
-    return BackboneSpec(name=name or config.backbone, cache_dir=model_store.backbone_cache_dir(), threads=threads)
-
-
-def library_model_id(config, model_store: ModelStore) -> str:
-    """The embedding key of the library's backbone (the model is built once per process)."""
-    return cached_backbone(backbone_spec(config, model_store)).model_id
 
 
 def candidate_models(config, model_store: ModelStore, warehouse: Warehouse, library: str) -> dict[str, tuple[str, str]]:
@@ -44,16 +31,6 @@ def candidate_models(config, model_store: ModelStore, warehouse: Warehouse, libr
         role: (name, cached_backbone(backbone_spec(config, model_store, name=name)).model_id)
         for role, name in candidate_backbones(config, warehouse, library).items()
     }
-
-
-def balanced_chunk(n_items: int, slots: int, max_chunk: int = CHUNK) -> int:
-    """Largest chunk <= max_chunk that cuts n_items into a multiple of `slots` equal tasks.
-
-    With a fixed 256, 768 items make 3 tasks on 2 slots: the third runs alone and half the machine idles for
-    a third of the run.
-    """
-    rounds = max(1, -(-n_items // (slots * max_chunk)))
-    return max(1, -(-n_items // (rounds * slots)))
 
 
 def items_to_embed(warehouse: Warehouse, library: str) -> list[EmbedItem]:
@@ -91,8 +68,6 @@ def embeddings(
     config = libraries.config(library)
     models = candidate_models(config, model_store, warehouse, library)
     items = items_to_embed(warehouse, library)
-    # In tasks: one runtime thread per reserved core and one decode thread (decoding shares the cores anyway).
-    decode_threads = 1 if runner.threads_per_task() else 2
     calls, done = [], {}
     for name, model_id in models.values():
         done[model_id] = warehouse.embedded_ids(library, model_id)
@@ -100,13 +75,8 @@ def embeddings(
         context.log.info(
             f"{library}: {len(items)} items, {len(done[model_id])} already embedded with {model_id}, {len(todo)} to do"
         )
-        out_dir = warehouse.embeddings_dir(library, model_id)
         task_spec = backbone_spec(config, model_store, threads=runner.threads_per_task(), name=name)
-        size = balanced_chunk(len(todo), runner.slots()) if todo else CHUNK
-        for chunk in chunked(todo, size):
-            digest = hashlib.sha256("".join(i.media_id for i in chunk).encode()).hexdigest()[:16]
-            out = str(out_dir / f"part-{digest}.parquet")
-            calls.append((task_spec, list(chunk), out, media_store.s3_endpoint_url(), decode_threads))
+        calls += embed_calls(task_spec, model_id, todo, warehouse, library, runner, media_store.s3_endpoint_url())
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed"))
     failures = [f for r in results for f in r.failures]
     if failures:

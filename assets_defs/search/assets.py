@@ -4,7 +4,8 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets_defs.common import usable
-from assets_defs.embeddings.assets import embeddings, library_model_id
+from assets_defs.embedding_runs import library_model_id
+from assets_defs.embeddings.assets import embeddings
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from resources.libraries import LibraryStore

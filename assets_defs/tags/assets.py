@@ -5,7 +5,8 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import usable
-from assets_defs.embeddings.assets import embeddings, library_model_id
+from assets_defs.embedding_runs import library_model_id
+from assets_defs.embeddings.assets import embeddings
 from assets_defs.heads.assets import ocr_boxes
 from assets_defs.keypoints.assets import keypoints, read_features
 from assets_defs.media.assets import media

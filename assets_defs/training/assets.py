@@ -1,14 +1,18 @@
-"""Training inputs: the `catalog` table and the `examples` training set with its holdout split."""
+"""Training inputs: the `catalog` table and the `examples` training set with its group-aware holdout split."""
 
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets_defs.common import chunked, progress, record_quarantine
+from assets_defs.embedding_runs import embed_missing, library_model_id
 from assets_defs.partitions import library_partitions
-from ml.heads import photo_holdout_split
+from ml.embedding import EmbedItem
+from ml.groups import PhotoFacts, holdout_units, shoot_groups
 from ml.inspect import inspect_media
+from ml.splits import group_holdout_split
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
+from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
 
@@ -19,6 +23,9 @@ EXAMPLES_SCHEMA = {
     "tag_id": pl.String,
     "source": pl.String,
     "split": pl.String,
+    "group": pl.String,  # what the holdout keeps together: a shoot, a manifest group or a look-alike cluster
+    "group_kind": pl.String,  # manifest / shoot / cluster / photo (ml/groups.py)
+    "tag_groups": pl.Int64,  # groups (shoots) this row's tag has: 1 = its holdout figures are optimistic
 }
 CATALOG_SCHEMA = {
     "tag_id": pl.String,
@@ -46,30 +53,44 @@ def examples(
     context: AssetExecutionContext,
     libraries: LibraryStore,
     media_store: MediaStore,
+    model_store: ModelStore,
     runner: TaskRunner,
     warehouse: Warehouse,
 ) -> MaterializeResult:
-    """Labelled example photos with a train/holdout split (per photo across facets, stratified per facet and
-    tag); bad photos quarantined."""
+    """Labelled example photos with their groups and a group-aware train/holdout split; bad photos quarantined.
+
+    Groups (ml/groups.py): the manifest's `group`, else shoot folders, EXIF sessions, runs of file numbers and
+    near-copies; a tag whose photos are all one group is cut into look-alike clusters. The split (ml/splits.py)
+    never puts a group on both sides and holds a photo out in every facet at once, so a fine-tuned backbone
+    can learn from every photo in no holdout. The example photos are embedded here with the library's backbone
+    (near-copies and clusters need their vectors); `embeddings` finds them done.
+    """
     library = context.partition_key
     config = libraries.config(library)
     listed = libraries.examples(library)  # validated against the catalog, every problem listed by line
     if not listed:
         raise ValueError(f"library {library!r} has no examples: `tagsmith examples {library} MANIFEST`")
     uris = sorted({e.uri for e in listed})
-    calls = [(list(chunk), media_store.s3_endpoint_url()) for chunk in chunked(uris, 128)]
+    endpoint = media_store.s3_endpoint_url()
+    calls = [(list(chunk), endpoint) for chunk in chunked(uris, 128)]
     inspected = {
         r["uri"]: r for rs in runner.map(inspect_media, calls, progress(context, "inspect examples")) for r in rs
     }
-    bad = [r for r in inspected.values() if r["status"] != "ok"]
-    record_quarantine(
-        warehouse,
-        library,
-        "examples",
-        [{"uri": r["uri"], "media_id": r["media_id"], "reason": r["error"]} for r in bad],
+    bad = [
+        {"uri": r["uri"], "media_id": r["media_id"], "reason": r["error"]}
+        for r in inspected.values()
+        if r["status"] != "ok"
+    ]
+    good = [e for e in listed if inspected[e.uri]["status"] == "ok"]
+    photos = list({inspected[e.uri]["media_id"]: e.uri for e in good}.items())
+    results = embed_missing(
+        context, config, model_store, runner, warehouse, library, [EmbedItem(m, u) for m, u in photos], endpoint
     )
+    unembedded = {f["media_id"] for r in results for f in r.failures}
+    bad += [{**f, "reason": f"cannot embed: {f['reason']}"} for r in results for f in r.failures]
+    record_quarantine(warehouse, library, "examples", bad)
     for r in bad:
-        context.log.warning(f"example quarantined {r['uri']}: {r['error']}")
+        context.log.warning(f"example quarantined {r['uri']}: {r['reason']}")
     rows = [
         {
             "media_id": inspected[e.uri]["media_id"],
@@ -78,27 +99,69 @@ def examples(
             "tag_id": e.tag_id,
             "source": e.source,
             "split": None,
+            "group": e.group,
+            "session": inspected[e.uri]["session"],
         }
-        for e in listed
-        if inspected[e.uri]["status"] == "ok"
+        for e in good
+        if inspected[e.uri]["media_id"] not in unembedded
     ]
-    table = pl.DataFrame(rows, schema=EXAMPLES_SCHEMA).unique(["media_id", "facet"], keep="first", maintain_order=True)
-    # a photo is held out in all its facets at once, so the photos a fine-tuned backbone may learn from (in no
-    # facet's holdout) are most of them; stratified per facet and tag (ml/heads.py photo_holdout_split)
-    split = photo_holdout_split(
+    schema = {**EXAMPLES_SCHEMA, "session": pl.String}
+    table = pl.DataFrame(rows, schema=schema).unique(["media_id", "facet"], keep="first", maintain_order=True)
+    table = with_groups(
+        table,
+        *warehouse.read_embeddings(
+            library, library_model_id(config, model_store), table["media_id"].unique(maintain_order=True).to_list()
+        ),
+    )
+    split = group_holdout_split(
         table["media_id"].to_list(),
         table["facet"].to_list(),
         table["tag_id"].to_list(),
+        table["group"].to_list(),
         holdout_frac=config.holdout_frac,
         seed=config.seed,
     )
-    table = table.with_columns(pl.Series("split", list(split), dtype=pl.String))
+    table = table.with_columns(pl.Series("split", list(split), dtype=pl.String)).select(list(EXAMPLES_SCHEMA))
     warehouse.write(library, "examples", table)
     counts = table.group_by("facet", "split").len().sort("facet", "split")
+    single = table.filter(pl.col("tag_groups") <= 1).select("facet", "tag_id").unique()
+    kinds = dict(table.unique("media_id").group_by("group_kind").len().iter_rows())
+    context.log.info(
+        f"{library}: {table['group'].n_unique()} holdout groups ({kinds}); {single.height} tags have a single "
+        "shoot and are split by look-alike clusters (their figures are optimistic)"
+    )
     return MaterializeResult(
         metadata={
             "examples": table.height,
             "quarantined": len(bad),
+            "groups": table["group"].n_unique(),
+            "single_group_tags": single.height,
+            **{f"group_kind/{k}": v for k, v in sorted(kinds.items())},
             **{f"{f}/{s}": n for f, s, n in counts.iter_rows()},
         }
+    )
+
+
+def with_groups(table: pl.DataFrame, ids: list[str], vectors) -> pl.DataFrame:
+    """`table` (one row per photo and facet) with `group`, `group_kind` and `tag_groups` (ml/groups.py)."""
+    labels: dict[str, list[tuple[str, str]]] = {}
+    first: dict[str, dict] = {}
+    for row in table.iter_rows(named=True):
+        labels.setdefault(row["media_id"], []).append((row["facet"], row["tag_id"]))
+        seen = first.setdefault(row["media_id"], row)
+        if not seen["group"] and row["group"]:  # a photo's manifest group from whichever row names one
+            first[row["media_id"]] = {**seen, "group": row["group"]}
+    facts = [
+        PhotoFacts(m, first[m]["uri"], tuple(sorted(labels[m])), first[m]["group"], first[m]["session"]) for m in ids
+    ]
+    groups = shoot_groups(facts, vectors)
+    units, kinds, n_groups = holdout_units(facts, groups, vectors)
+    unit_of = dict(zip(ids, units, strict=True))
+    kind_of = dict(zip(ids, kinds, strict=True))
+    return table.filter(pl.col("media_id").is_in(ids)).with_columns(
+        group=pl.col("media_id").replace_strict(unit_of, return_dtype=pl.String),
+        group_kind=pl.col("media_id").replace_strict(kind_of, return_dtype=pl.String),
+        tag_groups=pl.struct("facet", "tag_id").map_elements(
+            lambda r: n_groups[(r["facet"], r["tag_id"])], return_dtype=pl.Int64
+        ),
     )

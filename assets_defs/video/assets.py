@@ -15,7 +15,8 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import progress, record_quarantine, usable
-from assets_defs.embeddings.assets import backbone_spec, candidate_models, library_model_id
+from assets_defs.embedding_runs import backbone_spec, library_model_id
+from assets_defs.embeddings.assets import candidate_models
 from assets_defs.finetune.assets import finetuned_backbone
 from assets_defs.media.assets import media
 from assets_defs.ocr.assets import OCR_SCHEMA, ocr_spec

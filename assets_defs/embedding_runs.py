@@ -1,0 +1,81 @@
+"""Embedding photos on the task runner, shared by the assets that need vectors: `embeddings` (every photo,
+every candidate backbone) and `examples` (the example photos with the library's backbone, whose near-copies
+and look-alike clusters are the groups of the holdout split: ml/groups.py).
+
+Both write into the same per-model store, so what `examples` embeds is never embedded again by `embeddings`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from assets_defs.common import chunked, progress
+from ml.backbones import BackboneSpec, cached_backbone
+from ml.embedding import ChunkResult, EmbedItem, embed_chunk
+from resources.model_store import ModelStore
+from resources.ray_runner import TaskRunner
+from resources.warehouse import Warehouse
+
+CHUNK = 256
+
+
+def backbone_spec(config, model_store: ModelStore, threads: int = 0, name: str | None = None) -> BackboneSpec:
+    """The library's backbone, or the backbone `name` (a candidate: the fine-tuned one)."""
+    return BackboneSpec(name=name or config.backbone, cache_dir=model_store.backbone_cache_dir(), threads=threads)
+
+
+def library_model_id(config, model_store: ModelStore) -> str:
+    """The embedding key of the library's backbone (the model is built once per process)."""
+    return cached_backbone(backbone_spec(config, model_store)).model_id
+
+
+def balanced_chunk(n_items: int, slots: int, max_chunk: int = CHUNK) -> int:
+    """Largest chunk <= max_chunk that cuts n_items into a multiple of `slots` equal tasks.
+
+    With a fixed 256, 768 items make 3 tasks on 2 slots: the third runs alone and half the machine idles for
+    a third of the run.
+    """
+    rounds = max(1, -(-n_items // (slots * max_chunk)))
+    return max(1, -(-n_items // (rounds * slots)))
+
+
+def embed_calls(
+    spec: BackboneSpec,
+    model_id: str,
+    todo: list[EmbedItem],
+    warehouse: Warehouse,
+    library: str,
+    runner: TaskRunner,
+    s3_endpoint_url: str | None,
+) -> list[tuple]:
+    """The embed_chunk calls for `todo` with one backbone: balanced chunks, one Parquet part file each."""
+    out_dir = warehouse.embeddings_dir(library, model_id)
+    # In tasks: one runtime thread per reserved core and one decode thread (decoding shares the cores anyway).
+    decode_threads = 1 if runner.threads_per_task() else 2
+    size = balanced_chunk(len(todo), runner.slots()) if todo else CHUNK
+    calls = []
+    for chunk in chunked(todo, size):
+        digest = hashlib.sha256("".join(i.media_id for i in chunk).encode()).hexdigest()[:16]
+        calls.append((spec, list(chunk), str(out_dir / f"part-{digest}.parquet"), s3_endpoint_url, decode_threads))
+    return calls
+
+
+def embed_missing(
+    context,
+    config,
+    model_store: ModelStore,
+    runner: TaskRunner,
+    warehouse: Warehouse,
+    library: str,
+    items: list[EmbedItem],
+    s3_endpoint_url: str | None,
+) -> list[ChunkResult]:
+    """Embed the `items` the library's backbone has no vector for yet (progress in the Dagster log)."""
+    model_id = library_model_id(config, model_store)
+    done = warehouse.embedded_ids(library, model_id)
+    todo = [i for i in items if i.media_id not in done]
+    if not todo:
+        return []
+    spec = backbone_spec(config, model_store, threads=runner.threads_per_task())
+    calls = embed_calls(spec, model_id, todo, warehouse, library, runner, s3_endpoint_url)
+    return runner.map(embed_chunk, calls, on_result=progress(context, "embed examples"))

@@ -1,0 +1,39 @@
+"""The README's catalog and manifest snippets, run literally: what a user copies must parse as shown."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from ml.catalog import load_catalog, parse_examples_manifest
+from ml.groups import PhotoFacts, shoot_groups
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text("utf-8"), flags=re.S)
+
+
+def test_readme_manifest_with_groups_parses_against_the_readme_catalog(tmp_path):
+    catalog_text = next(b for b in blocks("yaml") if "tag_id: aurora-shell" in b)
+    (tmp_path / "catalog.yaml").write_text(catalog_text, "utf-8")
+    catalog = load_catalog(tmp_path / "catalog.yaml")
+    manifest_text = next(b for b in blocks("csv") if b.startswith("path,tag_id,facet,group"))
+    manifest = tmp_path / "examples.csv"
+    manifest.write_text(manifest_text, "utf-8")
+    for line in manifest_text.splitlines()[1:]:
+        photo = tmp_path / line.split(",")[0]
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16)).save(photo)
+    examples = parse_examples_manifest(manifest, catalog)
+    assert [(e.tag_id, e.group) for e in examples] == [
+        ("aurora-shell", "2026-05-04 studio"),
+        ("storm-blue", "2026-05-04 studio"),
+        ("aurora-shell", "2026-06-11 rooftop"),
+    ]
+    photos = {e.uri: PhotoFacts(e.uri, e.uri, ((e.facet, e.tag_id),), e.group) for e in examples}
+    groups = shoot_groups(list(photos.values()))
+    assert groups == ["manifest:2026-05-04 studio", "manifest:2026-06-11 rooftop"]
