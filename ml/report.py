@@ -127,11 +127,13 @@ def new_shoot_html(metrics: Mapping, name: Callable[[str], str]) -> str:
         if single
         else ""
     )
-    same = (metrics.get("same_shoot") or {}).get("top1")
+    same = metrics.get("same_shoot") or {}
     same_html = (
         f"<p class=optimistic>Same-shoot figure (a random split: photos of one shoot on both sides), "
-        f"<b>optimistic, not a forecast</b>: top-1 {same:.3f}.</p>"
-        if same is not None
+        f"<b>optimistic, not a forecast</b>: the visual head ({esc(same.get('strategy', ''))}) alone gets top-1 "
+        f"{same['top1']:.3f} there, against {same.get('group_aware_top1', float('nan')):.3f} on the group-aware "
+        f"holdout.</p>"
+        if same.get("top1") is not None
         else ""
     )
     confidence = int(round(new["confidence"] * 100))
@@ -263,7 +265,7 @@ figure.missing {{ height: {THUMB}px; background: #f3f4f6; }} .pair {{ margin-bot
 holdout: shoots, sessions and look-alike clusters the head did not train on, the closest the examples get to the
 next shoot.</p>
 <table><tr><th>facet</th><th>new-shoot top-1</th><th>applied precision</th><th>applied</th><th>to review</th>
-<th>same-shoot top-1 (optimistic)</th></tr>{summary_rows(facets)}</table>
+<th>same-shoot top-1 of the visual head (optimistic)</th></tr>{summary_rows(facets)}</table>
 {"".join(sections)}
 </body></html>
 """

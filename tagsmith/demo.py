@@ -352,12 +352,17 @@ def _background(rng: Rng, size: int, lifestyle: bool) -> Image.Image:
     return img
 
 
-def compose_photo(product: Image.Image, shot_type: str, rng: Rng, size: int) -> Image.Image:
-    """Place a rendered product on a background, then jitter light, colour, blur and noise like a camera."""
+def compose_photo(product: Image.Image, shot_type: str, rng: Rng, size: int, shoot: int = 1) -> Image.Image:
+    """Place a rendered product on a background, then jitter light, colour, blur and noise like a camera.
+
+    `shoot` 2 is another day in another studio: warm, dimmer light, steeper angles and a darker backdrop."""
     lifestyle = shot_type == "lifestyle"
     bg = _background(rng, size, lifestyle)
+    if shoot == 2:
+        bg = _to_image(np.asarray(bg, np.float32) * np.array([0.78, 0.7, 0.62]))
     side = int(size * (rng.uniform(0.45, 0.7) if lifestyle else rng.uniform(0.7, 0.9)))
-    angle = rng.uniform(-25, 25) if lifestyle else rng.uniform(-8, 8)
+    tilt = 1.6 if shoot == 2 else 1.0
+    angle = (rng.uniform(-25, 25) if lifestyle else rng.uniform(-8, 8)) * tilt
     prod = product.resize((side, side), Image.LANCZOS).rotate(angle, resample=Image.BICUBIC, expand=True)
     w, h = prod.size
     if lifestyle:  # off-centre, may be cut by the frame edge
@@ -375,6 +380,8 @@ def compose_photo(product: Image.Image, shot_type: str, rng: Rng, size: int) -> 
     arr = np.asarray(bg.filter(ImageFilter.GaussianBlur(blur)) if blur > 0.35 else bg, dtype=np.float32)
     arr = (arr - arr.mean()) * rng.uniform(0.8, 1.2) + arr.mean()  # contrast
     arr = arr * rng.uniform(0.82, 1.15) * rng.uniform(0.93, 1.07, 3)  # exposure, colour cast
+    if shoot == 2:
+        arr = arr * np.array([1.06, 0.97, 0.86]) * 0.9  # tungsten light, a stop darker
     arr = arr + rng.normal(0.0, rng.uniform(1, 5), arr.shape)  # sensor noise
     return _to_image(arr)
 
@@ -410,12 +417,14 @@ catalog.yaml  what to recognise: products, colorways, shot types (names, aliases
 examples.csv  labelled example photos (path,tag_id,facet; one row per facet per photo)
 uploads/      new photos and videos to tag; IMG_90xx.jpg and CLIP_90xx are deliberately broken
 truth.csv     the true labels of the photos in uploads/ (path,facet,tag_id), to measure accuracy with
+truth_shoot2.csv  the same for uploads/SHOOT2_*.jpg, photos of a second shoot (other light, angles, backdrop)
 video_truth.csv  when each product is on screen in each video (path,facet,tag_id,start_s,end_s)
 Products with a 'lookalike' attribute differ from it only by the printed model number.
 """
 
 
-def _write_photos(folder: Path, stream: int, per_product: int, seed: int, size: int) -> list[list[str]]:
+def _write_photos(folder: Path, stream: int, per_product: int, seed: int, size: int,
+                  prefix: str | None = None, shoot: int = 1) -> list[list[str]]:
     """Render per_product photos of every product; return [filename, product, colorway, shot_type] rows.
 
     (colorway, shot) cycle so even a few photos cover every colourway and both shots. Files are named in
@@ -427,11 +436,11 @@ def _write_photos(folder: Path, stream: int, per_product: int, seed: int, size: 
         for i, k in enumerate(range(stream, stream + per_product)):
             n_cw = len(p.colorways)
             jobs.append((pi, i, p.colorways[k % n_cw], shots[(k % n_cw + k // n_cw) % len(shots)]))
-    rows, prefix = [], "IMG" if stream else "ex"
+    rows, prefix = [], prefix or ("IMG" if stream else "ex")
     for n, j in enumerate(np.random.default_rng([seed, stream, 999]).permutation(len(jobs)), start=1):
         pi, i, cw, shot = jobs[j]
         rng = np.random.default_rng([seed, stream, pi, i])
-        photo = compose_photo(render_product(pi, cw, size * 5 // 4), shot, rng, size)
+        photo = compose_photo(render_product(pi, cw, size * 5 // 4), shot, rng, size, shoot)
         (folder / f"{prefix}_{n:04d}.jpg").write_bytes(_jpeg_bytes(photo, rng))
         rows.append([f"{prefix}_{n:04d}.jpg", PRODUCTS[pi].tag_id, cw, shot])
     return rows
@@ -444,11 +453,15 @@ def _write_csv(path: Path, header: str, rows: list[list[str]]) -> None:
 
 def generate_demo_library(root: Path, *, seed: int = 0, examples_per_product: int = 8,
                           uploads_per_product: int = 4, image_size: int = 320, corrupt: bool = True,
-                          videos: int = 3, video_seconds: float = 60.0) -> DemoSummary:
+                          videos: int = 3, video_seconds: float = 60.0, second_shoot_per_product: int = 0
+                          ) -> DemoSummary:
     """Write a demo library under root: catalog, labelled examples, unlabelled uploads and their truth.
 
     With `videos` > 0, uploads/ also gets that many videos of `video_seconds` plus a phone video and three
-    broken video files, with their truth in video_truth.csv (tagsmith/demo_video.py).
+    broken video files, with their truth in video_truth.csv (tagsmith/demo_video.py). With
+    `second_shoot_per_product` > 0, uploads/ also gets SHOOT2_*.jpg, photos of another shoot (other light,
+    angles and backdrop), with their truth in truth_shoot2.csv: what the heads promise for a new shoot is
+    checked against them.
 
     Re-running on a demo library replaces it (old photos are removed so none lingers untracked); any
     other non-empty folder raises FileExistsError rather than mixing our files into someone's data.
@@ -471,6 +484,12 @@ def generate_demo_library(root: Path, *, seed: int = 0, examples_per_product: in
                                                for tag, facet in zip(tags, FACETS, strict=True)])
     uploads = _write_photos(uploads_dir, 1, uploads_per_product, seed, image_size)
     _write_csv(truth_path, "path,facet,tag_id", [[name, facet, tag] for name, *tags in uploads
+                                                 for tag, facet in zip(tags, FACETS, strict=True)])
+    truth2 = root / "truth_shoot2.csv"
+    truth2.unlink(missing_ok=True)
+    if second_shoot_per_product > 0:
+        shoot2 = _write_photos(uploads_dir, 3, second_shoot_per_product, seed, image_size, "SHOOT2", shoot=2)
+        _write_csv(truth2, "path,facet,tag_id", [[name, facet, tag] for name, *tags in shoot2
                                                  for tag, facet in zip(tags, FACETS, strict=True)])
     if corrupt:  # ingest must quarantine these, not crash on them
         rng = np.random.default_rng([seed, 2])

@@ -17,6 +17,7 @@ from tagsmith.demo import generate_demo_library
 
 log = logging.getLogger(__name__)
 LIBRARY = "demo"
+SECOND_SHOOT = 2  # photos per product of the second shoot (uploads/SHOOT2_*.jpg)
 
 
 def uploads_accuracy(truth_path: Path, uploads_dir: Path) -> pl.DataFrame:
@@ -38,6 +39,36 @@ def uploads_accuracy(truth_path: Path, uploads_dir: Path) -> pl.DataFrame:
         .with_columns(pl.col("applied_precision").round(4))
         .sort("facet")
     )
+
+
+def truth_table(root: Path) -> pl.DataFrame:
+    """Per facet: the promise for a new shoot (group-aware holdout, its interval), the same-shoot figure (a
+    random split, optimistic), and what the uploads of the same shoot and of a second shoot measure."""
+    heads = service.named_query(LIBRARY, "head_metrics")
+    measured = {
+        shoot: uploads_accuracy(root / truth, root / "uploads")
+        for shoot, truth in (("uploads", "truth.csv"), ("shoot2", "truth_shoot2.csv"))
+    }
+    rows = []
+    for head in heads.iter_rows(named=True):
+        facet = head["facet"]
+        row = {
+            "facet": facet,
+            "strategy": head["strategy"],
+            "promised_top1": head["new_shoot_top1"],
+            "interval": head["new_shoot_top1_interval"],
+            "holdout_top1": head["holdout_accuracy"],
+            "visual_same_shoot_top1": head["same_shoot_top1"],
+            "promised_applied_prec": head["new_shoot_applied_precision"],
+            "promised_applied": head["new_shoot_share_applied"],
+        }
+        for shoot, table in measured.items():
+            got = table.filter(pl.col("facet") == facet)
+            row[f"{shoot}_top1"] = got["top1_accuracy"][0] if got.height else None
+            row[f"{shoot}_applied_prec"] = got["applied_precision"][0] if got.height else None
+            row[f"{shoot}_applied"] = round(got["applied"][0] / got["photos"][0], 4) if got.height else None
+        rows.append(row)
+    return pl.DataFrame(rows)
 
 
 def video_accuracy(truth_path: Path) -> pl.DataFrame:
@@ -73,9 +104,9 @@ def video_accuracy(truth_path: Path) -> pl.DataFrame:
 def run_demo(root: Path | None = None, seed: int = 0) -> None:
     root = Path(root or tagsmith_home() / "demo").resolve()
     started = time.perf_counter()
-    if not (root / "catalog.yaml").exists() or not (root / "video_truth.csv").exists():
+    if not all((root / f).exists() for f in ("catalog.yaml", "video_truth.csv", "truth_shoot2.csv")):
         typer.echo(f"generating the demo library in {root} ...")
-        summary = generate_demo_library(root, seed=seed)
+        summary = generate_demo_library(root, seed=seed, second_shoot_per_product=SECOND_SHOOT)
         typer.echo(
             f"  {summary.n_products} products, {summary.n_examples} example photos, "
             f"{summary.n_uploads} new uploads ({summary.n_corrupt} of them corrupt on purpose), "
@@ -100,14 +131,13 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     for note in notes:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
 
-    typer.secho("\n(a) holdout accuracy of the promoted head per facet", bold=True)
-    _show(
-        service.named_query(LIBRARY, "head_metrics").select(
-            "facet", "model", "strategy", "holdout_accuracy", "holdout_balanced_accuracy", "n_train", "n_holdout"
-        )
-    )
-    typer.secho("    and on the new uploads against their known truth", bold=True)
-    _show(uploads_accuracy(root / "truth.csv", root / "uploads"))
+    typer.secho("\n(a) what the promoted heads promise for a new shoot, and what the uploads measure", bold=True)
+    table = truth_table(root)
+    _show(table.select("facet", "strategy", "promised_top1", "interval", "holdout_top1", "visual_same_shoot_top1",
+                       "uploads_top1", "shoot2_top1"))
+    typer.secho("    precision of applied tags and the share applied: promised, then measured", bold=True)
+    _show(table.select("facet", "promised_applied_prec", "promised_applied", "uploads_applied_prec",
+                       "uploads_applied", "shoot2_applied_prec", "shoot2_applied"))
     typer.secho("    video segments against the videos' known truth (IoU >= 0.5; boundary error in seconds)", bold=True)
     _show(video_accuracy(root / "video_truth.csv"))
     typer.secho("    quarantined input", bold=True)

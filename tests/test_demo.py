@@ -213,3 +213,25 @@ def test_demo_videos_have_truth_that_matches_the_pictures(tmp_path: Path) -> Non
     phone = open_video(str(summary.uploads_dir / "PHONE_0001.mov"))
     assert (phone.info.width, phone.info.height) == (360, 640)  # portrait, as shown
     phone.close()
+
+
+def test_second_shoot_has_its_own_truth_and_another_light(tmp_path: Path) -> None:
+    summary = generate_demo_library(
+        tmp_path / "lib", examples_per_product=1, uploads_per_product=1, image_size=96, corrupt=False, videos=0,
+        second_shoot_per_product=1,
+    )
+    header, rows = _read_csv(summary.root / "truth_shoot2.csv")
+    assert header == ["path", "facet", "tag_id"] and len(rows) == 3 * summary.n_products
+    shoot2 = sorted(summary.uploads_dir.glob("SHOOT2_*.jpg"))
+    assert len(shoot2) == summary.n_products and {r["path"] for r in rows} == {p.name for p in shoot2}
+
+    from tagsmith.demo import compose_photo, render_product
+
+    for shot in ("packshot", "lifestyle"):  # the same product, shot and camera jitter, in the two studios
+        first, second = (
+            np.asarray(compose_photo(render_product(0, "storm-blue", 120), shot, np.random.default_rng(5), 96, k),
+                       np.float32).mean(axis=(0, 1))
+            for k in (1, 2)
+        )
+        assert second.sum() < 0.9 * first.sum(), shot  # dimmer
+        assert second[0] / second[2] > 1.15 * first[0] / first[2], shot  # warmer: red over blue
