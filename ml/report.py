@@ -121,8 +121,9 @@ def new_shoot_html(metrics: Mapping, name: Callable[[str], str]) -> str:
     target = metrics.get("target_precision", 0.9)
     single = metrics.get("single_group_tags") or []
     single_html = (
-        f"<p class=warn>{len(single)} tag(s) had a single shoot, so their holdout is look-alike clusters of that "
-        f"shoot and their figures are <b>optimistic</b>: {esc(', '.join(name(t) for t in single[:20]))}"
+        f"<p class=warn>{len(single)} tag(s) had a single shoot, so their holdout is other photos of that shoot "
+        f"(look-alike clusters, near-copies kept together) and their figures are <b>optimistic</b>: "
+        f"{esc(', '.join(name(t) for t in single[:20]))}"
         f"{' …' if len(single) > 20 else ''}. Add photos from another shoot (or a `group` column) to measure them.</p>"
         if single
         else ""
@@ -232,7 +233,7 @@ def render_evaluation(
             or "<p>No confusions on the holdout.</p>"
         )
         sections.append(
-            f"""<section><h2>{esc(f["facet"])}: {esc(f["strategy"])} — new-shoot top-1
+            f"""<section><h2>{esc(f["facet"])}: {esc(f["strategy"])} — group-aware holdout top-1
 {metrics.get("accuracy", float("nan")):.3f}, bar {f["bar"]:.2f}: {verdict}</h2>
 {new_shoot_html(metrics, name)}
 <p>Chosen: {why}. Version {esc(f["version"])}; {metrics.get("n_train", 0)} training and

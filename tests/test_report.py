@@ -1,5 +1,7 @@
 """The evaluation report: per-tag metrics, confusions, and the page a person reads."""
 
+import numpy as np
+
 from ml.report import confusions, render_evaluation, tag_metrics
 
 HOLDOUT = [
@@ -61,3 +63,26 @@ def test_confusions_and_page():
     assert "FAILS" in page and "evidence +3.40" in page and "best holdout balanced accuracy" in page
     assert "Backbone: <b>finetuned</b>, the better head on the holdout" in page
     assert "<tr class=chosen><td>finetuned</td><td>lite0-ft@2</td><td>logreg+ocr</td>" in page
+
+
+def test_report_leads_with_the_new_shoot_promise():
+    from ml.calibration import precision_coverage, promise
+
+    scores = np.array([[0.9, 0.1]] * 30 + [[0.2, 0.8]] * 25 + [[0.6, 0.4]] * 5)
+    truth = ["a"] * 30 + ["b"] * 25 + ["b"] * 5
+    new = promise(scores, truth, ["a", "b"], {"a": 0.7, "b": 0.7}).as_dict()
+    new.update(top1_projected=0.95, top1_projected_high=0.99)
+    metrics = {
+        "accuracy": 0.917, "balanced_accuracy": 0.9, "strategies": {}, "new_shoot": new,
+        "curve": precision_coverage(scores, truth, ["a", "b"]), "target_precision": 0.9,
+        "single_group_tags": ["b"], "same_shoot": {"strategy": "logreg", "top1": 0.99, "group_aware_top1": 0.917},
+    }
+    facet = {"facet": "product", "version": "v1", "strategy": "logreg", "bar": 0.5, "passed": True,
+             "metrics": metrics, "thresholds": {"a": 0.7, "b": 0.7}, "holdout": []}
+    page = render_evaluation("shop", [facet], {"b": "Bravo"}, lambda m: None, {})
+    promise_at, strategies_at = page.index("What to expect on a new shoot"), page.index("<th>strategy</th>")
+    assert promise_at < strategies_at and page.index("<svg") < strategies_at  # the truth comes first
+    assert "<b>0.950</b> (" in page and "measured on the holdout by the head trained without it: 0.917" in page
+    assert "1 tag(s) had a single shoot" in page and "Bravo" in page
+    assert "optimistic, not a forecast" in page and "top-1 0.990" in page
+    assert f"{new['share_review']:.1%}" in page
