@@ -29,14 +29,14 @@ from ml.keypoints import Features, keypoint_evidence, top_candidates
 from ml.projection import projected_accuracy
 from ml.splits import holdout_split
 from ml.strategies import (
-    _FITTERS,
+    FITTERS,
     PROTOTYPE_TEMPERATURE,
     SIMPLICITY_ORDER,
     STRATEGIES,
-    _accuracy,
-    _aligned_proba,
-    _as_matrix,
-    _balanced_accuracy,
+    accuracy,
+    aligned_proba,
+    as_matrix,
+    balanced_accuracy,
     build_gallery,
     class_means,
     familiarity,
@@ -125,7 +125,7 @@ class FacetHead:
 
     def familiarity(self, X: np.ndarray) -> np.ndarray:
         """(n,) cosine similarity of each row to the nearest class mean (1.0 everywhere when unknown)."""
-        X = _as_matrix(X, "X")
+        X = as_matrix(X, "X")
         if self.prototypes is None or len(X) == 0:
             return np.ones(len(X), dtype=np.float32)
         return familiarity(self.prototypes, X)
@@ -152,10 +152,10 @@ class FacetHead:
 
     def visual_scores(self, X: np.ndarray) -> np.ndarray:
         """(n, len(classes)) scores of the visual model alone."""
-        X = _as_matrix(X, "X")
+        X = as_matrix(X, "X")
         if len(X) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
-        return _aligned_proba(self.model, X, len(self.classes))
+        return aligned_proba(self.model, X, len(self.classes))
 
     def combine(self, visual: np.ndarray, evidence: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """The head's scores from visual scores and evidence channels (the visual scores for a plain head)."""
@@ -185,7 +185,7 @@ def predict_table(
 ) -> list[dict]:
     """Top-1 prediction per media as rows ready for a table: {media_id, facet, tag_id, score, status}."""
     media_ids = list(media_ids)
-    X = _as_matrix(X, "X")
+    X = as_matrix(X, "X")
     if len(media_ids) != len(X):
         raise ValueError(f"{len(media_ids)} media_ids but {len(X)} embedding rows")
     return [
@@ -281,7 +281,7 @@ def train_facet_head(
     Raises ValueError for a facet with fewer than two tags (nothing to learn), a train split with a single
     tag, an empty holdout, or an unknown strategy name.
     """
-    X_train, X_hold = _as_matrix(X_train, "X_train"), _as_matrix(X_hold, "X_hold")
+    X_train, X_hold = as_matrix(X_train, "X_train"), as_matrix(X_hold, "X_hold")
     y_train, y_hold = [str(y) for y in y_train], [str(y) for y in y_hold]
     if len(X_train) != len(y_train) or len(X_hold) != len(y_hold):
         raise ValueError("embedding rows and labels differ in length")
@@ -296,7 +296,7 @@ def train_facet_head(
     if not y_hold:
         raise ValueError(f"facet {facet!r} has an empty holdout; cannot choose a strategy or thresholds")
     strategies = list(dict.fromkeys(strategies))
-    unknown = [s for s in strategies if s not in _FITTERS]
+    unknown = [s for s in strategies if s not in FITTERS]
     if unknown or not strategies:
         raise ValueError(f"unknown or no strategies {unknown or strategies}; expected some of {STRATEGIES}")
 
@@ -310,14 +310,14 @@ def train_facet_head(
     params: dict[str, dict] = {}
     for strategy in strategies:
         started = time.perf_counter()
-        model, params[strategy] = _FITTERS[strategy](X_train, y_tr, seed, start_params.get(strategy), groups_train)
+        model, params[strategy] = FITTERS[strategy](X_train, y_tr, seed, start_params.get(strategy), groups_train)
         fit_seconds = time.perf_counter() - started
-        hold_scores[strategy] = _aligned_proba(model, X_hold, len(classes))
+        hold_scores[strategy] = aligned_proba(model, X_hold, len(classes))
         y_pred = hold_scores[strategy].argmax(axis=1)
         results[strategy] = StrategyResult(
             strategy=strategy,
-            accuracy=_accuracy(y_ho, y_pred),
-            balanced_accuracy=_balanced_accuracy(y_ho, y_pred),
+            accuracy=accuracy(y_ho, y_pred),
+            balanced_accuracy=balanced_accuracy(y_ho, y_pred),
             n_holdout=len(y_ho),
             fit_seconds=fit_seconds,
         )
@@ -340,8 +340,8 @@ def train_facet_head(
     oof: np.ndarray | None = None
 
     def fit_visual(Xa: np.ndarray, ya: np.ndarray):
-        model, _ = _FITTERS[visual](Xa, ya, seed, params[visual])
-        return lambda Xb: _aligned_proba(model, Xb, len(classes))
+        model, _ = FITTERS[visual](Xa, ya, seed, params[visual])
+        return lambda Xb: aligned_proba(model, Xb, len(classes))
 
     started = time.perf_counter()
     if identifiers is not None and ocr_train is not None and ocr_hold is not None:
@@ -372,8 +372,8 @@ def train_facet_head(
             hold_scores[name] = fused
             results[name] = StrategyResult(
                 strategy=name,
-                accuracy=_accuracy(y_ho, fused.argmax(axis=1)),
-                balanced_accuracy=_balanced_accuracy(y_ho, fused.argmax(axis=1)),
+                accuracy=accuracy(y_ho, fused.argmax(axis=1)),
+                balanced_accuracy=balanced_accuracy(y_ho, fused.argmax(axis=1)),
                 n_holdout=len(y_ho),
                 fit_seconds=results[visual].fit_seconds + time.perf_counter() - started,
             )
@@ -384,7 +384,7 @@ def train_facet_head(
     base, *used = chosen.split("+")
     thresholds = calibrate_thresholds(hold_scores[chosen], y_hold, classes, target_precision, confidence)
     all_codes = np.concatenate([y_tr, y_ho])
-    final_model, _ = _FITTERS[base](np.vstack([X_train, X_hold]), all_codes, seed, params[base])
+    final_model, _ = FITTERS[base](np.vstack([X_train, X_hold]), all_codes, seed, params[base])
     combiner, final_gallery = None, None
     if used:  # refitted on every example: out-of-fold train scores and the holdout's
         combiner = Combiner({c: channels[c][2] for c in used}).fit(
@@ -416,7 +416,7 @@ def train_facet_head(
             base, params[base], np.vstack([X_train, X_hold]), all_codes, seed, results[base].accuracy
         ),
         "projected": projected_accuracy(
-            lambda rows: _accuracy(y_ho, fit_visual(X_train[rows], y_tr[rows])(X_hold).argmax(axis=1)),
+            lambda rows: accuracy(y_ho, fit_visual(X_train[rows], y_tr[rows])(X_hold).argmax(axis=1)),
             y_tr,
             groups_train,
             results[visual].accuracy,
@@ -455,9 +455,7 @@ def train_facet_head(
     )
 
 
-def same_shoot_figure(
-    strategy: str, params: dict, X: np.ndarray, y: np.ndarray, seed: int, group_aware: float
-) -> dict:
+def same_shoot_figure(strategy: str, params: dict, X: np.ndarray, y: np.ndarray, seed: int, group_aware: float) -> dict:
     """Top-1 of the visual strategy on a random stratified split of all the examples, photos of one shoot on
     both sides: the figure a naive holdout reports. Shown beside the same strategy's group-aware figure, labelled
     optimistic, so the gap between the two is visible (0.95 against 0.74 on grocery-produce). The visual head
@@ -465,11 +463,11 @@ def same_shoot_figure(
     split = holdout_split(y, holdout_frac=0.25, seed=seed) == "train"
     if split.all() or len(np.unique(y[split])) < 2:
         return {"strategy": strategy, "top1": None, "n_holdout": 0, "group_aware_top1": round(group_aware, 4)}
-    model, _ = _FITTERS[strategy](X[split], y[split], seed, params)
-    predicted = _aligned_proba(model, X[~split], int(y.max()) + 1).argmax(axis=1)
+    model, _ = FITTERS[strategy](X[split], y[split], seed, params)
+    predicted = aligned_proba(model, X[~split], int(y.max()) + 1).argmax(axis=1)
     return {
         "strategy": strategy,
-        "top1": round(_accuracy(y[~split], predicted), 4),
+        "top1": round(accuracy(y[~split], predicted), 4),
         "n_holdout": int((~split).sum()),
         "group_aware_top1": round(group_aware, 4),
     }

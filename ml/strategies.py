@@ -68,7 +68,7 @@ class PrototypeClassifier:
         return proba / proba.sum(axis=1, keepdims=True)
 
 
-def _aligned_proba(model: object, X: np.ndarray, n_classes: int) -> np.ndarray:
+def aligned_proba(model: object, X: np.ndarray, n_classes: int) -> np.ndarray:
     """Scores in head class order: estimators only know the integer codes they saw (`classes_`)."""
     proba = model.predict_proba(X)  # type: ignore[attr-defined]
     out = np.zeros((len(X), n_classes), dtype=np.float64)
@@ -76,11 +76,11 @@ def _aligned_proba(model: object, X: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
 
 
-def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean recall over classes present in y_true, so a holdout lacking a tag is scored on what it has."""
     present = np.unique(y_true)
     if len(present) == 0:
@@ -114,10 +114,10 @@ def _choose_logreg_c(X: np.ndarray, y: np.ndarray, seed: int, groups: Sequence[s
     best_key, best_c = None, LOGREG_FALLBACK_C
     for C in LOGREG_C_GRID:
         model = _make_logreg(C).fit(X[fit_mask], y[fit_mask])
-        proba = _aligned_proba(model, X[~fit_mask], n_classes)
+        proba = aligned_proba(model, X[~fit_mask], n_classes)
         y_val = y[~fit_mask]
         log_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y_val)), y_val], 1e-15, 1.0))))
-        key = (-_balanced_accuracy(y_val, proba.argmax(axis=1)), log_loss)
+        key = (-balanced_accuracy(y_val, proba.argmax(axis=1)), log_loss)
         if best_key is None or key < best_key:
             best_key, best_c = key, C
     return best_c
@@ -165,7 +165,7 @@ def _fit_prototype(X: np.ndarray, y: np.ndarray, seed: int, params: dict | None,
     return PrototypeClassifier(params["temperature"]).fit(X, y), params
 
 
-_FITTERS: dict[str, Fitter] = {"logreg": _fit_logreg, "lightgbm": _fit_lightgbm, "prototype": _fit_prototype}
+FITTERS: dict[str, Fitter] = {"logreg": _fit_logreg, "lightgbm": _fit_lightgbm, "prototype": _fit_prototype}
 
 
 def build_gallery(
@@ -204,7 +204,7 @@ def familiarity(prototypes: np.ndarray, X: np.ndarray) -> np.ndarray:
     return (Xn @ prototypes.T).max(axis=1).astype(np.float32)
 
 
-def _as_matrix(X: np.ndarray, name: str) -> np.ndarray:
+def as_matrix(X: np.ndarray, name: str) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (n, d) embedding matrix, got shape {X.shape}")
