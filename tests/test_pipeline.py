@@ -96,6 +96,20 @@ def test_photo_pipeline_end_to_end(local_resources, small_demo, instance):
         for t in facet_tags.iter_rows(named=True):
             assert (t["status"] == "applied") == (t["score"] >= thresholds[t["tag_id"]])
 
+    # the examples' groups: one shoot folder, numbered as one run, so every tag has a single shoot; photos of one
+    # group are on one side of the split, and the heads say what they promise and that it is optimistic
+    examples_table = wh.read(name, "examples")
+    assert set(examples_table["tag_groups"]) == {1} and examples_table["group"].null_count() == 0
+    sides = examples_table.group_by("group").agg(pl.col("split").n_unique())
+    assert sides["split"].max() == 1
+    for row in heads_table.iter_rows(named=True):
+        metrics = json.loads(row["metrics"])
+        assert metrics["single_group_tags"] and metrics["new_shoot"]["n_holdout"] == row["n_holdout"]
+        assert metrics["new_shoot"]["top1"] == pytest.approx(row["accuracy"], abs=1e-4)
+        assert metrics["new_shoot"]["top1_low"] <= row["accuracy"] <= metrics["new_shoot"]["top1_projected_high"]
+    report = _metadata(result, "evaluation_report")
+    assert {f"new_shoot_top1/{f}" for f in ("product", "colorway", "shot_type")} <= set(report)
+
     # measured against the known truth: shot type is easy, products are well above chance (1/24)
     truth = pl.read_csv(small_demo.truth_path).with_columns(
         uri=pl.col("path").map_elements(lambda p: str((small_demo.uploads_dir / p).resolve()), return_dtype=pl.String)
