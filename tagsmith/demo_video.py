@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ml.video import write_h264
-from tagsmith.demo import PRODUCTS, _background, render_product
+from tagsmith.demo_products import PRODUCTS, background, render_product
 
 FPS = 10
 SLIDE_S = 0.6  # a product takes this long to slide fully in or out
@@ -78,7 +78,7 @@ class _SceneRenderer:
 
     def __init__(self, scene: Scene, width: int, height: int):
         rng = np.random.default_rng(scene.seed)
-        square = _background(rng, max(width, height), scene.lifestyle)
+        square = background(rng, max(width, height), scene.lifestyle)
         left, top = (square.width - width) // 2, (square.height - height) // 2
         self.background = square.crop((left, top, left + width, top + height))
         self.scene, self.width, self.height = scene, width, height

@@ -225,7 +225,7 @@ def test_second_shoot_has_its_own_truth_and_another_light(tmp_path: Path) -> Non
     shoot2 = sorted(summary.uploads_dir.glob("SHOOT2_*.jpg"))
     assert len(shoot2) == summary.n_products and {r["path"] for r in rows} == {p.name for p in shoot2}
 
-    from tagsmith.demo import compose_photo, render_product
+    from tagsmith.demo_products import compose_photo, render_product
 
     for shot in ("packshot", "lifestyle"):  # the same product, shot and camera jitter, in the two studios
         first, second = (
