@@ -7,6 +7,9 @@ strategy and calibrates the thresholds), the new uploads with their known truth 
 text is read with the pipeline's OCR settings. OCR cost is reported per 320 px photo, per blank photo, and
 per 640x360 frame of one 30 s demo video at 1 fps, with and without text. Then the same strategies on the
 backbone fine-tuned on the train split (`--finetune-min`, 0 to skip), and the backbone the pipeline keeps.
+Last, the catalog's identifiers withheld (`product_no_identifiers`), so only the text learnt from the examples'
+print (ml/text_model.py; the tag names as weak identifiers, or not even those) can split the look-alikes, with
+the training time the text channel adds to a plain head.
 
     python -m benchmarks.hard            # ~2.5 min on 2 cores (demo, embedding, OCR, heads, fine-tuning)
 """
@@ -29,6 +32,7 @@ from ml.finetune import FinetuneConfig, finetune
 from ml.heads import choose_backbone, holdout_split, train_facet_head
 from ml.keypoints import extract
 from ml.ocr import OcrSpec, cached_engine
+from ml.text_model import fit_text_model, text_channel
 from ml.video import open_video, sample_frames
 from tagsmith.demo import PRODUCTS, generate_demo_library
 
@@ -53,6 +57,7 @@ def main() -> None:
         uploads = [(str(demo.uploads_dir / p), t) for p, t in read_rows(demo.truth_path)]
         catalog = yaml.safe_load(demo.catalog_path.read_text(encoding="utf-8"))["tags"]
         identifiers = {t["tag_id"]: t["identifiers"] for t in catalog if t["facet"] == "product"}
+        names = {t["tag_id"]: [t["name"], *t.get("aliases", [])] for t in catalog if t["facet"] == "product"}
         hard = {p.tag_id for p in PRODUCTS if p.lookalike}
 
         backbone = cached_backbone(BackboneSpec())
@@ -103,6 +108,7 @@ def main() -> None:
             "ocr_train": [b for b, k in zip(ocr_ex, is_train, strict=True) if k],
             "ocr_hold": [b for b, k in zip(ocr_ex, is_train, strict=True) if not k],
             "identifiers": identifiers,
+            "tag_names": names,
         }
         kp_ex = [extract(Image.open(path)) for path, _ in examples]
         kp_up = [extract(Image.open(path)) for path, _ in uploads]
@@ -115,22 +121,30 @@ def main() -> None:
         }
         is_hard = np.isin(y_up, sorted(hard))
 
-        def evaluate(X_ex: np.ndarray, X_up: np.ndarray) -> tuple[dict, object]:
+        combined = ("logreg+ocr", "logreg+text", "logreg+keypoints", "logreg+keypoints+ocr", "chosen")
+
+        def evaluate(X_ex: np.ndarray, X_up: np.ndarray, text: dict = ocr_split, runs=combined) -> tuple[dict, object]:
             split = (X_ex[is_train], y_ex[is_train], X_ex[~is_train], y_ex[~is_train])
             rows, chosen = {}, None
-            names = (*STRATEGIES, "logreg+ocr", "logreg+keypoints", "logreg+keypoints+ocr", "chosen")
-            for name in names:
-                kwargs = {} if name in STRATEGIES else {**ocr_split, **kp_split}
+            for run in (*STRATEGIES, *runs):
+                name, _, variant = run.partition(" ")  # "logreg+text unnamed": that head without the tag names
+                used = name.split("+")[1:] if name != "chosen" else ["ocr", "keypoints"]  # chosen: all evidence
+                kwargs = {**(text if {"ocr", "text"} & set(used) else {}), **(kp_split if "keypoints" in used else {})}
+                if variant == "unnamed":
+                    kwargs["tag_names"] = None
                 force = None if name == "chosen" else name
                 strategies = STRATEGIES if name == "chosen" else (name.split("+")[0],)
+                started = time.perf_counter()
                 head = train_facet_head("product", *split, strategies=strategies, force=force, **kwargs)
+                train_s = time.perf_counter() - started
                 predicted = np.array([t for t, _, _ in head.predict(X_up, boxes=ocr_up, features=kp_up)])
-                rows[name] = {
+                rows[run] = {
                     "strategy": head.strategy,
                     "holdout_accuracy": round(head.metrics["accuracy"], 4),
                     "uploads_top1": round(float(np.mean(predicted == y_up)), 4),
                     "hard_top1": round(float(np.mean(predicted[is_hard] == y_up[is_hard])), 4),
                     "other_top1": round(float(np.mean(predicted[~is_hard] == y_up[~is_hard])), 4),
+                    "train_s": round(train_s, 2),
                 }
                 if name == "chosen":
                     chosen = head  # the head the pipeline would keep on this backbone
@@ -138,6 +152,20 @@ def main() -> None:
 
         rows, base_head = evaluate(X_ex, X_up)
         report["product"] = rows
+        # the catalog lists no identifiers: only the text learnt from the examples' print can read the model number
+        unlisted, _ = evaluate(
+            X_ex, X_up, {**ocr_split, "identifiers": {}}, ("logreg+text", "logreg+text unnamed", "chosen")
+        )
+        report["product_no_identifiers"] = unlisted
+        classes = sorted(set(y_ex))  # the text channel's own cost: out-of-fold on train, holdout, final refit
+        codes = np.array([classes.index(c) for c in y_ex])
+        started = time.perf_counter()
+        text_channel(ocr_split["ocr_train"], codes[is_train], ocr_split["ocr_hold"], classes, names)
+        fit_text_model(ocr_ex, codes, classes, names)
+        report["text_channel_own_s"] = round(time.perf_counter() - started, 2)
+        report["text_channel_added_train_s"] = round(
+            unlisted["logreg+text"]["train_s"] - unlisted["logreg"]["train_s"], 2
+        )
         if args.finetune_min > 0:  # the backbone fine-tuned on the train split, as the pipeline's candidate
             images = [Image.open(path).convert("RGB") for (path, _), k in zip(examples, is_train, strict=True) if k]
             t = time.perf_counter()
@@ -162,22 +190,27 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2))
     print(f"demo, facet product: {report['n']}")
-    print(f"{'strategy':<22} {'chosen as':<22} {'holdout':>8} {'uploads':>8} {'hard':>8} {'others':>8}")
+    print(f"{'strategy':<22} {'chosen as':<22} {'holdout':>8} {'uploads':>8} {'hard':>8} {'others':>8} {'train s':>8}")
     for name, r in rows.items():
-        print(
-            f"{name:<22} {r['strategy']:<22} {r['holdout_accuracy']:>8.3f} {r['uploads_top1']:>8.3f} "
-            f"{r['hard_top1']:>8.3f} {r['other_top1']:>8.3f}"
-        )
+        print(_line(name, r))
+    added, own = report["text_channel_added_train_s"], report["text_channel_own_s"]
+    print(f"catalog identifiers withheld (text channel adds {added} s of head training, {own} s its own fits):")
+    for name, r in report["product_no_identifiers"].items():
+        print(_line(name, r))
     if "product_finetuned" in report:
         print(f"the same on the backbone fine-tuned on the train split ({report['finetune']}):")
         for name, r in report["product_finetuned"].items():
-            print(
-                f"{name:<22} {r['strategy']:<22} {r['holdout_accuracy']:>8.3f} {r['uploads_top1']:>8.3f} "
-                f"{r['hard_top1']:>8.3f} {r['other_top1']:>8.3f}"
-            )
+            print(_line(name, r))
         print(f"pipeline's choice (holdout): {report['pipeline_choice']}")
     print(f"OCR per 320 px photo: {report['ocr_ms']}")
     print(f"OCR per 640x360 video frame: {report['ocr_ms_per_frame']}")
+
+
+def _line(name: str, r: dict) -> str:
+    return (
+        f"{name:<22} {r['strategy']:<22} {r['holdout_accuracy']:>8.3f} {r['uploads_top1']:>8.3f} "
+        f"{r['hard_top1']:>8.3f} {r['other_top1']:>8.3f} {r['train_s']:>8.2f}"
+    )
 
 
 if __name__ == "__main__":

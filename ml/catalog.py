@@ -52,8 +52,19 @@ class CatalogTag:
 # `backbone`, the library's own backbone ("base") or the one fine-tuned on its examples ("finetuned")
 BACKBONE_CHOICES = ("base", "finetuned")
 VISUAL_STRATEGIES = ("logreg", "lightgbm", "prototype")
+# combined heads are named "<visual>+<channels in sorted order>" (ml/heads.py): ocr = catalog identifiers,
+# text = learnt from the examples' print
+EVIDENCE_COMBINATIONS = (
+    "ocr",
+    "keypoints",
+    "keypoints+ocr",
+    "text",
+    "ocr+text",
+    "keypoints+text",
+    "keypoints+ocr+text",
+)
 FORCEABLE = VISUAL_STRATEGIES + tuple(
-    f"{s}+{evidence}" for evidence in ("ocr", "keypoints", "keypoints+ocr") for s in VISUAL_STRATEGIES
+    f"{s}+{evidence}" for evidence in EVIDENCE_COMBINATIONS for s in VISUAL_STRATEGIES
 )
 
 

@@ -42,6 +42,7 @@ from ml.strategies import (
     familiarity,
     text_evidence,
 )
+from ml.text_model import TextModel, fit_text_model, text_channel
 
 logger = logging.getLogger(__name__)
 CONFIDENCE = 0.95  # of every interval and lower bound a head reports
@@ -90,6 +91,8 @@ class FacetHead:
     gallery: dict[str, list[tuple[str, Features]]] | None = None
     # the embeddings the head reads (a backbone's model id); set by the caller that chose the backbone
     model_id: str | None = None
+    # "+text" heads: the classifier over the examples' OCR text and the tags' name words (ml/text_model.py)
+    text_model: TextModel | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -97,7 +100,7 @@ class FacetHead:
 
     @property
     def reads_text(self) -> bool:
-        return "ocr" in self.channels
+        return "ocr" in self.channels or "text" in self.channels
 
     @property
     def matches_keypoints(self) -> bool:
@@ -111,8 +114,10 @@ class FacetHead:
     ) -> dict[str, np.ndarray]:
         """The evidence channels this head combines, from OCR boxes and ORB features of the same rows."""
         out: dict[str, np.ndarray] = {}
-        if self.reads_text and boxes is not None:
+        if "ocr" in self.channels and boxes is not None:
             out["ocr"] = self.text_evidence(boxes)
+        if "text" in self.channels and boxes is not None and self.text_model is not None:
+            out["text"] = self.text_model.evidence(boxes)
         if self.matches_keypoints and features is not None and self.gallery:
             out["keypoints"] = keypoint_evidence(features, self.gallery, self.classes, top_candidates(visual))
         return out
@@ -247,6 +252,7 @@ def train_facet_head(
     ocr_train: Sequence[Sequence[tuple[str, float]]] | None = None,
     ocr_hold: Sequence[Sequence[tuple[str, float]]] | None = None,
     identifiers: Mapping[str, Sequence[str]] | None = None,
+    tag_names: Mapping[str, Sequence[str]] | None = None,
     keypoints_train: Sequence[Features | None] | None = None,
     keypoints_hold: Sequence[Features | None] | None = None,
     ids_train: Sequence[str] | None = None,
@@ -264,11 +270,13 @@ def train_facet_head(
     strategy and hyper-parameters refitted on train+holdout, and keeps those thresholds.
 
     Evidence beyond the picture adds strategies: with OCR boxes (text, confidence) per example and the
-    catalog's `identifiers` per tag, "<visual>+ocr"; with ORB features per example (and the examples'
-    media ids), "<visual>+keypoints" (matched against the training examples of the visually likeliest tags);
-    with both, "<visual>+keypoints+ocr". Each is the best visual head combined with that evidence by a
-    learned combiner (ml/fusion.py) trained on out-of-fold visual scores. `force` picks a strategy by name
-    instead of the best (the catalog's choice).
+    catalog's `identifiers` per tag, "<visual>+ocr"; with OCR boxes and text on some training rows,
+    "<visual>+text" (a text classifier learnt from the examples' own print, out-of-fold on train, with
+    `tag_names` {tag: [name, aliases]} as weak identifiers: ml/text_model.py); with ORB features per example
+    (and the examples' media ids), "<visual>+keypoints" (matched against the training examples of the visually
+    likeliest tags); with several, their combinations ("<visual>+keypoints+ocr+text"). Each is the best visual
+    head combined with that evidence by a learned combiner (ml/fusion.py) trained on out-of-fold visual scores.
+    `force` picks a strategy by name instead of the best (the catalog's choice).
 
     `groups_train` (the training rows' groups: shoots, look-alike clusters) keeps the inner C search and the
     out-of-fold scores the combiners learn from honest too: no group on both sides of any split; `groups_hold`
@@ -352,6 +360,10 @@ def train_facet_head(
                 text_evidence(ocr_hold, identifiers, classes),
             )
             channels["ocr"] = (train_ev, hold_ev, has)
+    if ocr_train is not None and ocr_hold is not None:  # out-of-fold on train, like the visual scores
+        learned = text_channel(ocr_train, y_tr, ocr_hold, classes, tag_names, groups_train, seed)
+        if learned is not None:
+            channels["text"] = learned
     if keypoints_train is not None and keypoints_hold is not None and ids_train is not None:
         gallery = build_gallery(ids_train, y_train, keypoints_train)
         has = np.array([c in gallery for c in classes])
@@ -385,7 +397,7 @@ def train_facet_head(
     thresholds = calibrate_thresholds(hold_scores[chosen], y_hold, classes, target_precision, confidence)
     all_codes = np.concatenate([y_tr, y_ho])
     final_model, _ = FITTERS[base](np.vstack([X_train, X_hold]), all_codes, seed, params[base])
-    combiner, final_gallery = None, None
+    combiner, final_gallery, text_model = None, None, None
     if used:  # refitted on every example: out-of-fold train scores and the holdout's
         combiner = Combiner({c: channels[c][2] for c in used}).fit(
             np.vstack([oof, hold_scores[visual]]), {c: np.vstack(channels[c][:2]) for c in used}, all_codes
@@ -396,6 +408,8 @@ def train_facet_head(
                 list(y_train) + list(y_hold),
                 list(keypoints_train) + list(keypoints_hold),
             )
+        if "text" in used:
+            text_model = fit_text_model(list(ocr_train) + list(ocr_hold), all_codes, classes, tag_names)
     logger.info("facet %s: chose %s, refitted on %d examples", facet, chosen, len(y_tr) + len(y_ho))
     metrics = {
         "chosen": chosen,
@@ -452,6 +466,7 @@ def train_facet_head(
         {c: list(identifiers.get(c, [])) for c in classes} if "ocr" in used else None,
         holdout,
         final_gallery,
+        text_model=text_model,
     )
 
 

@@ -10,7 +10,7 @@ instead of retraining.
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 from dagster import (
@@ -71,11 +71,13 @@ TAG_METRICS_SCHEMA = {
 
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
-HEAD_FORMAT = "7"  # 3: printed text; 4: mistake-free thresholds pooled; 5: holdout; 6: keypoints; 7: backbone
+HEAD_FORMAT = "8"  # 3: printed text; 4: mistake-free thresholds pooled; 5: holdout; 6: keypoints; 7: backbone;
+# 8: text learnt from the examples' print
 
 
 def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str = "") -> str:
-    """A hash of everything a head is trained from; `extra`: the OCR model and identifiers, a forced strategy."""
+    """A hash of everything a head is trained from; `extra`: the OCR model, identifiers and tag names, a forced
+    strategy."""
     digest = hashlib.sha256()
     for part in (
         HEAD_FORMAT,
@@ -127,6 +129,7 @@ def heads(
     history = pl.DataFrame(schema=HEADS_SCHEMA) if history is None else history
     parsed = libraries.catalog(library)
     identifiers = {t.tag_id: list(t.identifiers) for t in parsed.tags}
+    names = {t.tag_id: [t.name, *t.aliases] for t in parsed.tags}  # weak identifiers of the learned text channel
     ocr_table = warehouse.read(library, "ocr_text")
     boxes_of = ocr_boxes(ocr_table)
     features_of = read_features(warehouse, library)
@@ -136,8 +139,13 @@ def heads(
     for facet in sorted(training["facet"].unique().to_list()):
         group = training.filter(pl.col("facet") == facet)
         force = parsed.forced_strategy(facet)
-        facet_ids = {t: identifiers.get(t, []) for t in group["tag_id"].unique().sort().to_list()}
-        reads_text = ocr_table is not None and any(facet_ids.values())
+        facet_tags = group["tag_id"].unique().sort().to_list()
+        facet_ids = {t: identifiers.get(t, []) for t in facet_tags}
+        # printed text is evidence where the catalog lists identifiers to match, and wherever OCR read text on
+        # the facet's photos: what separates the tags is then learnt from the examples' print (ml/text_model.py)
+        read = any(m in boxes_of for m in group["media_id"].unique().to_list())
+        reads_text = ocr_table is not None and (read or any(facet_ids.values()))
+        facet_names = {t: names.get(t, []) for t in facet_tags} if reads_text else {}
         ocr_model = OcrSpec().model_id if reads_text else ""
         keypoint_model = KeypointSpec().model_id if features_of else ""
         forced_backbone = parsed.forced_backbone(facet)
@@ -145,13 +153,14 @@ def heads(
             {
                 "ocr": ocr_model,
                 "identifiers": facet_ids if reads_text else {},
+                "names": facet_names,
                 "force": force,
                 "kp": keypoint_model,
                 "backbone": forced_backbone,
             }
         )
         # evidence beyond the picture: the same whatever the backbone
-        evidence = Evidence(boxes_of if reads_text else None, facet_ids, features_of)
+        evidence = Evidence(boxes_of if reads_text else None, facet_ids, features_of, facet_names)
         version = head_version(facet, "|".join(m for _, m in models.values()), group, config, extra)
         bar = config.bar_for(facet)
         existing = history.filter(pl.col("version") == version)
@@ -248,11 +257,13 @@ def promise_metadata(table: pl.DataFrame) -> dict:
 @dataclass(frozen=True)
 class Evidence:
     """What a facet's heads get beyond the picture: OCR boxes per photo (None: the facet reads no text), the
-    facet's identifiers per tag, ORB features per photo (empty: keypoints off)."""
+    facet's identifiers per tag, ORB features per photo (empty: keypoints off), the tags' names and aliases
+    (weak identifiers of the text learnt from the examples)."""
 
     boxes_of: dict[str, list[tuple[str, float]]] | None
     identifiers: dict[str, list[str]]
     features_of: dict
+    names: dict[str, list[str]] = field(default_factory=dict)
 
 
 def train_on(warehouse: Warehouse, library: str, model: str, group: pl.DataFrame, config, force, evidence: Evidence):
@@ -269,6 +280,7 @@ def train_on(warehouse: Warehouse, library: str, model: str, group: pl.DataFrame
             ocr_train=[evidence.boxes_of.get(m, []) for m in ids_train],
             ocr_hold=[evidence.boxes_of.get(m, []) for m in ids_hold],
             identifiers=evidence.identifiers,
+            tag_names=evidence.names,
         )
     if evidence.features_of:  # the keypoint strategies are evaluated too (ml/keypoints.py)
         extra.update(

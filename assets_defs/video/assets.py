@@ -239,7 +239,8 @@ def video_segments(
     for media_id in videos["media_id"].unique(maintain_order=True).to_list():
         stamps_of: dict[str, list[float]] = {facet: [] for facet in heads}
         visual: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
-        text: dict[str, list[np.ndarray]] = {facet: [] for facet in heads if heads[facet][1].reads_text}
+        # per facet reading text, per channel ("ocr": identifiers, "text": learnt from the examples' print)
+        text: dict[str, dict[str, list[np.ndarray]]] = {facet: {} for facet in heads if heads[facet][1].reads_text}
         matched: dict[str, list[np.ndarray]] = {facet: [] for facet in heads if heads[facet][1].matches_keypoints}
         familiar: dict[str, list[np.ndarray]] = {facet: [] for facet in heads}
         for model, facets in by_model.items():
@@ -258,7 +259,8 @@ def video_segments(
                     familiar[facet].append(head.familiar(X))
                     if facet in text:
                         boxes = [frame_boxes.get((media_id, round(t, 4)), []) for t in ts]
-                        text[facet].append(head.text_evidence(boxes).astype(np.float32))
+                        for channel, found in head.evidence(scored, boxes=boxes).items():
+                            text[facet].setdefault(channel, []).append(found.astype(np.float32))
                     if facet in matched:
                         found = head.evidence(scored, features=features).get("keypoints", np.zeros_like(scored))
                         matched[facet].append(found.astype(np.float32))
@@ -277,7 +279,10 @@ def video_segments(
             stamps = stamps_of[facet]
             # printed text read on any frame of a scene counts for the scene's nearby frames (a label is
             # legible on some frames only), then the head combines it with the picture
-            evidence = {"ocr": spread_within_scenes(stamps, np.concatenate(text[facet]), cuts)} if facet in text else {}
+            evidence = {
+                channel: spread_within_scenes(stamps, np.concatenate(parts), cuts)
+                for channel, parts in text.get(facet, {}).items()
+            }
             if facet in matched:
                 evidence["keypoints"] = np.concatenate(matched[facet])
             combined = head.combine(np.concatenate(visual[facet]), evidence)
