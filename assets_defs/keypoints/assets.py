@@ -1,8 +1,9 @@
-"""The `keypoints` asset: ORB features of every photo and example, cached per (media_id, settings).
+"""The `keypoints` asset: ORB (or RootSIFT) features of every photo and example, cached per (media_id, settings).
 
 About 3 ms per photo (decode at 320 px and ORB), fanned out on the task runner like embeddings. Heads match
 them against each tag's examples when they evaluate the "+keypoints" strategies; `tags` matches a photo's
-only when its facet's head chose such a strategy. Library option `keypoints: false` turns it off.
+only when its facet's head chose such a strategy. Library option `keypoints: false` turns it off; the kind
+(`keypoint_spec`) is ORB unless the library config names another (a `keypoint_kind` field, once it has one).
 """
 
 import polars as pl
@@ -14,7 +15,7 @@ from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
 from ml.keypoints import Features, KeypointSpec, keypoints_chunk
-from resources.libraries import LibraryStore
+from resources.libraries import LibraryConfig, LibraryStore
 from resources.media_store import MediaStore
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
@@ -23,12 +24,19 @@ CHUNK = 256
 KEYPOINTS_SCHEMA = {"media_id": pl.String, "n": pl.Int64, "xy": pl.Binary, "desc": pl.Binary, "model": pl.String}
 
 
-def read_features(warehouse: Warehouse, library: str) -> dict[str, Features]:
-    """{media_id: ORB features} of the library's photos and examples (empty when none were extracted)."""
+def keypoint_spec(config: LibraryConfig) -> KeypointSpec:
+    """The library's keypoint settings: ORB, or the kind its config names (ml/keypoints.py KINDS).
+
+    `getattr`: LibraryConfig has no `keypoint_kind` field yet; until it has, every library gets ORB."""
+    return KeypointSpec(kind=getattr(config, "keypoint_kind", "orb"))
+
+
+def read_features(warehouse: Warehouse, library: str, spec: KeypointSpec = KeypointSpec()) -> dict[str, Features]:
+    """{media_id: features} of the library's photos and examples under `spec` (empty when none were extracted)."""
     table = warehouse.read(library, "keypoints")
     if table is None:
         return {}
-    model = KeypointSpec().model_id
+    model = spec.model_id
     rows = table.filter(pl.col("model") == model).select("media_id", "xy", "desc").iter_rows()
     return {media_id: Features.from_bytes(xy, desc) for media_id, xy, desc in rows}
 
@@ -41,12 +49,13 @@ def keypoints(
     runner: TaskRunner,
     warehouse: Warehouse,
 ) -> MaterializeResult:
-    """ORB keypoints and descriptors per photo and example; only photos not yet done are read."""
+    """Keypoints and descriptors per photo and example; only photos not yet done are read."""
     library = context.partition_key
-    if not libraries.config(library).keypoints:
+    config = libraries.config(library)
+    if not config.keypoints:
         context.log.info(f"{library}: keypoints are off for this library")
         return MaterializeResult(metadata={"enabled": False})
-    spec = KeypointSpec()
+    spec = keypoint_spec(config)
     old = warehouse.read(library, "keypoints")
     old = pl.DataFrame(schema=KEYPOINTS_SCHEMA) if old is None else old.filter(pl.col("model") == spec.model_id)
     done = set(old["media_id"].to_list())
