@@ -72,7 +72,7 @@ TAG_METRICS_SCHEMA = {
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
 HEAD_FORMAT = "8"  # 3: printed text; 4: mistake-free thresholds pooled; 5: holdout; 6: keypoints; 7: backbone;
-# 8: text learnt from the examples' print
+# 8: group-aware holdout, thresholds with a lower bound, the new-shoot promise, text learnt from the print
 
 
 def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str = "") -> str:
