@@ -29,13 +29,17 @@ import numpy as np
 
 from benchmarks.grocery import OUT_DIR, Dataset, FeatureCache, load_dataset
 from benchmarks.probes import TRANSFORMS, Split, linear_probe, score_heads
-from ml.heads import STRATEGIES
+from ml.groups import PhotoFacts, holdout_units
+from ml.heads import STRATEGIES, train_facet_head
+from ml.splits import group_holdout_split
 from ml.views import combine_features
 
 log = logging.getLogger("benchmarks.accuracy")
 
 FLIPS = ("center", "center_flip")
 TTA4 = ("center", "center_flip", "squash", "squash_flip")
+CROPS2 = ("center", "zoom", "zoom60")  # the frame's short-side crop plus centre crops of 80 % and 60 %
+FIVE_CROP = ("center", "tl", "tr", "bl", "br")  # centre + the four 80 % corners
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ VARIANTS: list[Variant] = [
     Variant("224-avg-tta4", (Part(224, views=TTA4),), note="test-time aug: centre + squash, each + flip"),
     Variant("224-avg-flipaug", (Part(224, views=FLIPS),), train_views=FLIPS,
             note="train rows per flip, test = mean of flips"),
+    Variant("224-avg-crops2", (Part(224, views=CROPS2),), note="mean of centre, 80 % and 60 % centre crops"),
+    Variant("224-avg-crops2-trainaug", (Part(224, views=CROPS2),), train_views=CROPS2,
+            note="train rows per crop scale, test = mean of the 3 crops"),
+    Variant("224-avg-5crop", (Part(224, views=FIVE_CROP),), note="mean of centre + four 80 % corner crops"),
     Variant("224-gem", (Part(224, ("gem",)),), note="GeM (p=3) instead of average pool"),
     Variant("224-avg+b14", (Part(224, ("avg", "b14")),), note="+ pooled block 14 (192-d, stride 32)"),
     Variant("224-avg+b10+b14+b15", (Part(224, ("avg", "b10", "b14", "b15")),), note="+ three block pools"),
@@ -112,19 +120,67 @@ def make_split(cache: FeatureCache, data: Dataset, variant: Variant) -> Split:
     return Split(X_train, y_train, X[val], data.labels[val], X[test], data.labels[test])
 
 
-def run(variants: list[Variant], strategies: list[str], transforms: list[str], out: Path) -> dict:
+def group_units(cache: FeatureCache, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(train+val row indices, their holdout units): per tag Ward clusters of about 8 look-alike photos.
+
+    Every photo is its own non-shoot group (no manifest group, no session), so every tag is cut into clusters
+    by `ml.groups.holdout_units`; the clusters come from the baseline's vectors, so every variant is scored on
+    the same units.
+    """
+    examples = np.flatnonzero(data.mask("train", "val"))
+    X = embed_variant(cache, BY_NAME[BASELINE])[examples]
+    photos = [PhotoFacts(data.paths[i], str(data.root / data.paths[i]), (("product", str(data.labels[i])),))
+              for i in examples]
+    units, _, _ = holdout_units(photos, [f"copy:{p.media_id}" for p in photos], X)
+    return examples, np.array(units)
+
+
+def group_holdout(cache: FeatureCache, data: Dataset, variant: Variant, examples: np.ndarray, units: np.ndarray,
+                  strategy: str = "logreg", seed: int = 0) -> dict:
+    """Top-1 / balanced of `strategy` fit on the train side of a group-aware holdout of train+val, scored on
+    the held-out clusters (the pipeline's holdout figure: `train_facet_head`'s per-strategy metrics)."""
+    y = data.labels[examples]
+    side = group_holdout_split([data.paths[i] for i in examples], ["product"] * len(y), list(y), list(units),
+                               0.25, seed)
+    tr, ho = examples[side == "train"], examples[side == "holdout"]
+    X = embed_variant(cache, variant)
+    if variant.train_views:
+        X_tr = np.vstack([embed_variant(cache, variant, (view,))[tr] for view in variant.train_views])
+        k = len(variant.train_views)
+    else:
+        X_tr, k = X[tr], 1
+    y_tr, g_tr = np.tile(data.labels[tr], k), np.tile(units[side == "train"], k)
+    head = train_facet_head("label", X_tr, y_tr, X[ho], data.labels[ho], strategies=[strategy], seed=seed,
+                            groups_train=g_tr, groups_hold=units[side == "holdout"])
+    got = head.metrics["strategies"][strategy]
+    return {"top1": got["accuracy"], "balanced": got["balanced_accuracy"], "train": len(tr), "holdout": len(ho),
+            "units": len(set(units.tolist()))}
+
+
+def run(variants: list[Variant], strategies: list[str], transforms: list[str], out: Path,
+        group_aware: bool = False) -> dict:
     data = load_dataset()
     cache = FeatureCache(data)
     log.info("grocery-produce: %d photos (%s), %d classes", len(data.paths),
              {s: int(data.mask(s).sum()) for s in ("train", "val", "test")}, len(np.unique(data.labels)))
     results = []
+    units = None
     for variant in variants:
         started = time.perf_counter()
         split = make_split(cache, data, variant)
+        extraction = round(time.perf_counter() - started, 1)  # views not cached yet by an earlier variant
         row = {"variant": variant.name, "note": variant.note, "dim": split.X_train.shape[1],
                "train_rows": len(split.y_train), "recipe": asdict(variant)}
         row["heads"] = score_heads(split, strategies) if strategies else {}
         row["probe"] = {t: linear_probe(split, t) for t in transforms}
+        row["views_per_photo"] = sum(len(p.views) for p in variant.parts)
+        row["extraction_seconds"] = extraction
+        if group_aware:
+            if units is None:
+                examples, units = group_units(cache, data)
+            row["group_holdout"] = group_holdout(cache, data, variant, examples, units)
+            log.info("%s group-aware holdout: top-1 %.3f balanced %.3f", variant.name,
+                     row["group_holdout"]["top1"], row["group_holdout"]["balanced"])
         row["seconds"] = round(time.perf_counter() - started, 1)
         results.append(row)
         log.info("%s done in %.0fs", variant.name, row["seconds"])
@@ -155,6 +211,8 @@ def print_table(results: list[dict], strategies: list[str], transforms: list[str
         if strategies:
             chosen = r["heads"]["chosen"]
             line += f" {chosen['strategy'][:6]:>6s} {_pct(chosen['val_top1'])}"
+        if "group_holdout" in r:
+            line += f"  group-holdout {_pct(r['group_holdout']['top1'])}/{_pct(r['group_holdout']['balanced'])}"
         print(line)
 
 
@@ -165,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"comma-separated names; known: {', '.join(BY_NAME)}")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="head strategies ('' for none)")
     parser.add_argument("--transforms", default="l2", help=f"linear-probe transforms of {TRANSFORMS} ('' for none)")
+    parser.add_argument("--group-holdout", action="store_true",
+                        help="also score logreg on a group-aware holdout of train+val (Ward clusters of ~8 photos)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "accuracy.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -177,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     strategies = [s for s in args.strategies.split(",") if s]
     transforms = [t for t in args.transforms.split(",") if t]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    run([BY_NAME[n] for n in names], strategies, transforms, args.out)
+    run([BY_NAME[n] for n in names], strategies, transforms, args.out, args.group_holdout)
     print(f"\nwritten {args.out}")
 
 

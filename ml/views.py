@@ -63,7 +63,8 @@ HSV_SIDE = 80  # the histogram reads every k-th pixel so that about 80 x 80 are 
 FEATURE_DIMS: dict[str, int] = {**ONNX_FEATURES, "hsv": HSV_BINS[0] * HSV_BINS[1] * HSV_BINS[2]}
 GEM_P = 3.0
 ZOOM = 0.8  # the zoom and corner views keep 80 % of the short side
-GEOMETRIES = ("center", "squash", "zoom", "tl", "tr", "bl", "br")
+GEOMETRIES = ("center", "squash", "zoom", "tl", "tr", "bl", "br", "zoom60")
+ZOOM60 = 0.6  # the zoom60 view: a tighter centre crop keeping 60 % of the short side (a second crop scale)
 
 
 # ------------------------------------------------------------------------------------------------ views
@@ -80,7 +81,8 @@ def view_image(image: Image.Image, view: str, size: int) -> Image.Image:
 
     center: short side resized to `size`, centre crop (what the default backbone sees);
     squash: the whole image resized to a square, aspect ignored (nothing is cropped away);
-    zoom / tl / tr / bl / br: a square of ZOOM x the short side at the centre / a corner, resized to `size`.
+    zoom / tl / tr / bl / br: a square of ZOOM x the short side at the centre / a corner, resized to `size`;
+    zoom60: the same at the centre with ZOOM60 x the short side.
     """
     geometry, flip = parse_view(view)
     image = image.convert("RGB")
@@ -93,7 +95,8 @@ def view_image(image: Image.Image, view: str, size: int) -> Image.Image:
         out = image.resize((size, size), Image.BILINEAR, box=(*box, box[0] + side, box[1] + side),
                            reducing_gap=2.0)
     else:
-        side = round(min(w, h) * ZOOM)
+        side = round(min(w, h) * (ZOOM60 if geometry == "zoom60" else ZOOM))
+        geometry = "zoom" if geometry == "zoom60" else geometry
         x0 = {"zoom": (w - side) // 2, "tl": 0, "bl": 0, "tr": w - side, "br": w - side}[geometry]
         y0 = {"zoom": (h - side) // 2, "tl": 0, "tr": 0, "bl": h - side, "br": h - side}[geometry]
         out = image.resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side), reducing_gap=2.0)
