@@ -73,6 +73,8 @@ VARIANTS: list[Variant] = [
     Variant("224-avg-crops2", (Part(224, views=CROPS2),), note="mean of centre, 80 % and 60 % centre crops"),
     Variant("224-avg-crops2-trainaug", (Part(224, views=CROPS2),), train_views=CROPS2,
             note="train rows per crop scale, test = mean of the 3 crops"),
+    Variant("224-zoom", (Part(224, views=("zoom",)),), note="one 80 % centre crop instead of the frame"),
+    Variant("224-zoom60", (Part(224, views=("zoom60",)),), note="one 60 % centre crop instead of the frame"),
     Variant("224-avg-5crop", (Part(224, views=FIVE_CROP),), note="mean of centre + four 80 % corner crops"),
     Variant("224-gem", (Part(224, ("gem",)),), note="GeM (p=3) instead of average pool"),
     Variant("224-avg+b14", (Part(224, ("avg", "b14")),), note="+ pooled block 14 (192-d, stride 32)"),
