@@ -20,6 +20,18 @@ def test_views_backbone_by_name(model_root):
     assert np.allclose(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
 
 
+def test_crops_at_two_scales_by_the_name_the_readme_gives(model_root):
+    # the whole frame and centre crops keeping 80 % and 60 % of the short side, pooled (README "Models")
+    backbone = load_backbone("efficientnet-lite0-views:224/avg/center+zoom+zoom60", cache_dir=str(model_root))
+    single = load_backbone("efficientnet-lite0-views:224/avg/center", cache_dir=str(model_root))
+    assert backbone.dim == 1280 and "center+zoom+zoom60" in backbone.model_id
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    pooled, whole = backbone.embed([photo]), single.embed([photo])
+    assert np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(pooled, whole, atol=1e-3)  # the crops count
+
+
 def test_balanced_chunks_keep_every_slot_busy():
     assert balanced_chunk(768, 2) == 192  # 4 equal tasks, not 256+256+256 with one slot idle at the end
     assert balanced_chunk(100, 2) == 50
