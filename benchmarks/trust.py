@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks.backbones import get_embeddings
 from benchmarks.grocery import OUT_DIR, Dataset, load_dataset
-from ml.calibration import top_predictions
+from ml.calibration import applied_mask, top_predictions
 from ml.groups import PhotoFacts, exif_session, holdout_units, shoot_groups
 from ml.heads import STRATEGIES, train_facet_head
 from ml.splits import group_holdout_split, holdout_split
@@ -37,11 +37,11 @@ from ml.splits import group_holdout_split, holdout_split
 log = logging.getLogger("benchmarks.trust")
 
 
-def measured(head, X: np.ndarray, y: np.ndarray) -> dict:
+def measured(head, X: np.ndarray, y: np.ndarray, features=None) -> dict:
     """The shipped head on new photos: top-1, balanced accuracy, applied precision and share applied."""
-    scores = head.predict_scores(X)
+    scores = head.predict_scores(X, features=features)
     pred, top, correct = top_predictions(scores, list(y), head.classes)
-    applied = np.array([top[i] >= head.thresholds[head.classes[pred[i]]] for i in range(len(top))])
+    applied = applied_mask(pred, top, head.classes, head.thresholds)
     labels = np.array(head.classes)[pred]
     balanced = float(np.mean([np.mean(labels[y == c] == c) for c in np.unique(y)]))
     return {
@@ -105,10 +105,8 @@ def run(data: Dataset, X_all: np.ndarray, split_kind: str, seed: int, strategies
     )
     heads_seconds = time.perf_counter() - started
     new = head.metrics["new_shoot"]
-    if keypoints is not None and head.matches_keypoints:
-        got = measured_with_keypoints(head, X_all[test], data.labels[test], [keypoints[i] for i in test])
-    else:
-        got = measured(head, X_all[test], data.labels[test])
+    features = [keypoints[i] for i in test] if keypoints is not None and head.matches_keypoints else None
+    got = measured(head, X_all[test], data.labels[test], features)
     return {
         "split": split_kind,
         "seed": seed,
@@ -131,19 +129,6 @@ def run(data: Dataset, X_all: np.ndarray, split_kind: str, seed: int, strategies
         ),
         "heads_seconds": round(heads_seconds, 1),
         "group_seconds": round(group_seconds, 1),
-    }
-
-
-def measured_with_keypoints(head, X, y, features) -> dict:
-    scores = head.predict_scores(X, features=features)
-    pred, top, correct = top_predictions(scores, list(y), head.classes)
-    applied = np.array([top[i] >= head.thresholds[head.classes[pred[i]]] for i in range(len(top))])
-    labels = np.array(head.classes)[pred]
-    return {
-        "top1": round(float(correct.mean()), 4),
-        "balanced": round(float(np.mean([np.mean(labels[y == c] == c) for c in np.unique(y)])), 4),
-        "applied_precision": round(float(correct[applied].mean()), 4) if applied.any() else None,
-        "share_applied": round(float(applied.mean()), 4),
     }
 
 

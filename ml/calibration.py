@@ -23,7 +23,6 @@ Pure ML code: no Dagster, no Ray.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -45,20 +44,24 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     """
     if n <= 0:
         return 0.0, 1.0
+    low, high = _wilson_bounds(np.asarray([k], dtype=float), np.asarray([n], dtype=float), confidence)
+    return max(0.0, float(low[0])), min(1.0, float(high[0]))
+
+
+def _wilson_bounds(k: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Element-wise one-sided Wilson (lower, upper) bounds of k/n (n > 0)."""
     z = float(norm.ppf(confidence))
     p = k / n
     denom = 1 + z * z / n
     centre = p + z * z / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, (centre - spread) / denom), min(1.0, (centre + spread) / denom)
-
-
-def _wilson_lower(k: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:
-    """wilson_interval's lower bound, element-wise (n > 0)."""
-    z = float(norm.ppf(confidence))
-    p = k / n
     spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (p + z * z / (2 * n) - spread) / (1 + z * z / n)
+    return (centre - spread) / denom, (centre + spread) / denom
+
+
+def applied_mask(pred: np.ndarray, top: np.ndarray, classes: Sequence[str], thresholds: dict[str, float]) -> np.ndarray:
+    """(n,) True where a row's top score reaches its predicted tag's threshold."""
+    per_class = np.array([thresholds[c] for c in classes], dtype=np.float64)
+    return top >= per_class[pred] if len(top) else np.zeros(0, dtype=bool)
 
 
 def top_predictions(scores: np.ndarray, y_true: Sequence[str], classes: Sequence[str]):
@@ -86,7 +89,7 @@ def _lowest_qualifying(top: np.ndarray, correct: np.ndarray, target: float, conf
     if confidence is None:
         ok = hits / kept >= target - _PRECISION_TOL
     else:
-        ok = _wilson_lower(hits, kept, confidence) >= target
+        ok = _wilson_bounds(hits, kept, confidence)[0] >= target
     feasible = np.flatnonzero(last_of_tie & ok)
     return float(top[feasible[-1]]) if len(feasible) else NEVER
 
@@ -168,7 +171,7 @@ def promise(
     classes = [str(c) for c in classes]
     pred, top, correct = top_predictions(scores, y_true, classes)
     n = len(top)
-    applied = np.array([top[i] >= thresholds[classes[pred[i]]] for i in range(n)], dtype=bool)
+    applied = applied_mask(pred, top, classes, thresholds)
     k_app, n_app = int(correct[applied].sum()), int(applied.sum())
     share = n_app / n if n else 0.0
     codes = np.array([classes.index(str(c)) if str(c) in classes else -1 for c in y_true])
@@ -179,7 +182,7 @@ def promise(
         y_arr = np.asarray([str(c) for c in y_true])
         for rest, fold in folds:
             inner = calibrate_thresholds(scores[rest], y_arr[rest], classes, target_precision, confidence)
-            kept = np.array([top[i] >= inner[classes[pred[i]]] for i in fold], dtype=bool)
+            kept = applied_mask(pred[fold], top[fold], classes, inner)
             k_app += int(correct[fold][kept].sum())
             n_app += int(kept.sum())
     k_top = int(correct.sum())
