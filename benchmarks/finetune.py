@@ -7,9 +7,9 @@ Protocol as benchmarks/accuracy.py: the data set's splits; the backbone is fine-
 test: logreg, lightgbm and prototype on the embeddings, logreg combined with ORB keypoint matches by the
 learned combiner (`logreg+keypoints`), and the head `train_facet_head` chooses among all of them on val,
 once with the frozen backbone and once with the fine-tuned one; then the backbone the pipeline keeps
-(`choose_backbone`, on val). Prints test top-1 / balanced accuracy per strategy, epochs done, training
-images/s and the budget used. The fine-tuned weights are kept in benchmarks/out/ (`--weights FILE` reuses
-them instead of training).
+(`ml.backbone_choice.choose` of the logreg probes, on val). Prints test top-1 / balanced accuracy per
+strategy, epochs done, training images/s and the budget used. The fine-tuned weights are kept in
+benchmarks/out/ (`--weights FILE` reuses them instead of training).
 
     python -m benchmarks.finetune --budget-min 15      # ~25 min on 2 cores
 """
@@ -28,9 +28,10 @@ from PIL import Image
 
 from benchmarks.grocery import load_dataset
 from benchmarks.probes import Split, balanced, score_heads, top1
+from ml.backbone_choice import choose
 from ml.backbones import BackboneSpec
 from ml.finetune import FinetuneConfig, finetune
-from ml.heads import STRATEGIES, choose_backbone, train_facet_head
+from ml.heads import STRATEGIES, train_facet_head
 from ml.keypoints import extract
 
 OUT = Path(__file__).parent / "out" / "finetune.json"
@@ -127,8 +128,8 @@ def main() -> None:
         name = f"efficientnet-lite0-ft:{weights}"
         report["finetuned"], tuned_head = evaluate(BackboneSpec(name=name, cache_dir=str(Path(tmp) / "cache")))
         print(f"fine-tuned: {report['finetuned']}", flush=True)
-    # what the pipeline keeps: the backbone whose chosen head is better on val (ml.heads.choose_backbone)
-    role = choose_backbone({"base": frozen_head, "finetuned": tuned_head})
+    # what the pipeline keeps: the backbone whose chosen head is better on val (ml/backbone_choice.py)
+    role = choose({"base": probe_of(frozen_head), "finetuned": probe_of(tuned_head)})
     report["pipeline_choice"] = {"backbone": role, **report["frozen" if role == "base" else "finetuned"]["chosen"]}
     print_table(report)
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -152,3 +153,8 @@ def print_table(report: dict) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def probe_of(head) -> dict:
+    """The pipeline's backbone probe from a head: its logistic regression's holdout balanced accuracy."""
+    return {"balanced": head.metrics["strategies"]["logreg"]["balanced_accuracy"]}

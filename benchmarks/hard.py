@@ -27,9 +27,10 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from ml.backbone_choice import choose
 from ml.backbones import BackboneSpec, cached_backbone
 from ml.finetune import FinetuneConfig, finetune
-from ml.heads import choose_backbone, holdout_split, train_facet_head
+from ml.heads import holdout_split, train_facet_head
 from ml.keypoints import extract
 from ml.ocr import OcrSpec, cached_engine
 from ml.text_model import fit_text_model, text_channel
@@ -183,7 +184,7 @@ def main() -> None:
                 "images_per_s": result.images_per_s,
                 "wall_s_with_embedding": round(time.perf_counter() - t, 1),
             }
-            role = choose_backbone({"base": base_head, "finetuned": tuned_head})
+            role = choose({"base": probe_of(base_head), "finetuned": probe_of(tuned_head)})
             report["pipeline_choice"] = {"backbone": role, **(rows if role == "base" else tuned_rows)["chosen"]}
         report["product"] = rows
         report["n"] = {"examples": len(y_ex), "uploads": len(y_up), "hard_uploads": int(is_hard.sum())}
@@ -215,3 +216,8 @@ def _line(name: str, r: dict) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+def probe_of(head) -> dict:
+    """The pipeline's backbone probe from a head: its logistic regression's holdout balanced accuracy."""
+    return {"balanced": head.metrics["strategies"]["logreg"]["balanced_accuracy"]}

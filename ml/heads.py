@@ -23,7 +23,6 @@ from itertools import combinations
 import numpy as np
 
 from ml.calibration import calibrate_thresholds, precision_coverage, promise
-from ml.catalog import BACKBONE_CHOICES
 from ml.facet_head import FacetHead, StrategyResult, predict_table  # noqa: F401  (predict_table: callers)
 from ml.fusion import Combiner, out_of_fold_scores
 from ml.keypoints import Features, keypoint_evidence, top_candidates
@@ -52,7 +51,6 @@ __all__ = [
     "STRATEGIES",
     "FacetHead",
     "StrategyResult",
-    "choose_backbone",
     "choose_strategy",
     "predict_table",
     "train_facet_head",
@@ -76,23 +74,6 @@ def choose_strategy(results: Iterable[StrategyResult]) -> str:
     if not results:
         raise ValueError("no strategy results to choose from")
     return min(results, key=rank).strategy
-
-
-def choose_backbone(heads: Mapping[str, FacetHead], forced: str | None = None) -> str:
-    """Of one facet's heads on different backbones ({"base": head, "finetuned": head}), the one best on the
-    holdout (balanced accuracy, then accuracy); a tie keeps "base", which costs no training and keeps working
-    when the examples change. `forced`: the catalog's choice."""
-    if forced:
-        return forced
-    order = list(BACKBONE_CHOICES)
-    return min(
-        heads,
-        key=lambda r: (
-            -_nan_to_neg(heads[r].metrics["balanced_accuracy"]),
-            -_nan_to_neg(heads[r].metrics["accuracy"]),
-            order.index(r) if r in order else len(order),
-        ),
-    )
 
 
 def _nan_to_neg(x: float) -> float:

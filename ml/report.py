@@ -188,20 +188,21 @@ def render_evaluation(
         if backbones:
             backbone_rows = "".join(
                 f"<tr{' class=chosen' if r == chosen_backbone else ''}><td>{esc(r)}</td><td>{esc(b['model'])}</td>"
-                f"<td>{esc(b['chosen'])}</td>{_bar(b['accuracy'])}{_bar(b['balanced_accuracy'])}</tr>"
+                f"{_bar(b['top1'])}{_bar(b['balanced'])}<td>{b['n_holdout']}</td></tr>"
                 for r, b in backbones.items()
             )
             backbone_why = (
                 "forced by the catalog"
-                if len(backbones) == 1 and chosen_backbone != "base"
-                else "the better head on the holdout (a tie keeps the base backbone)"
+                if metrics.get("backbone_forced")
+                else "the best linear probe on the group-aware holdout (a costlier backbone only where it wins by "
+                "a point of balanced accuracy)"
                 if len(backbones) > 1
-                else "the only one (fine-tuning is off)"
+                else "the only candidate"
             )
             backbone_html = (
-                f"<p>Backbone: <b>{esc(chosen_backbone)}</b>, {backbone_why}. Each backbone's best head:</p>"
-                "<table><tr><th>backbone</th><th>model</th><th>strategy</th><th>accuracy</th>"
-                f"<th>balanced accuracy</th></tr>{backbone_rows}</table><p>Strategies on the chosen backbone:</p>"
+                f"<p>Backbone: <b>{esc(chosen_backbone)}</b>, {backbone_why}. Each candidate's linear probe:</p>"
+                "<table><tr><th>backbone</th><th>model</th><th>top-1</th><th>balanced accuracy</th>"
+                f"<th>holdout photos</th></tr>{backbone_rows}</table><p>Strategies on the chosen backbone:</p>"
             )
         weights = metrics.get("combiner_weights")
         combiner = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
+from assets_defs.backbones.definitions import defs as backbones_defs
 from assets_defs.embeddings.definitions import defs as embeddings_defs
 from assets_defs.finetune.definitions import defs as finetune_defs
 from assets_defs.heads.definitions import defs as heads_defs
@@ -27,6 +28,7 @@ def build_definitions(env=None) -> Definitions:
         media_defs,
         training_defs,
         finetune_defs,
+        backbones_defs,
         embeddings_defs,
         ocr_defs,
         keypoints_defs,

@@ -19,7 +19,8 @@ NAME = re.compile(r"^[a-z0-9_]{1,48}$")
 
 class FinetuneSettings(BaseModel):
     """Fine-tuning the default backbone on the library's examples (ml/finetune.py): one more candidate that
-    heads compare on the holdout. Off while `budget_min` is 0; the budget is wall-clock minutes of training."""
+    `backbone_choice` compares on the holdout. Off while `budget_min` is 0; the budget is wall-clock minutes of
+    training."""
 
     budget_min: float = Field(0.0, ge=0)
     epochs: int = Field(10, ge=1)
@@ -45,6 +46,9 @@ class LibraryConfig(BaseModel):
     train_augment: bool = True  # flipped copies of example photos as extra training rows
     ocr: Literal["auto", "on", "off"] = "auto"  # auto: read printed text when some catalog tag has identifiers
     keypoints: bool = True  # ORB features per photo, for the "+keypoints" head strategies
+    # the default backbone on the whole frame plus centre crops at two scales as a candidate backbone, kept per
+    # facet only where it reads the group-aware holdout better (assets_defs/backbones)
+    views: bool = True
     finetune: FinetuneSettings = FinetuneSettings()  # a fine-tuned backbone as one more candidate (off: budget 0)
     seed: int = 0
 

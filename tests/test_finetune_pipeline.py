@@ -24,7 +24,7 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(local_resources, s
     for photo in photos:
         shutil.copy(photo, folder / photo.name)
     write_video(folder / "event.mp4", photos[:2])
-    name = _library(res, small_demo, name="tuned")
+    name = _library(res, small_demo, name="tuned", views=False)  # two candidates: base and fine-tuned
     libraries.create(libraries.config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [name])

@@ -330,18 +330,3 @@ def test_printed_text_splits_look_alikes_through_the_learned_combiner():
     assert forced.strategy == "logreg" and not forced.reads_text and forced.metrics["forced"]
     with pytest.raises(ValueError, match="not available"):
         train_facet_head("product", X[is_train], y[is_train], X[~is_train], y[~is_train], force="keypoints")
-
-
-def test_choose_backbone_takes_the_better_holdout_and_keeps_base_on_a_tie():
-    from types import SimpleNamespace
-
-    from ml.heads import choose_backbone
-
-    def head(balanced, accuracy):
-        return SimpleNamespace(metrics={"balanced_accuracy": balanced, "accuracy": accuracy})
-
-    assert choose_backbone({"base": head(0.8, 0.8), "finetuned": head(0.9, 0.85)}) == "finetuned"
-    assert choose_backbone({"base": head(0.9, 0.8), "finetuned": head(0.9, 0.85)}) == "finetuned"
-    assert choose_backbone({"finetuned": head(0.9, 0.9), "base": head(0.9, 0.9)}) == "base"
-    assert choose_backbone({"base": head(float("nan"), 0.5), "finetuned": head(0.2, 0.2)}) == "finetuned"
-    assert choose_backbone({"base": head(0.9, 0.9), "finetuned": head(0.1, 0.1)}, forced="finetuned") == "finetuned"

@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, materialize
 
+from assets_defs.backbones.assets import backbone_choice
 from assets_defs.embeddings.assets import embeddings
 from assets_defs.heads.assets import evaluation_report, heads, promoted_heads
 from assets_defs.keypoints.assets import keypoints
@@ -21,6 +22,7 @@ ALL = [
     catalog,
     media,
     examples,
+    backbone_choice,
     embeddings,
     heads,
     evaluation_report,

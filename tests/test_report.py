@@ -39,13 +39,8 @@ def test_confusions_and_page():
             "combiner_weights": {"visual": 1.2, "evidence": 3.4},
             "backbone": "finetuned",
             "backbones": {
-                "base": {"model": "lite0@1", "chosen": "logreg", "accuracy": 0.5, "balanced_accuracy": 0.5},
-                "finetuned": {
-                    "model": "lite0-ft@2",
-                    "chosen": "logreg+ocr",
-                    "accuracy": 0.75,
-                    "balanced_accuracy": 0.8,
-                },
+                "base": {"model": "lite0@1", "top1": 0.5, "balanced": 0.5, "n_holdout": 4},
+                "finetuned": {"model": "lite0-ft@2", "top1": 0.75, "balanced": 0.8, "n_holdout": 4},
             },
         },
         "thresholds": {"h500": 0.5, "h750": 0.6, "mug": 0.5},
@@ -61,8 +56,8 @@ def test_confusions_and_page():
     assert "Hydra 500 taken for Hydra &lt;750&gt; (1×)" in page
     assert seen == ["m2", "e7"]  # the confused photo, and an example of what it was taken for
     assert "FAILS" in page and "evidence +3.40" in page and "best holdout balanced accuracy" in page
-    assert "Backbone: <b>finetuned</b>, the better head on the holdout" in page
-    assert "<tr class=chosen><td>finetuned</td><td>lite0-ft@2</td><td>logreg+ocr</td>" in page
+    assert "Backbone: <b>finetuned</b>, the best linear probe on the group-aware holdout" in page
+    assert "<tr class=chosen><td>finetuned</td><td>lite0-ft@2</td>" in page and "linear probe" in page
 
 
 def test_report_leads_with_the_new_shoot_promise():

@@ -1,36 +1,26 @@
 """The `embeddings` asset: one vector per (media_id, backbone), never computed twice.
 
 The items to embed are the library's usable media plus its example photos, minus those already in the
-store for this backbone. They are cut into chunks and fanned out on the task runner (Ray); each task builds
+store for this backbone; the backbones are the library's own and those `backbone_choice` picked for a
+facet. They are cut into chunks and fanned out on the task runner (Ray); each task builds
 the backbone once and writes one Parquet part file.
 """
 
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from assets_defs.backbones.assets import backbone_choice, models_in_use
 from assets_defs.common import progress, record_quarantine, usable
 from assets_defs.embedding_runs import backbone_spec, embed_calls
-from assets_defs.finetune.assets import candidate_backbones, finetuned_backbone
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
-from ml.backbones import cached_backbone
 from ml.embedding import EmbedItem, embed_chunk
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
-
-
-def candidate_models(config, model_store: ModelStore, warehouse: Warehouse, library: str) -> dict[str, tuple[str, str]]:
-    """{role: (backbone name, model id)} of the backbones heads compare: "base", the library's, and
-    "finetuned" when fine-tuning is on (assets_defs/finetune). Building each once also exports its ONNX file
-    before workers need it."""
-    return {
-        role: (name, cached_backbone(backbone_spec(config, model_store, name=name)).model_id)
-        for role, name in candidate_backbones(config, warehouse, library).items()
-    }
 
 
 def items_to_embed(warehouse: Warehouse, library: str) -> list[EmbedItem]:
@@ -51,7 +41,7 @@ def items_to_embed(warehouse: Warehouse, library: str) -> list[EmbedItem]:
 @asset(
     partitions_def=library_partitions,
     group_name="embeddings",
-    deps=[media, examples, finetuned_backbone],
+    deps=[media, examples, backbone_choice],
     kinds={"parquet", "ray"},
 )
 def embeddings(
@@ -62,11 +52,11 @@ def embeddings(
     runner: TaskRunner,
     warehouse: Warehouse,
 ) -> MaterializeResult:
-    """Image embeddings keyed by (media_id, model), with every candidate backbone (the library's, and the
-    fine-tuned one when fine-tuning is on); only missing ones are computed."""
+    """Image embeddings keyed by (media_id, model), with the library's backbone and every backbone some facet's
+    head reads (`backbone_choice`); only missing ones are computed."""
     library = context.partition_key
     config = libraries.config(library)
-    models = candidate_models(config, model_store, warehouse, library)
+    models = models_in_use(config, model_store, warehouse, library)
     items = items_to_embed(warehouse, library)
     calls, done = [], {}
     for name, model_id in models.values():

@@ -1,5 +1,5 @@
 """The `finetuned_backbone` asset: the default backbone fine-tuned on the library's examples, one more
-candidate that heads compare with the library's own backbone on the holdout, facet by facet.
+candidate that `backbone_choice` compares with the library's own backbone on the holdout, facet by facet.
 
 It learns from the example photos that are in the *train* split of every facet they are labelled in: a photo
 held out in any facet is never seen, so the holdout that chooses between the backbones stays honest. Every
@@ -66,19 +66,16 @@ def trained_on(history: pl.DataFrame | None, key: str) -> str | None:
     return names[-1] if names and Path(names[-1].split(":", 1)[1]).is_file() else None
 
 
-def candidate_backbones(config: LibraryConfig, warehouse: Warehouse, library: str) -> dict[str, str]:
-    """{"base": the library's backbone, "finetuned": the one fine-tuned on the current training set}.
+def finetuned_name(config: LibraryConfig, warehouse: Warehouse, library: str) -> str | None:
+    """The backbone fine-tuned on the current training set, if any (a candidate of assets_defs/backbones).
 
     Only a backbone trained on the current train split counts: one trained on an earlier split may have
     seen photos that are in today's holdout.
     """
-    out = {"base": config.backbone}
     table = warehouse.read(library, "examples")
-    if config.finetune.enabled and table is not None:
-        name = trained_on(warehouse.read(library, "finetuned_backbone"), finetune_key(config, training_rows(table)))
-        if name:
-            out["finetuned"] = name
-    return out
+    if not config.finetune.enabled or table is None:
+        return None
+    return trained_on(warehouse.read(library, "finetuned_backbone"), finetune_key(config, training_rows(table)))
 
 
 @asset(partitions_def=library_partitions, group_name="training", deps=[examples], kinds={"pytorch"})

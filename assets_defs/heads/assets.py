@@ -23,14 +23,16 @@ from dagster import (
     asset,
 )
 
+from assets_defs.backbones.assets import backbone_choice, chosen_roles
 from assets_defs.common import now_iso
-from assets_defs.embeddings.assets import candidate_models, embeddings
+from assets_defs.embedding_runs import library_model_id
+from assets_defs.embeddings.assets import embeddings
 from assets_defs.keypoints.assets import keypoints, read_features
 from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
 from ml.contact_sheet import thumbnail_jpeg
-from ml.heads import choose_backbone, train_facet_head
+from ml.heads import train_facet_head
 from ml.keypoints import KeypointSpec
 from ml.media import MediaProblem, decode_image, read_uri
 from ml.ocr import OcrSpec
@@ -109,7 +111,7 @@ def ocr_boxes(ocr_table: pl.DataFrame | None) -> dict[str, list[tuple[str, float
 @asset(
     partitions_def=library_partitions,
     group_name="heads",
-    deps=[examples, embeddings, ocr_text, keypoints],
+    deps=[examples, backbone_choice, embeddings, ocr_text, keypoints],
     kinds={"scikitlearn", "lightgbm"},
 )
 def heads(
@@ -121,7 +123,8 @@ def heads(
     """Candidate heads per facet ({facet: version}); each compared across strategies on the holdout."""
     library = context.partition_key
     config = libraries.config(library)
-    models = candidate_models(config, model_store, warehouse, library)
+    choice = chosen_roles(warehouse, library)
+    base_model = library_model_id(config, model_store)
     training = warehouse.read(library, "examples")
     if training is None or training.height == 0:
         raise ValueError(f"library {library!r} has no usable examples")
@@ -135,7 +138,6 @@ def heads(
     features_of = read_features(warehouse, library)
     candidates: dict[str, str] = {}
     rows, problems = [], []
-    context.log.info(f"{library}: backbones compared: {json.dumps({r: m for r, (_, m) in models.items()})}")
     for facet in sorted(training["facet"].unique().to_list()):
         group = training.filter(pl.col("facet") == facet)
         force = parsed.forced_strategy(facet)
@@ -149,6 +151,14 @@ def heads(
         ocr_model = OcrSpec().model_id if reads_text else ""
         keypoint_model = KeypointSpec().model_id if features_of else ""
         forced_backbone = parsed.forced_backbone(facet)
+        if facet not in choice and forced_backbone:
+            problems.append(
+                f"{facet}: the catalog forces the {forced_backbone} backbone but the library has none "
+                "(finetune.budget_min is 0, or fine-tuning was skipped: see finetuned_backbone's log)"
+            )
+            continue
+        # a facet no probe could judge gets the base backbone, and training says what is wrong with its examples
+        picked = choice.get(facet) or {"role": "base", "model": base_model, "forced": False, "probes": {}}
         extra = json.dumps(
             {
                 "ocr": ocr_model,
@@ -161,43 +171,23 @@ def heads(
         )
         # evidence beyond the picture: the same whatever the backbone
         evidence = Evidence(boxes_of if reads_text else None, facet_ids, features_of, facet_names)
-        version = head_version(facet, "|".join(m for _, m in models.values()), group, config, extra)
+        # the chosen backbone and what it was chosen against: a new candidate means a new comparison on record
+        compared = "|".join(sorted(p["model"] for p in picked["probes"].values()))
+        version = head_version(facet, f"{picked['model']}<{compared}", group, config, extra)
         bar = config.bar_for(facet)
         existing = history.filter(pl.col("version") == version)
         if existing.height and model_store.head_path(library, facet, version).exists():
             context.log.info(f"{facet}: training set unchanged, reusing {version}")
         else:
-            trained, errors = {}, []
-            for role, (_, model) in models.items():
-                if forced_backbone and role != forced_backbone:
-                    continue
-                try:
-                    trained[role] = train_on(warehouse, library, model, group, config, force, evidence)
-                except ValueError as exc:  # the examples' problem, the same on every backbone
-                    errors.append(f"{facet}: {exc}")
-                    context.log.warning(f"{facet}: no head trained on {model}: {exc}")
-            if forced_backbone and forced_backbone not in models:
-                errors.append(
-                    f"{facet}: the catalog forces the fine-tuned backbone but the library has none "
-                    "(finetune.budget_min is 0, or fine-tuning was skipped: see finetuned_backbone's log)"
-                )
-            if not trained:
-                problems.extend(dict.fromkeys(errors))
+            try:
+                head = train_on(warehouse, library, picked["model"], group, config, force, evidence)
+            except ValueError as exc:  # the examples' problem
+                problems.append(f"{facet}: {exc}")
                 continue
-            role = choose_backbone(trained, forced_backbone)
-            head = trained[role]
-            head.model_id = models[role][1]
-            head.metrics["backbone"] = role
-            head.metrics["backbones"] = {
-                r: {
-                    "model": models[r][1],
-                    "chosen": h.strategy,
-                    "accuracy": h.metrics["accuracy"],
-                    "balanced_accuracy": h.metrics["balanced_accuracy"],
-                    "strategies": h.metrics["strategies"],
-                }
-                for r, h in trained.items()
-            }
+            head.model_id = picked["model"]
+            head.metrics["backbone"] = picked["role"]
+            head.metrics["backbone_forced"] = picked["forced"]
+            head.metrics["backbones"] = picked["probes"]  # each candidate's linear probe on the holdout
             model_store.save_head(library, facet, version, head)
             row = {
                 "facet": facet,
@@ -216,10 +206,9 @@ def heads(
                 "promoted_at": None,
             }
             rows.append(row)
-            compared = ", ".join(f"{r} {h.strategy} {h.metrics['accuracy']:.3f}" for r, h in trained.items())
             context.log.info(
-                f"{facet}: {head.strategy} on {role} backbone, holdout accuracy {head.metrics['accuracy']:.3f} "
-                f"(backbones: {compared}; strategies: {json.dumps(head.metrics['strategies'])})"
+                f"{facet}: {head.strategy} on the {picked['role']} backbone, holdout accuracy "
+                f"{head.metrics['accuracy']:.3f} (strategies: {json.dumps(head.metrics['strategies'])})"
             )
         candidates[facet] = version
     if rows:

@@ -14,10 +14,9 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from assets_defs.backbones.assets import backbone_choice, models_in_use
 from assets_defs.common import progress, record_quarantine, usable
 from assets_defs.embedding_runs import backbone_spec, library_model_id
-from assets_defs.embeddings.assets import candidate_models
-from assets_defs.finetune.assets import finetuned_backbone
 from assets_defs.media.assets import media
 from assets_defs.ocr.assets import OCR_SCHEMA, ocr_spec
 from assets_defs.partitions import library_partitions
@@ -70,7 +69,7 @@ SEGMENTS_SCHEMA = {
 
 
 @asset(
-    partitions_def=library_partitions, group_name="video", deps=[media, finetuned_backbone], kinds={"parquet", "ray"}
+    partitions_def=library_partitions, group_name="video", deps=[media, backbone_choice], kinds={"parquet", "ray"}
 )
 def video_frames(
     context: AssetExecutionContext,
@@ -83,8 +82,8 @@ def video_frames(
     """Frames sampled from every usable video (interval + scene changes), embedded; the `frames` table."""
     library = context.partition_key
     config = libraries.config(library)
-    # every candidate backbone embeds the frames (decoded once): heads may choose either, facet by facet
-    wanted = {model: name for name, model in candidate_models(config, model_store, warehouse, library).values()}
+    # every backbone a facet's head reads embeds the frames (decoded once), and the library's own
+    wanted = {model: name for name, model in models_in_use(config, model_store, warehouse, library).values()}
     videos = usable(warehouse.read(library, "media"), "video")
     videos = videos.unique("media_id", keep="first", maintain_order=True)
     ocr = ocr_spec(config, warehouse.read(library, "catalog"), runner)

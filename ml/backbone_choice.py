@@ -1,0 +1,93 @@
+"""Which backbone reads a facet best: candidates compared on the group-aware holdout by a linear probe.
+
+The candidates are the library's backbone ("base"), the same weights on the whole frame plus centre crops at
+two scales ("views": products rarely fill the photo) and the backbone fine-tuned on the examples
+("finetuned", when the library gives fine-tuning a budget). Each is judged the way the CLIP paper judges
+features: a logistic regression (C chosen on inner folds that keep groups apart) fitted on the train split and
+scored on the holdout, whose shoots and look-alike clusters the probe never saw (ml/groups.py, ml/splits.py).
+The probe is the cheapest honest reading of a backbone's quality; the facet's head then compares its full
+strategies (LightGBM, prototype, printed text, keypoints) on the chosen backbone only.
+
+A candidate that costs more per photo is kept only where it wins: by at least `MARGIN` balanced accuracy over
+the cheaper pick. On grocery-produce the views candidate wins by 9.1 points on the group-aware holdout (2.9x
+the compute per photo: benchmarks/accuracy.py); on the demo's synthetic packshots it does not, and the
+library is never embedded with it. Pure ML: no Dagster, no Ray.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ml.strategies import FITTERS, accuracy, aligned_proba, as_matrix, balanced_accuracy
+
+# Forward passes per photo, relative to the base backbone (views: whole frame + 2 crops; measured 2.9x).
+COST: dict[str, float] = {"base": 1.0, "finetuned": 1.0, "views": 2.9}
+# Order among equal costs: the base backbone needs no training and stays valid when the examples change.
+ORDER: tuple[str, ...] = ("base", "finetuned", "views")
+# A pick is replaced only by a candidate better by this much balanced accuracy (1 point): a holdout of a few
+# hundred photos cannot tell smaller gaps from noise, and every candidate but base costs compute or training.
+MARGIN = 0.01
+# The "views" candidate of a backbone: the same weights on the whole frame and centre crops keeping 80 % and
+# 60 % of it, pooled (ml/views.py; the variant that won on grocery-produce: benchmarks/accuracy.py).
+VIEWS_OF: dict[str, str] = {"efficientnet-lite0": "efficientnet-lite0-views:224/avg/center+zoom+zoom60"}
+
+
+def views_backbone(backbone: str) -> str | None:
+    """The views candidate of the library's backbone, or None where none is defined (other families)."""
+    return VIEWS_OF.get(backbone)
+
+
+def probe(
+    X_train: np.ndarray,
+    y_train: Sequence[str],
+    X_hold: np.ndarray,
+    y_hold: Sequence[str],
+    groups_train: Sequence[str] | None = None,
+    seed: int = 0,
+) -> dict:
+    """{"top1", "balanced", "n_holdout", "seconds"} of a logistic-regression probe on one backbone's vectors.
+
+    Raises ValueError where a probe cannot judge: fewer than two tags in train, or an empty holdout.
+    """
+    X_train, X_hold = as_matrix(X_train, "X_train"), as_matrix(X_hold, "X_hold")
+    classes = sorted(set(map(str, y_train)) | set(map(str, y_hold)))
+    if len(set(map(str, y_train))) < 2:
+        raise ValueError("fewer than two tags in the train split")
+    if not len(y_hold):
+        raise ValueError("an empty holdout")
+    index = {c: k for k, c in enumerate(classes)}
+    y_tr = np.array([index[str(y)] for y in y_train], dtype=int)
+    y_ho = np.array([index[str(y)] for y in y_hold], dtype=int)
+    started = time.perf_counter()
+    model, params = FITTERS["logreg"](X_train, y_tr, seed, None, groups_train)
+    predicted = aligned_proba(model, X_hold, len(classes)).argmax(axis=1)
+    return {
+        "top1": round(accuracy(y_ho, predicted), 4),
+        "balanced": round(balanced_accuracy(y_ho, predicted), 4),
+        "n_holdout": int(len(y_ho)),
+        "C": params.get("C"),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def choose(results: Mapping[str, dict], forced: str | None = None, margin: float = MARGIN) -> str:
+    """The role to use, of `results` ({role: probe result}): cheapest first, replaced by a candidate that beats
+    the current pick by at least `margin` balanced accuracy. `forced`: the catalog's choice, taken as is."""
+    if forced:
+        return forced
+    if not results:
+        raise ValueError("no backbone was probed")
+    roles = sorted(results, key=lambda r: (COST.get(r, 1.0), ORDER.index(r) if r in ORDER else len(ORDER)))
+    pick = roles[0]
+    for role in roles[1:]:
+        if _score(results[role]) >= _score(results[pick]) + margin:
+            pick = role
+    return pick
+
+
+def _score(result: dict) -> float:
+    value = result.get("balanced")
+    return -1.0 if value is None or np.isnan(value) else float(value)

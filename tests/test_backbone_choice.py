@@ -1,0 +1,59 @@
+"""Choosing a facet's backbone: a linear probe on the group-aware holdout, a costlier candidate only where it
+wins by the margin (ml/backbone_choice.py)."""
+
+import numpy as np
+import pytest
+
+from ml.backbone_choice import MARGIN, choose, probe, views_backbone
+
+
+def test_a_costlier_candidate_must_win_by_the_margin_and_base_keeps_ties():
+    def r(balanced):
+        return {"balanced": balanced}
+
+    assert choose({"base": r(0.80), "views": r(0.80 + MARGIN)}) == "views"
+    assert choose({"base": r(0.80), "views": r(0.80 + MARGIN / 2)}) == "base"
+    assert choose({"views": r(0.9), "base": r(0.9), "finetuned": r(0.9)}) == "base"
+    # of two that win, the better one, each judged against the pick so far
+    assert choose({"base": r(0.70), "finetuned": r(0.80), "views": r(0.85)}) == "views"
+    assert choose({"base": r(0.70), "finetuned": r(0.80), "views": r(0.805)}) == "finetuned"
+    assert choose({"base": r(float("nan")), "finetuned": r(0.2)}) == "finetuned"
+    assert choose({"base": r(0.9), "finetuned": r(0.1)}, forced="finetuned") == "finetuned"
+    with pytest.raises(ValueError, match="no backbone"):
+        choose({})
+
+
+def _facet(rng, noise, n_tags=4, shoots=6, per_shoot=5, dim=32):
+    """Photos of n_tags tags in shoots; each shoot shifts its photos the same way (a shared look)."""
+    centres = rng.normal(size=(n_tags, dim))
+    X, y, groups = [], [], []
+    for t in range(n_tags):
+        for s in range(shoots):
+            look = rng.normal(scale=noise, size=dim)
+            for _ in range(per_shoot):
+                X.append(centres[t] + look + rng.normal(scale=0.3, size=dim))
+                y.append(f"t{t}")
+                groups.append(f"t{t}-s{s}")
+    return np.array(X), np.array(y), np.array(groups)
+
+
+def test_the_probe_scores_shoots_it_never_saw():
+    rng = np.random.default_rng(7)
+    X, y, groups = _facet(rng, noise=0.5)
+    hold = np.array([g.endswith(("-s4", "-s5")) for g in groups])
+    result = probe(X[~hold], y[~hold], X[hold], y[hold], groups[~hold].tolist(), seed=0)
+    assert result["n_holdout"] == hold.sum() == 40
+    assert result["top1"] == 1.0 and result["balanced"] == 1.0  # well separated tags
+    # features whose shoot look drowns the tag: the probe says so on the held-out shoots
+    Xn, yn, gn = _facet(np.random.default_rng(7), noise=6.0)
+    noisy = probe(Xn[~hold], yn[~hold], Xn[hold], yn[hold], gn[~hold].tolist(), seed=0)
+    assert noisy["balanced"] < 0.8
+    assert choose({"base": noisy, "views": result}) == "views"
+    assert choose({"base": result, "views": noisy}) == "base"
+    with pytest.raises(ValueError, match="two tags"):
+        probe(X[:5], y[:5], X[hold], y[hold])
+
+
+def test_views_is_a_candidate_of_the_default_backbone_only():
+    assert views_backbone("efficientnet-lite0") == "efficientnet-lite0-views:224/avg/center+zoom+zoom60"
+    assert views_backbone("open_clip:ViT-B-32@/models/clip.bin") is None
