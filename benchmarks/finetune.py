@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-blocks", type=int, default=3)
     parser.add_argument("--weights", type=Path, help="fine-tuned weights from an earlier run: skip training")
+    parser.add_argument("--augment", choices=["light", "strong"], default="light")
+    parser.add_argument("--views", action="store_true",
+                        help="also both backbones on the whole frame plus centre crops at two scales, pooled")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data = load_dataset()
@@ -111,7 +114,8 @@ def main() -> None:
         if args.weights:
             weights = str(args.weights)
         else:
-            config = FinetuneConfig(budget_s=args.budget_min * 60, epochs=args.epochs, train_blocks=args.train_blocks)
+            config = FinetuneConfig(budget_s=args.budget_min * 60, epochs=args.epochs, train_blocks=args.train_blocks,
+                                    augment=args.augment)
             train_idx = np.flatnonzero(train)
             result = finetune([images[i] for i in train_idx], list(data.labels[train_idx]), OUT.parent / "ft", config)
             weights = result.weights_path
@@ -122,12 +126,21 @@ def main() -> None:
                 "images_per_s": result.images_per_s,
                 "losses": result.losses,
                 "weights": weights,
-                "config": {"budget_min": args.budget_min, "epochs": args.epochs, "train_blocks": args.train_blocks},
+                "config": {"budget_min": args.budget_min, "epochs": args.epochs, "train_blocks": args.train_blocks,
+                           "augment": args.augment},
             }
             print(f"fine-tune: {report['finetune']}", flush=True)
         name = f"efficientnet-lite0-ft:{weights}"
         report["finetuned"], tuned_head = evaluate(BackboneSpec(name=name, cache_dir=str(Path(tmp) / "cache")))
         print(f"fine-tuned: {report['finetuned']}", flush=True)
+        if args.views:
+            cache = str(Path(tmp) / "cache")
+            report["views"], _ = evaluate(BackboneSpec(name="efficientnet-lite0-views:224/avg/center+zoom+zoom60",
+                                                       cache_dir=cache))
+            print(f"views: {report['views']}", flush=True)
+            report["finetuned_views"], _ = evaluate(BackboneSpec(name=f"efficientnet-lite0-ft-views:{weights}",
+                                                                 cache_dir=cache))
+            print(f"fine-tuned views: {report['finetuned_views']}", flush=True)
     # what the pipeline keeps: the backbone whose chosen head is better on val (ml/backbone_choice.py)
     role = choose({"base": probe_of(frozen_head), "finetuned": probe_of(tuned_head)})
     report["pipeline_choice"] = {"backbone": role, **report["frozen" if role == "base" else "finetuned"]["chosen"]}
@@ -138,23 +151,25 @@ def main() -> None:
 
 def print_table(report: dict) -> None:
     rows = [*STRATEGIES, "logreg+keypoints", "chosen"]
-    print(f"\n{'strategy':<22}{'frozen test top-1 / bal':>26}{'fine-tuned test top-1 / bal':>30}")
+    sides = [s for s in ("frozen", "finetuned", "views", "finetuned_views") if s in report]
+    print(f"\n{'strategy':<22}" + "".join(f"{s + ' test top-1 / bal':>36}" for s in sides))
     for name in rows:
         cells = []
-        for side in ("frozen", "finetuned"):
+        for side in sides:
             r = report[side][name]
             label = f" ({r['strategy']})" if name == "chosen" else ""
             cells.append(f"{100 * r['top1']:.1f} % / {100 * r['balanced']:.1f} %{label}")
-        print(f"{name:<22}{cells[0]:>26}{cells[1]:>30}")
+        print(f"{name:<22}" + "".join(f"{c:>36}" for c in cells))
     choice = report["pipeline_choice"]
     print(f"pipeline's choice on val: {choice['backbone']} backbone, {choice['strategy']}: "
           f"test top-1 {100 * choice['top1']:.1f} % (val {100 * choice['val_top1']:.1f} %)")
 
 
-if __name__ == "__main__":
-    main()
-
 
 def probe_of(head) -> dict:
     """The pipeline's backbone probe from a head: its logistic regression's holdout balanced accuracy."""
     return {"balanced": head.metrics["strategies"]["logreg"]["balanced_accuracy"]}
+
+
+if __name__ == "__main__":
+    main()

@@ -214,10 +214,11 @@ def _line(name: str, r: dict) -> str:
     )
 
 
-if __name__ == "__main__":
-    main()
-
 
 def probe_of(head) -> dict:
     """The pipeline's backbone probe from a head: its logistic regression's holdout balanced accuracy."""
     return {"balanced": head.metrics["strategies"]["logreg"]["balanced_accuracy"]}
+
+
+if __name__ == "__main__":
+    main()

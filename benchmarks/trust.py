@@ -7,11 +7,16 @@ default strategies, the library's default target precision 0.9), and two things 
   share applied), which the evaluation report and the Dagster metadata show;
 - the measurement: the shipped head (refitted on all examples) on the test photos.
 
+The backbone is chosen as `backbone_choice` chooses it: the library's and the views candidate (whole frame plus
+centre crops at two scales), each probed by a logistic regression on the same split, the costlier kept only
+where it wins by a point (ml/backbone_choice.py).
+
 Splits: `random` (rows, stratified by tag: the pipeline before group-aware holdouts) and `groups` (ml/groups.py
 groups: here every tag is one folder with no metadata, so look-alike clusters; ml/splits.py keeps each on one
 side; inner C search and out-of-fold combiners keep them too).
 
-    .venv/bin/python -m benchmarks.trust                    # ~4 min warm on 2 cores, ~6 min cold
+    .venv/bin/python -m benchmarks.trust                    # ~4 min warm on 2 cores, ~12 min cold
+    .venv/bin/python -m benchmarks.trust --no-views         # the library's backbone only
     .venv/bin/python -m benchmarks.trust --keypoints        # with the ORB keypoint strategies (+3 min)
     .venv/bin/python -m benchmarks.trust --seeds 0 1 2      # the spread over split seeds
 
@@ -29,6 +34,7 @@ import numpy as np
 
 from benchmarks.backbones import get_embeddings
 from benchmarks.grocery import OUT_DIR, Dataset, load_dataset
+from ml.backbone_choice import choose, probe, views_backbone
 from ml.calibration import applied_mask, top_predictions
 from ml.groups import PhotoFacts, exif_session, holdout_units, shoot_groups
 from ml.heads import STRATEGIES, train_facet_head
@@ -70,10 +76,12 @@ def example_groups(data: Dataset, rows: np.ndarray, X: np.ndarray) -> tuple[list
     return units, time.perf_counter() - started
 
 
-def run(data: Dataset, X_all: np.ndarray, split_kind: str, seed: int, strategies, keypoints) -> dict:
+def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, strategies, keypoints) -> dict:
+    """`X_by`: {role: vectors of every photo} of the candidate backbones; groups come from the base ones, as in
+    the `examples` asset, and the backbone from `backbone_choice`'s probe on the same split."""
     examples = np.flatnonzero(data.mask("train", "val"))
     test = np.flatnonzero(data.mask("test"))
-    X, y = X_all[examples], data.labels[examples]
+    X, y = X_by["base"][examples], data.labels[examples]
     group_seconds = 0.0
     if split_kind == "random":
         split, groups = holdout_split(y, 0.25, seed), None
@@ -82,6 +90,13 @@ def run(data: Dataset, X_all: np.ndarray, split_kind: str, seed: int, strategies
         split = group_holdout_split([data.paths[i] for i in examples], ["product"] * len(y), list(y), units, 0.25, seed)
         groups = np.array(units)
     tr = split == "train"
+    g_tr = None if groups is None else list(groups[tr])
+    probes = {
+        role: probe(V[examples][tr], y[tr], V[examples][~tr], y[~tr], g_tr, seed) for role, V in X_by.items()
+    }
+    role = choose(probes)
+    X_all = X_by[role]
+    X = X_all[examples]
     extra = {}
     if keypoints is not None:
         extra = {
@@ -110,6 +125,8 @@ def run(data: Dataset, X_all: np.ndarray, split_kind: str, seed: int, strategies
     return {
         "split": split_kind,
         "seed": seed,
+        "backbone": role,
+        "probes": {r: p["balanced"] for r, p in probes.items()},
         "strategy": head.strategy,
         "n_holdout": int((~tr).sum()),
         "promised_top1": new["top1_projected"],
@@ -145,6 +162,7 @@ def orb_features(data: Dataset) -> list:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", default="efficientnet-lite0")
+    parser.add_argument("--no-views", action="store_true", help="the library's backbone only (views: off)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--splits", nargs="+", default=["random", "groups"])
     parser.add_argument("--keypoints", action="store_true", help="also the +keypoints strategies (ORB)")
@@ -155,22 +173,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = load_dataset()
-    X_all = get_embeddings(args.backbone, data, args)["vectors"]
+    X_by = {"base": get_embeddings(args.backbone, data, args)["vectors"]}
+    views = None if args.no_views else views_backbone(args.backbone)
+    if views:  # the candidate `backbone_choice` compares by default
+        X_by["views"] = get_embeddings(views, data, args)["vectors"]
     keypoints = orb_features(data) if args.keypoints else None
     results = [
-        run(data, X_all, kind, seed, STRATEGIES, keypoints) for kind in args.splits for seed in args.seeds
+        run(data, X_by, kind, seed, STRATEGIES, keypoints) for kind in args.splits for seed in args.seeds
     ]
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "trust.json").write_text(json.dumps(results, indent=1))
     print(
-        "\nsplit   seed strategy          holdout | promised top-1 (interval) [holdout] applied prec (interval)  share"
-        " | test top-1 balanced applied prec share | gap top-1 gap applied | same-shoot top-1 | heads s"
+        "\nsplit   seed backbone strategy          holdout | promised top-1 (interval) [holdout] applied prec"
+        " (interval)  share | test top-1 balanced applied prec share | gap top-1 gap applied"
+        " | same-shoot top-1 | heads s"
     )
     for r in results:
         t = r["test"]
         ap = r["promised_applied_precision"]
         print(
-            f"{r['split']:7s} {r['seed']:4d} {r['strategy']:18s} {r['n_holdout']:6d} | "
+            f"{r['split']:7s} {r['seed']:4d} {r['backbone']:8s} {r['strategy']:18s} {r['n_holdout']:6d} | "
             f"{r['promised_top1']:.3f} ({r['promised_top1_interval'][0]:.3f}-{r['promised_top1_interval'][1]:.3f})"
             f" [{r['holdout_top1']:.3f}]  "
             f"{'-' if ap is None else f'{ap:.3f}'} ({r['promised_applied_interval'][0]:.3f}-"

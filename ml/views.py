@@ -324,5 +324,41 @@ def _build(spec: BackboneSpec, arg: str) -> Backbone:
     return EfficientNetViews(spec.cache_dir, size, features, views, spec.threads, weights)
 
 
+class PooledViews(Backbone):
+    """Any backbone read on several views of each photo, its embeddings averaged (each L2-normalised first):
+    the views candidate of a backbone that `EfficientNetViews` cannot build, the fine-tuned one."""
+
+    def __init__(self, inner: Backbone, views: Sequence[str]):
+        for view in views:
+            parse_view(view)
+        self.inner, self.views = inner, tuple(views)
+        self.dim, self.device, self.input_size = inner.dim, inner.device, inner.input_size
+        self.model_id = f"{inner.model_id}:views/{'+'.join(self.views)}"
+
+    def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
+        side = self.input_size
+        crops = [view_image(image, view, side) for image in images for view in self.views]
+        batch = self.inner.preprocess(crops)
+        return batch.reshape(len(images), len(self.views), *batch.shape[1:])
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        n, v = batch.shape[:2]
+        feats = np.asarray(self.inner.forward(batch.reshape(n * v, *batch.shape[2:])), dtype=np.float32)
+        return l2n(l2n(feats).reshape(n, v, -1).mean(axis=1))
+
+
+FINETUNED_VIEWS: tuple[str, ...] = ("center", "zoom", "zoom60")
+
+
+def _build_finetuned_views(spec: BackboneSpec, arg: str) -> Backbone:
+    """`efficientnet-lite0-ft-views:<weights file>`: the fine-tuned backbone on the whole frame and centre crops
+    keeping 80 % and 60 % of it, pooled."""
+    from ml.backbones import _factory_for
+
+    factory, inner_arg = _factory_for(f"efficientnet-lite0-ft:{arg}")
+    return PooledViews(factory(spec, inner_arg), FINETUNED_VIEWS)
+
+
 # Importing this module makes e.g. "efficientnet-lite0-views:320/avg+hsv*0.5/center" a backbone name.
 register_backbone("efficientnet-lite0-views", _build)
+register_backbone("efficientnet-lite0-ft-views", _build_finetuned_views)

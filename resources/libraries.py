@@ -45,7 +45,9 @@ class LibraryConfig(BaseModel):
     head_strategies: list[str] = ["logreg", "lightgbm", "prototype"]
     train_augment: bool = True  # flipped copies of example photos as extra training rows
     ocr: Literal["auto", "on", "off"] = "auto"  # auto: read printed text when some catalog tag has identifiers
-    keypoints: bool = True  # ORB features per photo, for the "+keypoints" head strategies
+    # local features per photo for the "+keypoints" head strategies: true / "orb" (the default), "rootsift"
+    # (SIFT descriptors, Hellinger-normalised, FLANN matching: 8x slower to extract, ml/keypoints.py), or false
+    keypoints: bool | Literal["orb", "rootsift"] = True
     # the default backbone on the whole frame plus centre crops at two scales as a candidate backbone, kept per
     # facet only where it reads the group-aware holdout better (assets_defs/backbones)
     views: bool = True
@@ -67,6 +69,13 @@ class LibraryConfig(BaseModel):
                 "set finetune.budget_min to 0 or use the default backbone"
             )
         return self
+
+    @property
+    def keypoint_kind(self) -> str | None:
+        """"orb", "rootsift", or None when keypoints are off."""
+        if self.keypoints is False:
+            return None
+        return "orb" if self.keypoints is True else self.keypoints
 
     def bar_for(self, facet: str) -> float:
         return self.facet_min_accuracy.get(facet, self.min_holdout_accuracy)

@@ -154,3 +154,21 @@ def test_tied_scores_are_kept_or_dropped_together():
     scores = rows(0, [0.9] * 40 + [0.5] * 10)
     truth = ["x"] * 40 + ["x"] * 5 + ["y"] * 5
     assert calibrate_thresholds(scores, truth, ["x", "y"], 0.9)["x"] == pytest.approx(0.9)
+
+
+def test_examples_without_a_vector_are_an_error_not_a_silent_drop():
+    import polars as pl
+
+    from assets_defs.training.assets import with_groups
+
+    rows = [
+        {"media_id": f"m{i}", "uri": f"/shoot/IMG_{i:04d}.jpg", "facet": "product", "tag_id": f"t{i % 2}",
+         "group": None, "session": None}
+        for i in range(4)
+    ]
+    table = pl.DataFrame(rows, schema={k: pl.String for k in rows[0]})
+    vectors = np.random.default_rng(3).normal(size=(4, 8)).astype(np.float32)
+    grouped = with_groups(table, [f"m{i}" for i in range(4)], vectors)
+    assert grouped.height == 4 and grouped["group"].null_count() == 0
+    with pytest.raises(ValueError, match=r"1 example photos have no embedding.*IMG_0003"):
+        with_groups(table, ["m0", "m1", "m2"], vectors[:3])

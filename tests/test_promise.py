@@ -77,3 +77,28 @@ def test_the_group_aware_promise_holds_on_the_next_shoot_and_a_random_split_does
     # near-copies on both sides: the random split promises what the next shoot does not deliver (+0.18, +0.28)
     assert np.mean(random_gaps) >= 0.15 and all(r > abs(g) for r, g in zip(random_gaps, gaps, strict=True))
     assert precision and all(got >= 0.85 for _, got in precision), precision  # target 0.9; measured 0.89
+
+
+def test_the_projection_extends_the_error_as_a_power_law_of_the_examples():
+    from ml.projection import projected_accuracy
+
+    y = np.repeat(np.arange(3), 100)
+    groups = [f"g{i // 10}" for i in range(300)]
+    seen = []
+
+    def fit_and_score(rows):  # the subsample (two thirds of the groups) does worse: 0.6 against 0.7
+        seen.append(len(rows))
+        return 0.6
+
+    out = projected_accuracy(fit_and_score, y, groups, measured=0.7, n_all=400, seed=0)
+    n_sub = out["n_subsample"]
+    assert seen and 150 <= n_sub <= 250 and out["subsample_top1"] == 0.6
+    alpha = np.log(0.4 / 0.3) / np.log(300 / n_sub)
+    assert out["alpha"] == round(alpha, 3)
+    assert out["top1"] == round(1 - 0.3 * (300 / 400) ** alpha, 4)
+    straight = 0.7 + (0.7 - 0.6) / np.log(300 / n_sub) * np.log(400 / 300)
+    assert 0.7 < out["top1"] < straight - 0.01  # less than a straight line in log(examples) would say
+    # a subsample that did better says nothing learnable: the measured figure stands
+    assert projected_accuracy(lambda rows: 0.8, y, groups, 0.7, 400, 0)["top1"] == 0.7
+    # nothing more to learn from: the measured figure
+    assert projected_accuracy(fit_and_score, y, groups, 0.7, 300, 0)["top1"] == 0.7

@@ -72,3 +72,42 @@ def test_orb_and_rootsift_features_are_not_matched_against_each_other():
     assert Features.from_bytes(*orb.to_bytes()).desc.dtype == np.uint8
     with pytest.raises(ValueError):
         inliers(orb, sift)
+
+
+def test_a_library_set_to_rootsift_extracts_and_matches_rootsift(local_resources, small_demo):
+    """`keypoints: rootsift` in library.yaml: the keypoints asset stores RootSIFT descriptors under their own model
+    id, and heads evaluate the +keypoints strategies on them."""
+    import json
+
+    import polars as pl
+    import yaml
+    from dagster import DagsterInstance, materialize
+
+    from assets_defs.backbones.assets import backbone_choice
+    from assets_defs.embeddings.assets import embeddings
+    from assets_defs.heads.assets import heads
+    from assets_defs.keypoints.assets import keypoints
+    from assets_defs.media.assets import media
+    from assets_defs.partitions import library_partitions
+    from assets_defs.training.assets import catalog, examples
+    from resources.libraries import LibraryConfig
+    from tests.test_pipeline import _library
+
+    res = local_resources
+    name = _library(res, small_demo, name="sift", views=False)
+    path = res["libraries"].dir(name) / "library.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "keypoints": "rootsift"}))
+    assert res["libraries"].config(name).keypoint_kind == "rootsift"
+    assert LibraryConfig(name="x", media="m", keypoints=True).keypoint_kind == "orb"
+    assert LibraryConfig(name="x", media="m", keypoints=False).keypoint_kind is None
+
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(library_partitions.name, [name])
+        assets = [catalog, media, examples, backbone_choice, embeddings, keypoints, heads]
+        assert materialize(assets, resources=res, partition_key=name, instance=instance).success
+    table = res["warehouse"].read(name, "keypoints")
+    assert set(table["model"]) == {ROOTSIFT.model_id}
+    some = table.filter(pl.col("n") > 0).row(0, named=True)
+    assert len(some["desc"]) == some["n"] * 128 * 4  # float32 RootSIFT descriptors, not ORB's 32 bytes
+    metrics = [json.loads(m) for m in res["warehouse"].read(name, "heads")["metrics"]]
+    assert any("+keypoints" in s for m in metrics for s in m["strategies"])

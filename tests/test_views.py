@@ -32,6 +32,22 @@ def test_crops_at_two_scales_by_the_name_the_readme_gives(model_root):
     assert not np.allclose(pooled, whole, atol=1e-3)  # the crops count
 
 
+def test_pooled_views_of_any_backbone_match_the_built_in_views(model_root):
+    """PooledViews reads any backbone on the same views (how the fine-tuned backbone gets its views candidate):
+    over the default weights it gives the vectors of the built-in views backbone."""
+    from ml.views import PooledViews
+
+    built_in = load_backbone("efficientnet-lite0-views:224/avg/center+zoom+zoom60", cache_dir=str(model_root))
+    pooled = PooledViews(load_backbone("efficientnet-lite0", cache_dir=str(model_root)), ("center", "zoom", "zoom60"))
+    assert pooled.dim == 1280 and pooled.model_id.endswith(":views/center+zoom+zoom60")
+    rng = np.random.default_rng(2)
+    photos = [Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)) for _ in range(2)]
+    photos.append(Image.new("RGB", (320, 240), (20, 90, 200)))
+    a, b = built_in.embed(photos), pooled.embed(photos)
+    assert a.shape == b.shape == (3, 1280)
+    assert np.all(np.sum(a * b, axis=1) > 0.99)
+
+
 def test_balanced_chunks_keep_every_slot_busy():
     assert balanced_chunk(768, 2) == 192  # 4 equal tasks, not 256+256+256 with one slot idle at the end
     assert balanced_chunk(100, 2) == 50

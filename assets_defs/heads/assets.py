@@ -27,13 +27,12 @@ from assets_defs.backbones.assets import backbone_choice, chosen_roles
 from assets_defs.common import now_iso
 from assets_defs.embedding_runs import library_model_id
 from assets_defs.embeddings.assets import embeddings
-from assets_defs.keypoints.assets import keypoints, read_features
+from assets_defs.keypoints.assets import keypoint_spec, keypoints, read_features
 from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
 from ml.contact_sheet import thumbnail_jpeg
 from ml.heads import train_facet_head
-from ml.keypoints import KeypointSpec
 from ml.media import MediaProblem, decode_image, read_uri
 from ml.ocr import OcrSpec
 from ml.report import THUMB, render_evaluation, tag_metrics
@@ -135,7 +134,8 @@ def heads(
     names = {t.tag_id: [t.name, *t.aliases] for t in parsed.tags}  # weak identifiers of the learned text channel
     ocr_table = warehouse.read(library, "ocr_text")
     boxes_of = ocr_boxes(ocr_table)
-    features_of = read_features(warehouse, library)
+    kp_spec = keypoint_spec(config)
+    features_of = read_features(warehouse, library, kp_spec) if kp_spec else {}
     candidates: dict[str, str] = {}
     rows, problems = [], []
     for facet in sorted(training["facet"].unique().to_list()):
@@ -149,7 +149,7 @@ def heads(
         reads_text = ocr_table is not None and (read or any(facet_ids.values()))
         facet_names = {t: names.get(t, []) for t in facet_tags} if reads_text else {}
         ocr_model = OcrSpec().model_id if reads_text else ""
-        keypoint_model = KeypointSpec().model_id if features_of else ""
+        keypoint_model = kp_spec.model_id if features_of else ""
         forced_backbone = parsed.forced_backbone(facet)
         if facet not in choice and forced_backbone:
             problems.append(

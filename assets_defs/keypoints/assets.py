@@ -24,11 +24,9 @@ CHUNK = 256
 KEYPOINTS_SCHEMA = {"media_id": pl.String, "n": pl.Int64, "xy": pl.Binary, "desc": pl.Binary, "model": pl.String}
 
 
-def keypoint_spec(config: LibraryConfig) -> KeypointSpec:
-    """The library's keypoint settings: ORB, or the kind its config names (ml/keypoints.py KINDS).
-
-    `getattr`: LibraryConfig has no `keypoint_kind` field yet; until it has, every library gets ORB."""
-    return KeypointSpec(kind=getattr(config, "keypoint_kind", "orb"))
+def keypoint_spec(config: LibraryConfig) -> KeypointSpec | None:
+    """The library's keypoint settings: the kind its `keypoints:` names (ORB by default), None when off."""
+    return KeypointSpec(kind=config.keypoint_kind) if config.keypoint_kind else None
 
 
 def read_features(warehouse: Warehouse, library: str, spec: KeypointSpec = KeypointSpec()) -> dict[str, Features]:
@@ -52,10 +50,10 @@ def keypoints(
     """Keypoints and descriptors per photo and example; only photos not yet done are read."""
     library = context.partition_key
     config = libraries.config(library)
-    if not config.keypoints:
+    spec = keypoint_spec(config)
+    if spec is None:
         context.log.info(f"{library}: keypoints are off for this library")
         return MaterializeResult(metadata={"enabled": False})
-    spec = keypoint_spec(config)
     old = warehouse.read(library, "keypoints")
     old = pl.DataFrame(schema=KEYPOINTS_SCHEMA) if old is None else old.filter(pl.col("model") == spec.model_id)
     done = set(old["media_id"].to_list())

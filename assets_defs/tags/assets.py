@@ -8,7 +8,7 @@ from assets_defs.common import usable
 from assets_defs.embedding_runs import library_model_id
 from assets_defs.embeddings.assets import embeddings
 from assets_defs.heads.assets import ocr_boxes
-from assets_defs.keypoints.assets import keypoints, read_features
+from assets_defs.keypoints.assets import keypoint_spec, keypoints, read_features
 from assets_defs.media.assets import media
 from assets_defs.ocr.assets import ocr_text
 from assets_defs.partitions import library_partitions
@@ -53,7 +53,9 @@ def tags(
         facet: (version, model_store.load_head(library, facet, version)) for facet, version in promoted_heads.items()
     }
     boxes_of = ocr_boxes(warehouse.read(library, "ocr_text"))
-    features_of = read_features(warehouse, library) if any(h.matches_keypoints for _, h in heads.values()) else {}
+    kp_spec = keypoint_spec(config)
+    matching = kp_spec is not None and any(h.matches_keypoints for _, h in heads.values())
+    features_of = read_features(warehouse, library, kp_spec) if matching else {}
     embedded: dict[str, tuple[list[str], np.ndarray]] = {}  # per backbone the heads read (one read each)
     rows = []
     for facet, (version, head) in sorted(heads.items()):

@@ -143,7 +143,14 @@ def examples(
 
 
 def with_groups(table: pl.DataFrame, ids: list[str], vectors) -> pl.DataFrame:
-    """`table` (one row per photo and facet) with `group`, `group_kind` and `tag_groups` (ml/groups.py)."""
+    """`table` (one row per photo and facet) with `group`, `group_kind` and `tag_groups` (ml/groups.py).
+
+    Every photo of `table` must have a vector in `ids`: a photo without one would silently leave the training
+    set, so that is an error naming the first few."""
+    missing = sorted(set(table["media_id"].to_list()) - set(ids))
+    if missing:
+        uris = table.filter(pl.col("media_id").is_in(missing[:3]))["uri"].unique().to_list()
+        raise ValueError(f"{len(missing)} example photos have no embedding to group them by, e.g. {uris}")
     labels: dict[str, list[tuple[str, str]]] = {}
     first: dict[str, dict] = {}
     for row in table.iter_rows(named=True):
@@ -158,7 +165,7 @@ def with_groups(table: pl.DataFrame, ids: list[str], vectors) -> pl.DataFrame:
     units, kinds, n_groups = holdout_units(facts, groups, vectors)
     unit_of = dict(zip(ids, units, strict=True))
     kind_of = dict(zip(ids, kinds, strict=True))
-    return table.filter(pl.col("media_id").is_in(ids)).with_columns(
+    return table.with_columns(
         group=pl.col("media_id").replace_strict(unit_of, return_dtype=pl.String),
         group_kind=pl.col("media_id").replace_strict(kind_of, return_dtype=pl.String),
         tag_groups=pl.struct("facet", "tag_id").map_elements(

@@ -17,12 +17,13 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets_defs.backbones.assets import backbone_choice, models_in_use
 from assets_defs.common import progress, record_quarantine, usable
 from assets_defs.embedding_runs import backbone_spec, library_model_id
+from assets_defs.keypoints.assets import keypoint_spec
 from assets_defs.media.assets import media
 from assets_defs.ocr.assets import OCR_SCHEMA, ocr_spec
 from assets_defs.partitions import library_partitions
 from ml.backbones import BackboneSpec
 from ml.contact_sheet import pick_thumbnail_times, render_contact_sheet, render_index, thumbnail_jpeg
-from ml.keypoints import Features, KeypointSpec
+from ml.keypoints import Features
 from ml.media import MediaProblem
 from ml.ocr import OcrSpec
 from ml.segments import SegmentParams, build_segments
@@ -88,7 +89,7 @@ def video_frames(
     videos = videos.unique("media_id", keep="first", maintain_order=True)
     ocr = ocr_spec(config, warehouse.read(library, "catalog"), runner)
     ocr_model = ocr.model_id if ocr else ""
-    kp = KeypointSpec() if config.keypoints else None
+    kp = keypoint_spec(config)
     kp_model = kp.model_id if kp else ""
     done = warehouse.read(library, "video_ranges")
     done = pl.DataFrame(schema=RANGES_SCHEMA) if done is None else done
@@ -224,7 +225,8 @@ def video_segments(
     cuts_of = {
         m: g["ts"].to_list() for (m,), g in frames.filter(pl.col("reason") == "scene-change").group_by("media_id")
     }
-    kp_model = KeypointSpec().model_id
+    kp = keypoint_spec(config)
+    kp_model = kp.model_id if kp else ""
     frame_text = warehouse.read(library, "frame_text")
     frame_boxes: dict[tuple[str, float], list[tuple[str, float]]] = {}
     if frame_text is not None and any(head.reads_text for _, head in heads.values()):
