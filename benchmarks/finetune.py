@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--train-blocks", type=int, default=3)
     parser.add_argument("--weights", type=Path, help="fine-tuned weights from an earlier run: skip training")
     parser.add_argument("--augment", choices=["light", "strong"], default="light")
+    parser.add_argument("--no-keypoints", action="store_true", help="skip the logreg+keypoints strategy")
     parser.add_argument("--views", action="store_true",
                         help="also both backbones on the whole frame plus centre crops at two scales, pooled")
     args = parser.parse_args()
@@ -67,7 +68,7 @@ def main() -> None:
     train, val, test = data.mask("train"), data.mask("val"), data.mask("test")
 
     t = time.perf_counter()
-    features = [extract(image) for image in images]
+    features = [None] * len(images) if args.no_keypoints else [extract(image) for image in images]
     report["keypoint_seconds"] = round(time.perf_counter() - t, 1)
     ids = np.array(data.paths)
 
@@ -101,9 +102,12 @@ def main() -> None:
                 "val_balanced": round(head.metrics["balanced_accuracy"], 4),
             }
 
-        forced = train_facet_head("label", X[train], data.labels[train], X[val], data.labels[val],
-                                  strategies=["logreg"], force="logreg+keypoints", **kp)
-        out["logreg+keypoints"] = scored(forced)
+        if args.no_keypoints:  # the plain strategies only: ~8 min less per backbone on 2 cores
+            kp = {}
+        else:
+            forced = train_facet_head("label", X[train], data.labels[train], X[val], data.labels[val],
+                                      strategies=["logreg"], force="logreg+keypoints", **kp)
+            out["logreg+keypoints"] = scored(forced)
         head = train_facet_head("label", X[train], data.labels[train], X[val], data.labels[val],
                                 strategies=list(STRATEGIES), **kp)
         out["chosen"] = {"strategy": head.strategy, **scored(head)}
@@ -150,7 +154,7 @@ def main() -> None:
 
 
 def print_table(report: dict) -> None:
-    rows = [*STRATEGIES, "logreg+keypoints", "chosen"]
+    rows = [*STRATEGIES, *(["logreg+keypoints"] if "logreg+keypoints" in report["frozen"] else []), "chosen"]
     sides = [s for s in ("frozen", "finetuned", "views", "finetuned_views") if s in report]
     print(f"\n{'strategy':<22}" + "".join(f"{s + ' test top-1 / bal':>36}" for s in sides))
     for name in rows:

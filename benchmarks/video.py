@@ -62,8 +62,10 @@ def write_clip(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--backbone", default="efficientnet-lite0",
+                        help="e.g. efficientnet-lite0-views:224/avg/center+zoom+zoom60, the views candidate")
     args = parser.parse_args()
-    report: dict = {"minutes": args.minutes}
+    report: dict = {"minutes": args.minutes, "backbone": args.backbone}
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
         t = time.perf_counter()
@@ -81,7 +83,7 @@ def main() -> None:
                 "seconds": round(wall, 1),
                 "realtime_x": round(duration / wall, 1),
             }
-        spec = BackboneSpec()
+        spec = BackboneSpec(name=args.backbone)
         spec.build()
         # the raw model forward pass on the same machine, for the ratio the other benchmarks report
         backbone = cached_backbone(spec)

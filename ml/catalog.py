@@ -49,9 +49,9 @@ class CatalogTag:
 
 
 # what a catalog's `facets:` section may force per facet: `strategy`, one of the strategies heads compare, and
-# `backbone`: the library's own backbone ("base"), the same on the whole frame and centre crops ("views"), or
-# the one fine-tuned on its examples ("finetuned")
-BACKBONE_CHOICES = ("base", "views", "finetuned")
+# `backbone`: the library's own backbone ("base"), the same on the whole frame and centre crops ("views"), the
+# one fine-tuned on its examples ("finetuned"), or that one on the same views ("finetuned-views")
+BACKBONE_CHOICES = ("base", "views", "finetuned", "finetuned-views")
 VISUAL_STRATEGIES = ("logreg", "lightgbm", "prototype")
 # combined heads are named "<visual>+<channels in sorted order>" (ml/heads.py): ocr = catalog identifiers,
 # text = learnt from the examples' print
@@ -72,7 +72,7 @@ FORCEABLE = VISUAL_STRATEGIES + tuple(
 @dataclass(frozen=True)
 class Catalog:
     tags: tuple[CatalogTag, ...]
-    # per facet: {"strategy": name, "backbone": "base" | "views" | "finetuned"} forces the head's strategy / backbone
+    # per facet: {"strategy": name, "backbone": one of BACKBONE_CHOICES} forces the head's strategy / backbone
     # instead of the holdout's best (YAML `facets:`)
     facet_settings: dict = field(default_factory=dict, hash=False, compare=False)
 
@@ -151,7 +151,7 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
 
 
 def _facet_settings(node, facets: set[str], source: str, problems: list[str]) -> dict:
-    """The YAML `facets:` section: {facet: {strategy: name, backbone: base|views|finetuned}}, checked against the
+    """The YAML `facets:` section: {facet: {strategy: name, backbone: one of BACKBONE_CHOICES}}, checked against the
     tags' facets."""
     if node is None:
         return {}

@@ -19,12 +19,13 @@ NAME = re.compile(r"^[a-z0-9_]{1,48}$")
 
 class FinetuneSettings(BaseModel):
     """Fine-tuning the default backbone on the library's examples (ml/finetune.py): one more candidate that
-    `backbone_choice` compares on the holdout. Off while `budget_min` is 0; the budget is wall-clock minutes of
-    training."""
+    `backbone_choice` compares on the holdout and keeps only where it wins. The budget is wall-clock minutes of
+    training, once per training set; 0 turns it off."""
 
-    budget_min: float = Field(0.0, ge=0)
+    budget_min: float = Field(10.0, ge=0)
     epochs: int = Field(10, ge=1)
     train_blocks: int = Field(3, ge=0, le=16)  # last MBConv blocks that learn, plus the head convolution
+    augment: Literal["light", "strong"] = "strong"  # crops down to 60 % / 20 % of the photo (ml/finetune.py)
     device: str = "auto"  # auto: CUDA when there is one
 
     @property
@@ -61,9 +62,16 @@ class LibraryConfig(BaseModel):
             raise ValueError("library name must be 1-48 of a-z, 0-9, '_'")
         return value
 
+    @property
+    def finetunes(self) -> bool:
+        """Whether the `finetuned_backbone` asset trains: a budget, and the default backbone (the one it tunes)."""
+        return self.finetune.enabled and self.backbone == "efficientnet-lite0"
+
     @model_validator(mode="after")
     def _finetune_backbone(self) -> LibraryConfig:
-        if self.finetune.enabled and self.backbone.split(":")[0] != "efficientnet-lite0":
+        # the default budget applies to the default backbone only; one set by hand for another is a mistake
+        explicit = "finetune" in self.model_fields_set and "budget_min" in self.finetune.model_fields_set
+        if explicit and self.finetune.enabled and self.backbone != "efficientnet-lite0":
             raise ValueError(
                 f"finetune works on the default backbone efficientnet-lite0 only, not {self.backbone!r}; "
                 "set finetune.budget_min to 0 or use the default backbone"

@@ -26,6 +26,7 @@ TABLES = (
     "catalog",
     "examples",
     "heads",
+    "backbone_choice",
     "tags",
     "embeddings",
     "frames",

@@ -3,8 +3,9 @@
 -- is the promise for a new shoot of the head in use (refitted on every example: ml/projection.py), with its
 -- interval (Wilson, 95 %); same_shoot_top1 is what a random split of the same photos reports for the visual
 -- head alone (without text or keypoints), optimistic, beside same_shoot_group_aware_top1, the same head's
--- figure on the group-aware holdout.
-SELECT facet, version, strategy, round(accuracy, 4) AS holdout_accuracy,
+-- figure on the group-aware holdout. backbone: base, views or finetuned, as backbone_choice picked it (the
+-- backbone_choice view has every candidate's linear probe).
+SELECT facet, version, metrics->>'$.backbone' AS backbone, strategy, round(accuracy, 4) AS holdout_accuracy,
        round(balanced_accuracy, 4) AS holdout_balanced_accuracy,
        round(CAST(metrics->>'$.new_shoot.top1_projected' AS DOUBLE), 4) AS new_shoot_top1,
        printf('%.3f-%.3f', CAST(metrics->>'$.new_shoot.top1_low' AS DOUBLE),

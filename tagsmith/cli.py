@@ -110,9 +110,9 @@ def run(library: str, job: str = typer.Option("tag_library", help="tag_library o
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
     metrics = service.named_query(library, "head_metrics")
     # what each head promises for a new shoot (group-aware holdout, 95 % interval), then the optimistic figure
-    _show(metrics.select("facet", "strategy", "new_shoot_top1", "new_shoot_top1_interval", "holdout_accuracy",
-                         "new_shoot_applied_precision", "new_shoot_share_applied", "same_shoot_top1", "n_train",
-                         "n_holdout", "bar", "version"))
+    _show(metrics.select("facet", "backbone", "strategy", "new_shoot_top1", "new_shoot_top1_interval",
+                         "holdout_accuracy", "new_shoot_applied_precision", "new_shoot_share_applied",
+                         "same_shoot_top1", "n_train", "n_holdout", "bar", "version"))
     if not ok:
         raise typer.Exit(1)
 

@@ -54,6 +54,7 @@ def truth_table(root: Path) -> pl.DataFrame:
         facet = head["facet"]
         row = {
             "facet": facet,
+            "backbone": head["backbone"],
             "strategy": head["strategy"],
             "promised_top1": head["new_shoot_top1"],
             "interval": head["new_shoot_top1_interval"],
@@ -113,7 +114,7 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
             f"{summary.n_videos} videos and a phone video (3 broken video files)"
         )
     res = service.resources()
-    # fine-tuning on: the demo shows the fine-tuned backbone competing with the frozen one, facet by facet
+    # a shorter fine-tuning budget than a library's default 10 min (it finishes its 10 epochs in ~40 s anyway)
     config = LibraryConfig(
         name=LIBRARY,
         media=str(root / "uploads"),

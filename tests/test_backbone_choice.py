@@ -57,3 +57,19 @@ def test_the_probe_scores_shoots_it_never_saw():
 def test_views_is_a_candidate_of_the_default_backbone_only():
     assert views_backbone("efficientnet-lite0") == "efficientnet-lite0-views:224/avg/center+zoom+zoom60"
     assert views_backbone("open_clip:ViT-B-32@/models/clip.bin") is None
+
+
+def test_a_new_library_compares_views_and_a_fine_tuned_backbone_without_a_setting():
+    from pydantic import ValidationError
+
+    from resources.libraries import LibraryConfig
+
+    config = LibraryConfig(name="shop", media="/photos")
+    assert config.views and config.finetune.budget_min == 10 and config.finetunes
+    assert config.finetune.augment == "strong"
+    # another backbone: nothing to fine-tune by default, and no error
+    clip = LibraryConfig(name="shop", media="/photos", backbone="open_clip:ViT-B-32@/m.bin")
+    assert not clip.finetunes and views_backbone(clip.backbone) is None
+    with pytest.raises(ValidationError, match="finetune works on the default backbone"):
+        LibraryConfig(name="shop", media="/photos", backbone="efficientnet-lite2", finetune={"budget_min": 5})
+    assert not LibraryConfig(name="shop", media="/photos", finetune={"budget_min": 0}).finetunes

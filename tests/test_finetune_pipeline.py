@@ -40,7 +40,8 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(local_resources, s
         settings = {"budget_min": 0.5, "epochs": 2, "train_blocks": 1}
         libraries.create(config.model_copy(update={"finetune": config.finetune.model_copy(update=settings)}), True)
         catalog = tmp_path / "catalog.yaml"
-        catalog.write_text(small_demo.catalog_path.read_text() + "facets:\n  colorway: {backbone: finetuned}\n")
+        forced = "facets:\n  colorway: {backbone: finetuned}\n  shot_type: {backbone: base}\n"
+        catalog.write_text(small_demo.catalog_path.read_text() + forced)
         libraries.set_catalog(name, catalog)
         second = materialize(ASSETS, resources=res, partition_key=name, instance=instance)
         assert second.success
@@ -86,3 +87,20 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(local_resources, s
     frames = wh.read(name, "frames")
     frame_tags = wh.read(name, "frame_tags").filter(pl.col("facet") == "colorway")
     assert frame_tags.height == frames.height
+
+    # with views on, the fine-tuned backbone is also read on the views: a fourth candidate, embedding the
+    # examples only unless a facet picks it
+    libraries.create(libraries.config(name).model_copy(update={"views": True}), exist_ok=True)
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(library_partitions.name, [name])
+        fourth = materialize(ASSETS, resources=res, partition_key=name, instance=instance)
+    assert fourth.success and _metadata(fourth, "finetuned_backbone")["reused"] is True
+    candidates = _metadata(fourth, "backbone_choice")["candidates"]
+    assert set(candidates) == {"base", "views", "finetuned", "finetuned-views"}
+    assert candidates["finetuned-views"] == f"{tuned}:views/center+zoom+zoom60"
+    assert set(examples["media_id"]) <= wh.embedded_ids(name, candidates["finetuned-views"])
+    probes = json.loads(wh.read(name, "backbone_choice").filter(pl.col("facet") == "product")["probes"][0])
+    assert set(probes) == set(candidates)
+    chosen = set(wh.read(name, "backbone_choice")["model"])
+    in_library = {m for m in candidates.values() if set(usable["media_id"]) <= wh.embedded_ids(name, m)}
+    assert in_library == chosen | {base_model}  # a candidate no facet picked embedded the examples only

@@ -39,7 +39,14 @@ ALL = [
 
 
 def _library(res, demo, name="shop", **overrides):
-    settings = {"head_strategies": ["logreg", "prototype"], "min_holdout_accuracy": 0.2, "ocr": "off", **overrides}
+    # fine-tuning (on by default) has its own test (test_finetune_pipeline.py); here it would only cost minutes
+    settings = {
+        "head_strategies": ["logreg", "prototype"],
+        "min_holdout_accuracy": 0.2,
+        "ocr": "off",
+        "finetune": {"budget_min": 0},
+        **overrides,
+    }
     config = LibraryConfig(name=name, media=str(demo.uploads_dir), **settings)
     res["libraries"].create(config, exist_ok=True)
     res["libraries"].set_catalog(name, demo.catalog_path)

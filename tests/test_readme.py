@@ -37,3 +37,22 @@ def test_readme_manifest_with_groups_parses_against_the_readme_catalog(tmp_path)
     photos = {e.uri: PhotoFacts(e.uri, e.uri, ((e.facet, e.tag_id),), e.group) for e in examples}
     groups = shoot_groups(list(photos.values()))
     assert groups == ["manifest:2026-05-04 studio", "manifest:2026-06-11 rooftop"]
+
+
+def test_readme_library_yaml_snippet_shows_the_defaults_a_new_library_gets(tmp_path):
+    import yaml
+
+    from resources.libraries import LibraryConfig, LibraryStore
+
+    snippet = next(b for b in blocks("yaml") if b.startswith("views:") and "finetune:" in b)
+    store = LibraryStore(root=str(tmp_path))
+    store.create(LibraryConfig(name="shop", media=str(tmp_path / "photos")))
+    path = store.dir("shop") / "library.yaml"
+    path.write_text(path.read_text("utf-8") + snippet, "utf-8")  # appended as a user would
+    config = store.config("shop")
+    fresh = LibraryConfig(name="shop", media=str(tmp_path / "photos"))
+    assert config.model_dump() == fresh.model_dump()
+    assert {"views", "keypoints", "finetune"} <= set(yaml.safe_load(snippet))
+    # the comment's alternatives validate too
+    assert LibraryConfig(**{**config.model_dump(), "keypoints": "rootsift"}).keypoint_kind == "rootsift"
+    assert LibraryConfig(**{**config.model_dump(), "keypoints": False}).keypoint_kind is None

@@ -2,9 +2,10 @@
 
 Candidates (ml/backbone_choice.py): "base", the library's backbone; "views", the default backbone on the whole
 frame and centre crops at two scales (while `views` is on in library.yaml and the library's backbone is the
-default one); "finetuned", when the library gives fine-tuning a budget and `finetuned_backbone` trained one on
-the current split. The examples are embedded with every candidate (missing vectors only: the base ones come
-from `examples`), each facet is probed on each candidate, and the picks go to the `backbone_choice` table.
+default one); "finetuned", when `finetuned_backbone` trained one on the current split (on by default, with a
+budget); "finetuned-views", that one on the same views. The examples are embedded with every candidate
+(missing vectors only: the base ones come from `examples`), each facet is probed on each candidate, and the
+picks go to the `backbone_choice` table.
 
 The library's photos and video frames are then embedded only with the backbones that some facet reads, plus the
 base one that `vector_index` and `similar` read: a candidate that loses costs the examples' embedding, never
@@ -21,7 +22,7 @@ from assets_defs.embedding_runs import backbone_spec, embed_calls
 from assets_defs.finetune.assets import finetuned_backbone, finetuned_name
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
-from ml.backbone_choice import choose, probe, views_backbone
+from ml.backbone_choice import choose, finetuned_views_backbone, probe, views_backbone
 from ml.backbones import cached_backbone
 from ml.embedding import EmbedItem, embed_chunk
 from resources.libraries import LibraryConfig, LibraryStore
@@ -32,7 +33,7 @@ from resources.warehouse import Warehouse
 
 CHOICE_SCHEMA = {
     "facet": pl.String,
-    "role": pl.String,  # base | views | finetuned
+    "role": pl.String,  # base | views | finetuned | finetuned-views
     "backbone": pl.String,  # the name BackboneSpec takes
     "model": pl.String,  # its model id, the key of its embeddings
     "forced": pl.Boolean,  # chosen by the catalog's facets: section
@@ -42,7 +43,8 @@ CHOICE_SCHEMA = {
 
 
 def candidate_backbones(config: LibraryConfig, warehouse: Warehouse, library: str) -> dict[str, str]:
-    """{role: backbone name} of the candidates: base, views (when on), finetuned (when trained)."""
+    """{role: backbone name} of the candidates: base, views (when on), finetuned (when trained), and
+    finetuned-views (both)."""
     out = {"base": config.backbone}
     views = views_backbone(config.backbone) if config.views else None
     if views:
@@ -50,6 +52,8 @@ def candidate_backbones(config: LibraryConfig, warehouse: Warehouse, library: st
     tuned = finetuned_name(config, warehouse, library)
     if tuned:
         out["finetuned"] = tuned
+        if config.views:
+            out["finetuned-views"] = finetuned_views_backbone(tuned)
     return out
 
 
@@ -62,11 +66,16 @@ def candidate_models(config, model_store: ModelStore, warehouse: Warehouse, libr
     }
 
 
-def models_in_use(config, model_store: ModelStore, warehouse: Warehouse, library: str) -> dict[str, tuple[str, str]]:
-    """{role: (backbone name, model id)} of the backbones the library's photos and frames are embedded with:
-    the base one, and those `backbone_choice` picked for some facet."""
+def models_in_use(
+    config, model_store: ModelStore, warehouse: Warehouse, library: str, with_base: bool = True
+) -> dict[str, tuple[str, str]]:
+    """{role: (backbone name, model id)} of the backbones the library's media are embedded with: those
+    `backbone_choice` picked for some facet, and the base one (`with_base`: photos, which `vector_index` and
+    `similar` read with it; video frames are read by the heads only). Before any choice: the base one."""
     chosen = warehouse.read(library, "backbone_choice")
-    roles = {"base"} | (set() if chosen is None else set(chosen["role"].to_list()))
+    roles = set() if chosen is None else set(chosen["role"].to_list())
+    if with_base or not roles:
+        roles.add("base")
     return {r: m for r, m in candidate_models(config, model_store, warehouse, library).items() if r in roles}
 
 

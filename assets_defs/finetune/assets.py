@@ -6,7 +6,8 @@ held out in any facet is never seen, so the holdout that chooses between the bac
 facet gets its own classifier during training (ml/finetune.py); what is kept is the feature extractor, a
 backbone of its own (`efficientnet-lite0-ft:<weights>`, model id `efficientnet-lite0-ft@<hash>`) whose
 embeddings are cached apart. A training set already fine-tuned on (same photos, tags and settings) is never
-trained again. Off while the library's `finetune.budget_min` is 0.
+trained again. On by default (a 10-minute budget), off while the library's `finetune.budget_min` is 0 or its
+backbone is not the default one.
 """
 
 import hashlib
@@ -73,7 +74,7 @@ def finetuned_name(config: LibraryConfig, warehouse: Warehouse, library: str) ->
     seen photos that are in today's holdout.
     """
     table = warehouse.read(library, "examples")
-    if not config.finetune.enabled or table is None:
+    if not config.finetunes or table is None:
         return None
     return trained_on(warehouse.read(library, "finetuned_backbone"), finetune_key(config, training_rows(table)))
 
@@ -89,8 +90,9 @@ def finetuned_backbone(
     """The default backbone's last blocks trained on the train-split examples under the library's time budget."""
     library = context.partition_key
     config = libraries.config(library)
-    if not config.finetune.enabled:
-        context.log.info(f"{library}: fine-tuning is off (finetune.budget_min is 0)")
+    if not config.finetunes:
+        why = "finetune.budget_min is 0" if not config.finetune.enabled else "it tunes efficientnet-lite0 only"
+        context.log.info(f"{library}: fine-tuning is off ({why})")
         return MaterializeResult(metadata={"enabled": False})
     table = warehouse.read(library, "examples")
     rows = training_rows(table)
@@ -171,6 +173,7 @@ def fit(images, labels: dict, out_dir: Path, config: LibraryConfig, context: Ass
             train_blocks=settings.train_blocks,
             seed=config.seed,
             device=settings.device,
+            augment=settings.augment,
         ),
         on_epoch=lambda epoch, loss, seconds: context.log.info(
             f"fine-tune epoch {epoch}/{settings.epochs}: loss {loss:.4f} ({seconds:.0f} s)"

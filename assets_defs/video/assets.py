@@ -83,8 +83,9 @@ def video_frames(
     """Frames sampled from every usable video (interval + scene changes), embedded; the `frames` table."""
     library = context.partition_key
     config = libraries.config(library)
-    # every backbone a facet's head reads embeds the frames (decoded once), and the library's own
-    wanted = {model: name for name, model in models_in_use(config, model_store, warehouse, library).values()}
+    # every backbone a facet's head reads embeds the frames (decoded once); nothing else reads frame vectors
+    in_use = models_in_use(config, model_store, warehouse, library, with_base=False)
+    wanted = {model: name for name, model in in_use.values()}
     videos = usable(warehouse.read(library, "media"), "video")
     videos = videos.unique("media_id", keep="first", maintain_order=True)
     ocr = ocr_spec(config, warehouse.read(library, "catalog"), runner)
