@@ -17,6 +17,7 @@ side; inner C search and out-of-fold combiners keep them too).
 
     .venv/bin/python -m benchmarks.trust                    # ~4 min warm on 2 cores, ~12 min cold
     .venv/bin/python -m benchmarks.trust --no-views         # the library's backbone only
+    .venv/bin/python -m benchmarks.trust --finetune --splits groups --seeds 0 1 2   # every default candidate
     .venv/bin/python -m benchmarks.trust --keypoints        # with the ORB keypoint strategies (+3 min)
     .venv/bin/python -m benchmarks.trust --seeds 0 1 2      # the spread over split seeds
 
@@ -29,6 +30,7 @@ import argparse
 import json
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -76,7 +78,8 @@ def example_groups(data: Dataset, rows: np.ndarray, X: np.ndarray) -> tuple[list
     return units, time.perf_counter() - started
 
 
-def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, strategies, keypoints) -> dict:
+def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, strategies, keypoints,
+        tune=None) -> dict:
     """`X_by`: {role: vectors of every photo} of the candidate backbones; groups come from the base ones, as in
     the `examples` asset, and the backbone from `backbone_choice`'s probe on the same split."""
     examples = np.flatnonzero(data.mask("train", "val"))
@@ -91,6 +94,8 @@ def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, 
         groups = np.array(units)
     tr = split == "train"
     g_tr = None if groups is None else list(groups[tr])
+    if tune is not None:  # the fine-tuned candidates, trained on this split's train rows as the pipeline does
+        X_by = {**X_by, **finetuned_candidates(data, examples[tr], f"{split_kind}-{seed}", "views" in X_by, tune)}
     probes = {
         role: probe(V[examples][tr], y[tr], V[examples][~tr], y[~tr], g_tr, seed) for role, V in X_by.items()
     }
@@ -149,6 +154,34 @@ def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, 
     }
 
 
+def finetuned_candidates(data: Dataset, rows: np.ndarray, key: str, views: bool, args) -> dict[str, np.ndarray]:
+    """{"finetuned": vectors, "finetuned-views": vectors} of every photo by the backbone fine-tuned on `rows` with a
+    new library's settings (resources/libraries.py FinetuneSettings: budget, epochs, blocks, augmentation). The
+    weights of a (split, seed) are kept in benchmarks/out/ and reused by the next run."""
+    from benchmarks.finetune import load_images
+    from ml.backbone_choice import finetuned_views_backbone
+    from ml.finetune import FinetuneConfig, finetune
+    from resources.libraries import FinetuneSettings
+
+    settings = FinetuneSettings()
+    record = OUT_DIR / f"trust-finetuned-{key}.json"
+    done = json.loads(record.read_text()) if record.exists() else None
+    if done is None or not Path(done["weights"]).is_file():
+        config = FinetuneConfig(budget_s=settings.budget_min * 60, epochs=settings.epochs,
+                                train_blocks=settings.train_blocks, augment=settings.augment, seed=0)
+        images = load_images(data.root, [data.paths[i] for i in rows])
+        result = finetune(images, list(data.labels[rows]), OUT_DIR / "trust-ft", config)
+        done = {"weights": result.weights_path, "epochs_done": result.epochs_done, "seconds": result.seconds,
+                "settings": settings.model_dump()}
+        record.write_text(json.dumps(done))
+    log.info("fine-tuned for %s: %s", key, done)
+    name = f"efficientnet-lite0-ft:{done['weights']}"
+    out = {"finetuned": get_embeddings(name, data, args)["vectors"]}
+    if views:
+        out["finetuned-views"] = get_embeddings(finetuned_views_backbone(name), data, args)["vectors"]
+    return out
+
+
 def orb_features(data: Dataset) -> list:
     from ml.keypoints import extract
     from ml.media import decode_image
@@ -166,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--splits", nargs="+", default=["random", "groups"])
     parser.add_argument("--keypoints", action="store_true", help="also the +keypoints strategies (ORB)")
+    parser.add_argument("--finetune", action="store_true",
+                        help="also the fine-tuned candidates, with a new library's settings (+~8 min a seed)")
     parser.add_argument("--decode-threads", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reembed", action="store_true")
@@ -179,7 +214,9 @@ def main(argv: list[str] | None = None) -> None:
         X_by["views"] = get_embeddings(views, data, args)["vectors"]
     keypoints = orb_features(data) if args.keypoints else None
     results = [
-        run(data, X_by, kind, seed, STRATEGIES, keypoints) for kind in args.splits for seed in args.seeds
+        run(data, X_by, kind, seed, STRATEGIES, keypoints, args if args.finetune else None)
+        for kind in args.splits
+        for seed in args.seeds
     ]
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "trust.json").write_text(json.dumps(results, indent=1))
