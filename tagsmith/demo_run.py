@@ -134,8 +134,8 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
 
     typer.secho("\n(a) what the promoted heads promise for a new shoot, and what the uploads measure", bold=True)
     table = truth_table(root)
-    _show(table.select("facet", "strategy", "promised_top1", "interval", "holdout_top1", "visual_same_shoot_top1",
-                       "uploads_top1", "shoot2_top1"))
+    _show(table.select("facet", "backbone", "strategy", "promised_top1", "interval", "holdout_top1",
+                       "visual_same_shoot_top1", "uploads_top1", "shoot2_top1"))
     typer.secho("    precision of applied tags and the share applied: promised, then measured", bold=True)
     _show(table.select("facet", "promised_applied_prec", "promised_applied", "uploads_applied_prec",
                        "uploads_applied", "shoot2_applied_prec", "shoot2_applied"))
