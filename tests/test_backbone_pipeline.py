@@ -12,7 +12,7 @@ from assets_defs.partitions import library_partitions
 from ml.backbone_choice import views_backbone
 from ml.backbones import BackboneSpec, cached_backbone
 from tests.test_pipeline import ALL, _library, _metadata
-from tests.test_video_pipeline import write_video
+from tests.test_video_pipeline import media_with_video
 
 
 def _model(res, name):
@@ -22,12 +22,7 @@ def _model(res, name):
 def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(local_resources, small_demo, tmp_path):
     res = local_resources
     libraries, wh = res["libraries"], res["warehouse"]
-    folder = tmp_path / "media"
-    folder.mkdir()
-    photos = sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[:6]
-    for photo in photos:
-        shutil.copy(photo, folder / photo.name)
-    write_video(folder / "event.mp4", photos[:2])
+    folder, _ = media_with_video(small_demo, tmp_path)
     name = _library(res, small_demo, name="views")
     config = libraries.config(name)
     assert config.views is True  # on by default

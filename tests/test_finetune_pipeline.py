@@ -2,7 +2,6 @@
 video frames beside the library's own, heads compare both per facet, tags and segments read the chosen one."""
 
 import json
-import shutil
 
 import polars as pl
 from dagster import DagsterInstance, materialize
@@ -10,7 +9,7 @@ from dagster import DagsterInstance, materialize
 from assets_defs.finetune.assets import finetuned_backbone, training_rows
 from assets_defs.partitions import library_partitions
 from tests.test_pipeline import ALL, _library, _metadata
-from tests.test_video_pipeline import write_video
+from tests.test_video_pipeline import media_with_video
 
 ASSETS = [finetuned_backbone, *ALL]
 
@@ -18,12 +17,7 @@ ASSETS = [finetuned_backbone, *ALL]
 def test_finetuned_backbone_competes_and_is_used_where_chosen(local_resources, small_demo, tmp_path):
     res = local_resources
     libraries, wh = res["libraries"], res["warehouse"]
-    folder = tmp_path / "media"
-    folder.mkdir()
-    photos = sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[:6]
-    for photo in photos:
-        shutil.copy(photo, folder / photo.name)
-    write_video(folder / "event.mp4", photos[:2])
+    folder, _ = media_with_video(small_demo, tmp_path)
     name = _library(res, small_demo, name="tuned", views=False)  # two candidates: base and fine-tuned
     libraries.create(libraries.config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
     with DagsterInstance.ephemeral() as instance:

@@ -18,14 +18,20 @@ def write_video(path, photos, seconds_each=4.4, fps=5):
     write_h264(str(path), (f for f in frames for _ in range(round(seconds_each * fps))), fps)
 
 
-def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tmp_path):
-    res = local_resources
+def media_with_video(demo, tmp_path):
+    """A media folder of six demo uploads and event.mp4 showing the first two: (folder, photos)."""
     folder = tmp_path / "media"
     folder.mkdir()
-    photos = sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[:6]
+    photos = sorted(demo.uploads_dir.glob("IMG_00*.jpg"))[:6]
     for photo in photos:
         shutil.copy(photo, folder / photo.name)
     write_video(folder / "event.mp4", photos[:2])
+    return folder, photos
+
+
+def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tmp_path):
+    res = local_resources
+    folder, photos = media_with_video(small_demo, tmp_path)
     (folder / "broken.mov").write_bytes((folder / "event.mp4").read_bytes()[:3000])
     name = _library(res, small_demo, name="vids")
     res["libraries"].create(res["libraries"].config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
