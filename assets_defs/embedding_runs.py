@@ -60,6 +60,28 @@ def embed_calls(
     return calls
 
 
+def calls_per_model(
+    config,
+    model_store: ModelStore,
+    models,
+    items: list[EmbedItem],
+    warehouse: Warehouse,
+    library: str,
+    runner: TaskRunner,
+    s3_endpoint_url: str | None,
+) -> tuple[list[tuple], dict[str, int]]:
+    """The embed_chunk calls for `items` with every (backbone name, model id) of `models`, each for the items it
+    has no vector for yet; and per model id how many items it had already."""
+    calls, had = [], {}
+    for name, model_id in models:
+        done = warehouse.embedded_ids(library, model_id)
+        todo = [i for i in items if i.media_id not in done]
+        had[model_id] = len(items) - len(todo)
+        spec = backbone_spec(config, model_store, threads=runner.threads_per_task(), name=name)
+        calls += embed_calls(spec, model_id, todo, warehouse, library, runner, s3_endpoint_url)
+    return calls, had
+
+
 def embed_missing(
     context,
     config,

@@ -18,7 +18,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import now_iso, progress
-from assets_defs.embedding_runs import backbone_spec, embed_calls
+from assets_defs.embedding_runs import backbone_spec, calls_per_model
 from assets_defs.finetune.assets import finetuned_backbone, finetuned_name
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
@@ -112,12 +112,9 @@ def backbone_choice(
     models = candidate_models(config, model_store, warehouse, library)
     photos = table.unique("media_id", keep="first", maintain_order=True).select("media_id", "uri")
     items = [EmbedItem(m, u) for m, u in photos.iter_rows()]
-    calls = []
-    for name, model_id in models.values():
-        done = warehouse.embedded_ids(library, model_id)
-        todo = [i for i in items if i.media_id not in done]
-        spec = backbone_spec(config, model_store, threads=runner.threads_per_task(), name=name)
-        calls += embed_calls(spec, model_id, todo, warehouse, library, runner, media_store.s3_endpoint_url())
+    calls, _ = calls_per_model(
+        config, model_store, models.values(), items, warehouse, library, runner, media_store.s3_endpoint_url()
+    )
     context.log.info(f"{library}: candidates {json.dumps({r: m for r, (_, m) in models.items()})}")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed examples per candidate"))
     for failure in (f for r in results for f in r.failures):

@@ -11,7 +11,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets_defs.backbones.assets import backbone_choice, models_in_use
 from assets_defs.common import progress, record_quarantine, usable
-from assets_defs.embedding_runs import backbone_spec, embed_calls
+from assets_defs.embedding_runs import calls_per_model
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
@@ -58,15 +58,11 @@ def embeddings(
     config = libraries.config(library)
     models = models_in_use(config, model_store, warehouse, library)
     items = items_to_embed(warehouse, library)
-    calls, done = [], {}
-    for name, model_id in models.values():
-        done[model_id] = warehouse.embedded_ids(library, model_id)
-        todo = [i for i in items if i.media_id not in done[model_id]]
-        context.log.info(
-            f"{library}: {len(items)} items, {len(done[model_id])} already embedded with {model_id}, {len(todo)} to do"
-        )
-        task_spec = backbone_spec(config, model_store, threads=runner.threads_per_task(), name=name)
-        calls += embed_calls(task_spec, model_id, todo, warehouse, library, runner, media_store.s3_endpoint_url())
+    calls, had = calls_per_model(
+        config, model_store, models.values(), items, warehouse, library, runner, media_store.s3_endpoint_url()
+    )
+    for model_id, n in had.items():
+        context.log.info(f"{library}: {len(items)} items, {n} already embedded with {model_id}, {len(items) - n} to do")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed"))
     failures = [f for r in results for f in r.failures]
     if failures:
@@ -84,7 +80,7 @@ def embeddings(
             "model": models["base"][1],  # the library's backbone (the one `vector_index` and `similar` use)
             "models": MetadataValue.json({role: model_id for role, (_, model_id) in models.items()}),
             "embedded_now": embedded,
-            "cached": sum(len(d) for d in done.values()),
+            "cached": sum(had.values()),
             "failed": len(failures),
             "task_seconds": round(wall, 2),
             "images_per_task_second": round(embedded / wall, 1) if wall else 0.0,
