@@ -1,4 +1,4 @@
-"""Jobs: the whole pipeline per library, and a heads-only retrain (embeddings are cached: seconds)."""
+"""Jobs: the whole pipeline per library, and a retrain after catalog or example edits that leaves new media alone."""
 
 from dagster import AssetSelection, define_asset_job
 
@@ -15,5 +15,7 @@ retrain_heads_job = define_asset_job(
     "retrain_heads",
     selection=AssetSelection.assets("catalog", "examples", "heads").downstream(),
     partitions_def=library_partitions,
-    description="Retrain heads from cached embeddings and retag (after catalog or example edits).",
+    description="Everything but `media` (after catalog or example edits): new examples are embedded, the backbone "
+    "choice, heads, tags, video tags and views rerun; library photos' vectors, text and keypoints come from cache, "
+    "and files added to the media folder since the last run wait for `tag_library`.",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import re
 import shutil
 from pathlib import Path
@@ -10,17 +11,72 @@ from typing import Literal
 
 import yaml
 from dagster import ConfigurableResource
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ml.catalog import Catalog, Example, examples_from_folders, load_catalog, parse_examples_manifest
 
 NAME = re.compile(r"^[a-z0-9_]{1,48}$")
 
 
+class LibraryError(LookupError):
+    """A library, its catalog or its tables are not there yet; the message says what to run."""
+
+
+class ConfigError(ValueError):
+    """An invalid `library.yaml`: one line per problem, naming the key, the value and what is allowed."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+def _field_path(model: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel]]:
+    """The config keys in a pydantic error location (union member tags dropped) and the innermost section."""
+    keys: list[str] = []
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            break
+        keys.append(str(part))
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            model = field.annotation
+    return keys, model
+
+
+def config_problems(model: type[BaseModel], exc: ValidationError) -> list[str]:
+    """pydantic's errors as one line per key: `ocr = 'maybe' is not allowed: ...`, `unknown key 'ocrr' (did you
+    mean 'ocr'?)`; a union's alternatives are one line (`keypoints = 'surf' ...: a boolean, or 'orb' ...`)."""
+    lines: dict[str, str] = {}
+    for err in exc.errors():
+        keys, section = _field_path(model, err["loc"])
+        if err["type"] == "extra_forbidden":
+            unknown = ".".join([*keys, str(err["loc"][len(keys)])])
+            allowed = list(section.model_fields)
+            close = difflib.get_close_matches(str(err["loc"][len(keys)]), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(allowed)
+            lines[unknown] = f"unknown key {unknown!r} ({hint})"
+            continue
+        key = ".".join(keys)
+        if err["type"] == "missing":
+            lines[key] = f"{key} is required"
+        elif err["type"] == "value_error":  # our own validators: their message says what to do
+            reason = err["msg"].removeprefix("Value error, ")
+            lines[key] = f"{key} = {err['input']!r} is not allowed: {reason}" if key else reason
+        else:
+            expected = err["msg"].removeprefix("Input should be ").split(", unable to")[0]
+            if key in lines:
+                lines[key] += f", or {expected}"
+            else:
+                lines[key] = f"{key} = {err['input']!r} is not allowed: should be {expected}"
+    return list(lines.values())
+
+
 class FinetuneSettings(BaseModel):
     """Fine-tuning the default backbone on the library's examples (ml/finetune.py): one more candidate that
     `backbone_choice` compares on the holdout and keeps only where it wins. The budget is wall-clock minutes of
     training, once per training set; 0 turns it off."""
+
+    model_config = ConfigDict(extra="forbid")
 
     budget_min: float = Field(10.0, ge=0)
     epochs: int = Field(10, ge=1)
@@ -34,7 +90,9 @@ class FinetuneSettings(BaseModel):
 
 
 class LibraryConfig(BaseModel):
-    """What `library.yaml` holds. Defaults are the ones a new library gets."""
+    """What `library.yaml` holds. Defaults are the ones a new library gets; an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     media: str  # a local folder or s3://bucket/prefix
@@ -54,6 +112,12 @@ class LibraryConfig(BaseModel):
     views: bool = True
     finetune: FinetuneSettings = FinetuneSettings()  # a fine-tuned backbone as one more candidate (off: budget 0)
     seed: int = 0
+
+    @field_validator("ocr", mode="before")
+    @classmethod
+    def _ocr_boolean(cls, value):
+        # YAML reads `ocr: on` / `ocr: off` as booleans: they mean what they say
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @field_validator("name")
     @classmethod
@@ -114,15 +178,26 @@ class LibraryStore(ConfigurableResource):
     def config(self, name: str) -> LibraryConfig:
         path = self.dir(name) / "library.yaml"
         if not path.exists():
-            raise LookupError(f"no library named {name!r} (looked in {path}); create it with `tagsmith init`")
-        return LibraryConfig(**yaml.safe_load(path.read_text("utf-8")))
+            raise LibraryError(f"no library named {name!r} (looked in {path}); create it with `tagsmith init`")
+        try:
+            data = yaml.safe_load(path.read_text("utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{where}", [f"not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+        if not isinstance(data, dict):
+            raise ConfigError(str(path), ["should be a mapping of keys to values (see README, library.yaml)"])
+        try:
+            return LibraryConfig(**data)
+        except ValidationError as exc:
+            raise ConfigError(str(path), config_problems(LibraryConfig, exc)) from None
 
     def catalog_path(self, name: str) -> Path:
         for suffix in (".yaml", ".csv"):
             path = self.dir(name) / f"catalog{suffix}"
             if path.exists():
                 return path
-        raise LookupError(f"library {name!r} has no catalog yet: `tagsmith catalog {name} FILE`")
+        raise LibraryError(f"library {name!r} has no catalog yet: `tagsmith catalog {name} FILE`")
 
     def catalog(self, name: str) -> Catalog:
         return load_catalog(self.catalog_path(name))

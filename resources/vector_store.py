@@ -2,12 +2,20 @@
 
 One collection per library (`tagsmith_<library>`): libraries never share vectors. Local mode is brute force
 and meant for up to ~20k points (demo, tests, small libraries); point `url` at a server past that.
+
+Local mode lets one client at a time open a folder. Each library has a folder of its own (runs of two
+libraries never meet), every call opens and closes its client, and a call that finds the folder open
+elsewhere (a `similar` while the run upserts, or the other way round) waits for it, up to `busy_wait_s`,
+saying so once, instead of failing.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from dagster import ConfigurableResource
@@ -22,14 +30,21 @@ def collection_name(library: str) -> str:
     return f"tagsmith_{library}"
 
 
+log = logging.getLogger(__name__)
+
+
+class VectorStoreBusy(RuntimeError):
+    """The local store stayed open elsewhere longer than the wait allows."""
+
+
 class VectorStore(ConfigurableResource):
-    def client(self):
+    def client(self, library: str):
         raise NotImplementedError
 
     def upsert(self, library: str, media_ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> int:
         from qdrant_client import models
 
-        client = self.client()
+        client = self.client(library)
         try:
             name = collection_name(library)
             dim = int(vectors.shape[1])
@@ -60,7 +75,7 @@ class VectorStore(ConfigurableResource):
         """Remove photos that left the library (deleted or replaced files), so `similar` never returns them."""
         from qdrant_client import models
 
-        client = self.client()
+        client = self.client(library)
         try:
             if media_ids and client.collection_exists(collection_name(library)):
                 selector = models.PointIdsList(points=[point_id(m) for m in media_ids])
@@ -69,7 +84,7 @@ class VectorStore(ConfigurableResource):
             client.close()
 
     def count(self, library: str) -> int:
-        client = self.client()
+        client = self.client(library)
         try:
             name = collection_name(library)
             return client.count(name).count if client.collection_exists(name) else 0
@@ -77,7 +92,7 @@ class VectorStore(ConfigurableResource):
             client.close()
 
     def search(self, library: str, vector: np.ndarray, limit: int = 10) -> list[dict]:
-        client = self.client()
+        client = self.client(library)
         try:
             name = collection_name(library)
             if not client.collection_exists(name):
@@ -88,7 +103,7 @@ class VectorStore(ConfigurableResource):
             client.close()
 
     def drop(self, library: str) -> None:
-        client = self.client()
+        client = self.client(library)
         try:
             if client.collection_exists(collection_name(library)):
                 client.delete_collection(collection_name(library))
@@ -97,21 +112,38 @@ class VectorStore(ConfigurableResource):
 
 
 class QdrantLocal(VectorStore):
-    """Qdrant local mode: a folder on disk, no server (one process at a time holds it)."""
+    """Qdrant local mode: a folder per library under `path`, no server (one client at a time holds a folder)."""
 
     path: str
+    busy_wait_s: float = 120.0
 
-    def client(self):
+    def client(self, library: str):
         from qdrant_client import QdrantClient
 
-        return QdrantClient(path=self.path)
+        folder = Path(self.path) / library
+        deadline, told = time.monotonic() + self.busy_wait_s, False
+        while True:
+            try:
+                return QdrantClient(path=str(folder))
+            except RuntimeError as exc:
+                if "already accessed" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise VectorStoreBusy(
+                        f"the vector index of {library!r} stayed open elsewhere for {self.busy_wait_s:.0f} s "
+                        "(a run writing it, or another `similar`); try again when it is done"
+                    ) from None
+                if not told:
+                    log.warning(f"the vector index of {library!r} is open elsewhere (a run writing it?): waiting")
+                    told = True
+                time.sleep(0.2)
 
 
 class QdrantServer(VectorStore):
     url: str
     api_key: str | None = None
 
-    def client(self):
+    def client(self, library: str):
         from qdrant_client import QdrantClient
 
         return QdrantClient(url=self.url, api_key=self.api_key)

@@ -15,8 +15,10 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
 
+from resources.run_lock import RunLock
 from tagsmith.sql import load_sql
 
 SAFE = re.compile(r"^[a-z0-9_]+$")
@@ -55,8 +57,32 @@ def _model_dir_name(model: str) -> str:
 
 
 class Warehouse(ConfigurableResource):
+    """The library's tables. In a Dagster run of one library (partition) the warehouse is that library's only
+    writer: it takes the library's run lock when the run starts and drops it when the run ends
+    (`resources/run_lock.py`); a second run waits `run_lock_wait_s` seconds, then stops with one line naming
+    the run that holds the library. Readers (search, sql, export) never take the lock."""
+
     root: str
     duckdb_path: str
+    run_lock_wait_s: float = 0.0
+    _run_lock: RunLock | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        run = context.run
+        library = run.tags.get("dagster/partition") if run is not None else None
+        if library:
+            lock = RunLock(self.library_dir(library), library)
+            lock.acquire(run.run_id, self.run_lock_wait_s, on_wait=lambda m: context.log.warning(f"{m}: waiting"))
+            self._run_lock = lock
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._run_lock is not None:
+            self._run_lock.release()
+            self._run_lock = None
+
+    def run_lock(self, library: str) -> RunLock:
+        """The library's run lock (to ask who holds it; runs take it through setup_for_execution)."""
+        return RunLock(self.library_dir(library), library)
 
     def library_dir(self, library: str) -> Path:
         if not SAFE.match(library):
@@ -77,10 +103,25 @@ class Warehouse(ConfigurableResource):
     def write(self, library: str, table: str, df: pl.DataFrame) -> Path:
         path = self.table_path(library, table)
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f"{table}.tmp-*"):  # left by a writer killed mid-write (one writer a run)
+            stale.unlink(missing_ok=True)
         tmp = path.with_suffix(f".tmp-{os.getpid()}")
         df.write_parquet(tmp)
         os.replace(tmp, path)
         return path
+
+    def upsert(self, library: str, table: str, new: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+        """Add `new` to `table`, replacing the old rows of every key `new` holds (nulls match nulls): the append
+        of ocr_text, keypoints and frames, which a rerun or a forced double run cannot duplicate. Returns the
+        table as written."""
+        old = self.read(library, table)
+        if old is None or old.height == 0:
+            merged = new
+        else:
+            stale = new.select(key).unique()
+            merged = pl.concat([old.join(stale, on=key, how="anti", nulls_equal=True), new], how="vertical_relaxed")
+        self.write(library, table, merged)
+        return merged
 
     # embeddings -------------------------------------------------------------------------------------------
     def embeddings_dir(self, library: str, model: str) -> Path:

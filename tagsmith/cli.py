@@ -10,11 +10,30 @@ from pathlib import Path
 
 import polars as pl
 import typer
+from typer.core import TyperGroup
 
 from ml.catalog import ValidationError
 
+
+class _OneLineErrors(TyperGroup):
+    """A user's mistake (no such library, an invalid library.yaml or catalog, a library that never ran) ends the
+    command with the error's own lines and exit code 1, never a traceback; anything else is a bug and raises."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from resources.libraries import ConfigError, LibraryError
+            from resources.run_lock import LibraryBusy
+
+            if not isinstance(exc, (ConfigError, LibraryError, LibraryBusy, ValidationError)):
+                raise
+            _fail(str(exc))
+
+
+JOBS = ("tag_library", "retrain_heads")
 app = typer.Typer(help="Custom AI tagging for product photo libraries.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=_OneLineErrors)
 
 
 def _fail(message: str) -> None:
@@ -101,19 +120,36 @@ def ingest(library: str, paths: list[Path]) -> None:
 
 
 @app.command()
-def run(library: str, job: str = typer.Option("tag_library", help="tag_library or retrain_heads")) -> None:
+def run(
+    library: str,
+    job: str = typer.Option("tag_library", help="tag_library (everything), or retrain_heads (everything but new "
+                            "media: after catalog or example edits)"),
+) -> None:
     """Materialise the library through Dagster: only new media and changed training sets cost work."""
     from tagsmith import service
 
-    ok, notes = service.run_library(library, job)
-    for note in notes:
+    if job not in JOBS:
+        _fail(f"--job {job!r} is not a job: one of {', '.join(JOBS)}")
+    outcome = service.run_library(library, job)
+    for note in outcome.info:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
+    if outcome.failures and not service.has_run(library, "heads"):
+        for note in outcome.failures:  # nothing to show: the failure is the last thing said
+            typer.secho(note, fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
     metrics = service.named_query(library, "head_metrics")
     # what each head promises for a new shoot (group-aware holdout, 95 % interval), then the optimistic figure
     _show(metrics.select("facet", "backbone", "strategy", "new_shoot_top1", "new_shoot_top1_interval",
                          "holdout_accuracy", "new_shoot_applied_precision", "new_shoot_share_applied",
                          "same_shoot_top1", "n_train", "n_holdout", "bar", "version"))
-    if not ok:
+    for note in outcome.checks:
+        typer.secho(note, fg=typer.colors.YELLOW, err=True)
+    if outcome.failures:  # a failed step changes no head: the table shows the heads still in use; failure last
+        typer.secho("this run failed: the heads above are the ones from earlier runs, still in use",
+                    fg=typer.colors.RED, err=True)
+        for note in outcome.failures:
+            typer.secho(note, fg=typer.colors.RED, err=True)
+    if not outcome.ok:
         raise typer.Exit(1)
 
 
@@ -169,6 +205,8 @@ def export(library: str, out: Path, include_review: bool = False) -> None:
     """Export tags to a .csv or .parquet file."""
     from tagsmith import service
 
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        _fail(f"export to a .csv or .parquet file, not {out.name!r}")
     n = service.export_tags(library, out, include_review=include_review)
     typer.echo(f"{n} tag rows written to {out}")
 

@@ -128,9 +128,11 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
         "running the pipeline through Dagster (catalog, media, examples, fine-tuned backbone, embeddings on Ray, "
         "OCR, keypoints, heads, evaluation, tags, video, vector index, views) ..."
     )
-    ok, notes = service.run_library(LIBRARY)
-    for note in notes:
-        typer.secho(note, fg=typer.colors.YELLOW, err=True)
+    outcome = service.run_library(LIBRARY)
+    for note in outcome.info + outcome.checks + outcome.failures:
+        typer.secho(note, fg=typer.colors.RED if note in outcome.failures else typer.colors.YELLOW, err=True)
+    if outcome.failures and not service.has_run(LIBRARY, "heads"):
+        raise typer.Exit(1)
 
     typer.secho("\n(a) what the promoted heads promise for a new shoot, and what the uploads measure", bold=True)
     table = truth_table(root)
@@ -168,8 +170,8 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     typer.echo(f"  evaluation  : {evaluation}  (strategy per facet and why, per-tag precision/recall, confusions)")
     typer.echo(f"  segments    : tagsmith segments {LIBRARY}")
     typer.echo(f"  Dagster UI  : DAGSTER_HOME={home / 'dagster_home'} .venv/bin/dagster dev -w workspace.yaml")
-    typer.echo(f"done in {time.perf_counter() - started:.0f} s" + ("" if ok else " (with problems above)"))
-    if not ok:
+    typer.echo(f"done in {time.perf_counter() - started:.0f} s" + ("" if outcome.ok else " (with problems above)"))
+    if not outcome.ok:
         raise typer.Exit(1)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -38,14 +39,71 @@ def register_partition(name: str) -> None:
             instance.add_dynamic_partitions(library_partitions.name, [name])
 
 
-def run_library(name: str, job: str = "tag_library", env=None, log_level: str | None = None) -> tuple[bool, list[str]]:
-    """Materialise the library's partition through Dagster (runs show in the UI). Returns (success, notes)."""
+def check_library(name: str) -> None:
+    """What a run needs, checked before any step: the library, a valid library.yaml and catalog, its media
+    location. Raises LibraryError / ConfigError / ValidationError with one line per problem."""
+    from resources.libraries import LibraryError
+
+    res = resources()
+    config = res["libraries"].config(name)
+    res["libraries"].catalog(name)
+    if not config.media.startswith("s3://") and not Path(config.media).is_dir():
+        raise LibraryError(f"library {name!r}: media folder not found: {config.media} (library.yaml: media)")
+
+
+def has_run(name: str, table: str = "media") -> bool:
+    """Whether a run has written the library's `table` (`media`: the first thing a run writes)."""
+    return resources()["warehouse"].table_path(name, table).exists()
+
+
+def require_run(name: str) -> None:
+    """Verbs that read a library's tables say so in one line when it never ran."""
+    from resources.libraries import LibraryError
+
+    resources()["libraries"].config(name)
+    if not has_run(name):
+        raise LibraryError(f"library {name!r} has not run yet: `tagsmith run {name}` first")
+
+
+def _innermost(error) -> str:
+    """The user's exception of a Dagster step failure, one line: "ValueError: ..."."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    lines = [line for line in error.message.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else error.cls_name or "unknown error"
+
+
+@dataclass
+class RunOutcome:
+    """What `run_library` tells a person: each failed step or refusal and each failed check in one sentence,
+    and what was found and fixed before the run (a dead run marked failed)."""
+
+    success: bool
+    failures: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.success and not self.failures and not self.checks
+
+
+def run_library(name: str, job: str = "tag_library", env=None, log_level: str | None = None) -> RunOutcome:
+    """Materialise the library's partition through Dagster (runs show in the UI), after checking what it needs
+    and that no other run holds the library."""
     from dagster import DagsterEventType, DagsterInstance
 
     from pipelines.definitions import build_definitions
+    from resources.run_lock import LibraryBusy
 
+    check_library(name)
     ensure_dagster_home()
     register_partition(name)
+    lock = resources()["warehouse"].run_lock(name)
+    with DagsterInstance.get() as instance:
+        dead = fail_dead_runs(instance, name, lock)
+    if lock.is_held():
+        raise LibraryBusy(lock.busy_message())
     defs = build_definitions(env)
     if log_level is None:  # with progress bars on a terminal, Dagster's console shows warnings only
         log_level = "WARNING" if os.environ.get("TAGSMITH_PROGRESS") == "1" else "INFO"
@@ -56,15 +114,47 @@ def run_library(name: str, job: str = "tag_library", env=None, log_level: str | 
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
-    notes = []
+    outcome = RunOutcome(
+        success=result.success,
+        info=[f"run {d[:8]} had died without finishing (its process is gone): marked failed" for d in dead],
+    )
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             data = event.event_specific_data
             if not data.passed:
-                notes.append(f"check {data.check_name} failed: {data.description}")
+                outcome.checks.append(f"check {data.check_name} failed: {data.description}")
         elif event.event_type == DagsterEventType.STEP_FAILURE:
-            notes.append(f"step {event.step_key} failed: {event.event_specific_data.error.message.strip()}")
-    return result.success and not notes, notes
+            outcome.failures.append(f"step {event.step_key} failed: {_innermost(event.event_specific_data.error)}")
+        elif event.event_type == DagsterEventType.RESOURCE_INIT_FAILURE and event.event_specific_data.error:
+            outcome.failures.append(f"run refused: {_innermost(event.event_specific_data.error)}")
+    if not result.success and not outcome.failures:
+        outcome.failures.append(f"run {result.run_id[:8]} failed (see `make ui`, Runs)")
+    return outcome
+
+
+def fail_dead_runs(instance, library: str, lock, grace_s: float = 60.0) -> list[str]:
+    """Runs of `library` still marked STARTED while no process holds the library's run lock died hard
+    (SIGKILL, a lost machine): mark them failed, so none stays STARTED for good. The run the lock file names
+    took the lock, so it is dead at any age; another STARTED run younger than `grace_s` may not have reached
+    the lock yet and is left alone. Returns the run ids marked."""
+    import time
+
+    from dagster import DagsterRunStatus, RunsFilter
+
+    if lock.is_held():
+        return []
+    last_holder = lock.holder().get("run_id")
+    records = instance.get_run_records(
+        RunsFilter(statuses=[DagsterRunStatus.STARTED], tags={"dagster/partition": library})
+    )
+    dead = [
+        r
+        for r in records
+        if r.dagster_run.run_id == last_holder or r.start_time is None or time.time() - r.start_time > grace_s
+    ]
+    for record in dead:
+        instance.report_run_failed(record.dagster_run, message="the run's process died (the library's lock is free)")
+    return [r.dagster_run.run_id for r in dead]
 
 
 def resources():
@@ -85,6 +175,7 @@ def with_places(hits: pl.DataFrame) -> pl.DataFrame:
 
 
 def search(library: str, text: str, limit: int = 20, include_review: bool = False) -> pl.DataFrame:
+    require_run(library)
     terms = [t for t in text.replace(",", " ").split() if t]
     statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
     params = {"terms": terms, "statuses": statuses, "limit": limit}
@@ -94,6 +185,7 @@ def search(library: str, text: str, limit: int = 20, include_review: bool = Fals
 
 def similar(library: str, query: str, limit: int = 10) -> list[dict]:
     """Photos most like `query` (a file path, an s3:// uri, or a media_id already in the library)."""
+    require_run(library)
     res = resources()
     config = res["libraries"].config(library)
     warehouse = res["warehouse"]
@@ -113,6 +205,7 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
 
 def run_sql(library: str, statement: str) -> pl.DataFrame:
     """An analyst's own read-only SQL, with the library's schema as the current schema."""
+    require_run(library)
     warehouse = resources()["warehouse"]
     warehouse.library_dir(library)
     with warehouse.connect(read_only=True) as con:
@@ -126,12 +219,14 @@ def named_query(library: str, name: str, params: dict | None = None) -> pl.DataF
 
 def segments(library: str, video: str = "", include_review: bool = False) -> pl.DataFrame:
     """Video segments, each with its `place` (file 00:38:12–00:38:19), in file and time order."""
+    require_run(library)
     statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
     table = named_query(library, "video_segments", {"statuses": statuses, "video": video})
     return with_places(table).select("place", "facet", "name", "seconds", "peak_score", "status", "tag_id", "uri")
 
 
 def export_tags(library: str, out: Path, include_review: bool = False) -> int:
+    require_run(library)
     statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
     table = named_query(library, "export_tags", {"statuses": statuses})
     out = Path(out)

@@ -62,7 +62,7 @@ def keypoints(
     calls = [(spec, list(chunk), media_store.s3_endpoint_url()) for chunk in chunked(todo, CHUNK)]
     results = runner.map(keypoints_chunk, calls, on_result=progress(context, "keypoints"))
     new = pl.DataFrame([{**r, "model": spec.model_id} for res in results for r in res.rows], schema=KEYPOINTS_SCHEMA)
-    warehouse.write(library, "keypoints", pl.concat([old, new]))
+    warehouse.write(library, "keypoints", pl.concat([old.join(new.select("media_id"), on="media_id", how="anti"), new]))
     for res in results:
         for e in res.errors:  # already quarantined by `media` or `examples`
             context.log.warning(f"no keypoints for {e['uri']}: {e['reason']}")

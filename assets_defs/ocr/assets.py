@@ -70,10 +70,9 @@ def ocr_text(
     results = runner.map(ocr_chunk, calls, on_result=progress(context, "ocr"))
     new_rows = pl.DataFrame([{**r, "model": model} for res in results for r in res.rows], schema=OCR_SCHEMA)
     new_runs = pl.DataFrame([{**d, "model": model} for res in results for d in res.done], schema=OCR_DONE_SCHEMA)
-    old_rows = warehouse.read(library, "ocr_text")
-    table = new_rows if old_rows is None else pl.concat([old_rows, new_rows])
-    warehouse.write(library, "ocr_text", table)
-    warehouse.write(library, "ocr_runs", pl.concat([runs, new_runs]))
+    # keyed by photo and model: a photo read again replaces its boxes, so no rerun duplicates a row
+    warehouse.upsert(library, "ocr_text", new_rows, ["media_id", "ts", "model"])
+    warehouse.upsert(library, "ocr_runs", new_runs, ["media_id", "ts", "model"])
     errors = [e for res in results for e in res.errors]
     for e in errors:  # already quarantined by `media` or `examples` when they cannot be decoded
         context.log.warning(f"not read {e['uri']}: {e['reason']}")
