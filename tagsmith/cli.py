@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -97,26 +96,43 @@ def examples(library: str, source: Path) -> None:
 
 
 @app.command()
-def ingest(library: str, paths: list[Path]) -> None:
-    """Copy photos (files or folders) into the library's media folder."""
-    from ml.media import media_kind
+def ingest(
+    library: str,
+    paths: list[Path],
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be copied, renamed or skipped."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace a file (or S3 key) of the same name holding other bytes; by default both are kept, the new "
+        "one under a distinct name.",
+    ),
+) -> None:
+    """Copy photos and videos (files, or folders with their sub-folders) into the library's media; never
+    replaces a file, never copies bytes the library already holds."""
+    from tqdm import tqdm
+
+    from resources.ingest import apply_ingest, destination_for, gather_sources, plan_ingest, report_lines
     from tagsmith import service
 
-    config = service.resources()["libraries"].config(library)
-    if config.media.startswith("s3://"):
-        _fail("this library's media is in S3: upload there (aws s3 cp / sync); `tagsmith run` picks it up")
-    target = Path(config.media)
-    target.mkdir(parents=True, exist_ok=True)
-    copied = 0
-    for path in paths:
-        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-        for file in files:
-            if media_kind(file.name) is None:
-                typer.echo(f"skipped {file}: not a photo or video extension", err=True)
-                continue
-            shutil.copy2(file, target / file.name)
-            copied += 1
-    typer.echo(f"{copied} files copied into {target}")
+    res = service.resources()
+    quiet = os.environ.get("TAGSMITH_PROGRESS") != "1"
+    try:
+        config = res["libraries"].config(library)
+        sources, skipped = gather_sources(paths)
+        destination = destination_for(config.media, res["media_store"])
+        with tqdm(total=len(sources), desc="reading", unit="file", disable=quiet) as bar:
+            steps = plan_ingest(sources, destination, overwrite, on_file=lambda _: bar.update())
+        if not dry_run:
+            with tqdm(total=len(steps), desc="copying", unit="file", disable=quiet) as bar:
+                steps = apply_ingest(steps, destination, on_file=lambda _: bar.update())
+    except (LookupError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    lines, summary = report_lines(skipped + steps, destination, dry_run)
+    for line in lines:  # on a dry run the list is the answer; otherwise notes beside the summary
+        typer.echo(line, err=not dry_run)
+    typer.echo(summary)
+    if any(step.action == "failed" for step in steps):
+        raise typer.Exit(1)
 
 
 @app.command()
