@@ -1,4 +1,4 @@
-"""Environments are chosen in one function, by configuration only."""
+"""Resources: environments chosen in one function, by configuration only; the model and library stores."""
 
 import pytest
 
