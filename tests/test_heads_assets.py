@@ -100,7 +100,7 @@ def promoted(res, library: str) -> set[str]:
     return set(res["warehouse"].read(library, "heads").filter(pl.col("promoted"))["version"])
 
 
-def test_the_bar_gates_promotion_and_earlier_heads_stay_in_use(local_resources, library, tmp_path):
+def test_the_bar_gates_promotion_and_earlier_heads_stay_in_use(local_resources, library):
     res = local_resources
     table, vectors = examples_and_vectors(mislabelled=4)
     set_examples(res, library, table, vectors, "a")
