@@ -15,12 +15,14 @@ import socket
 from pathlib import Path
 
 import numpy as np
+import open_clip
 import pytest
+import torch
+import transformers
+from open_clip.tokenizer import bytes_to_unicode
 from PIL import Image
 
 from ml.backbones import CPU_BATCH, BackboneUnavailable, efficientnet, load_backbone, resolve_device
-
-torch = pytest.importorskip("torch")
 
 TINY_OPEN_CLIP = "tagsmith-tiny-vit"
 TINY_OPEN_CLIP_CFG = {
@@ -67,7 +69,6 @@ def assert_good_embeddings(vectors: np.ndarray, n: int, dim: int) -> None:
 
 @pytest.fixture(scope="module")
 def open_clip_checkpoint(tmp_path_factory) -> Path:
-    open_clip = pytest.importorskip("open_clip")
     root = tmp_path_factory.mktemp("open_clip")
     (root / "configs").mkdir()
     (root / "configs" / f"{TINY_OPEN_CLIP}.json").write_text(json.dumps(TINY_OPEN_CLIP_CFG))
@@ -129,9 +130,6 @@ def test_open_clip_missing_file_or_bad_name(tmp_path):
 
 def _offline_clip_tokenizer(directory: Path, scratch: Path) -> None:
     """A byte-level CLIP tokenizer (256 bytes, 256 word-final bytes, 2 specials, no merges), built offline."""
-    transformers = pytest.importorskip("transformers")
-    from open_clip.tokenizer import bytes_to_unicode
-
     chars = list(bytes_to_unicode().values())
     vocab = {c: i for i, c in enumerate(chars)} | {c + "</w>": 256 + i for i, c in enumerate(chars)}
     vocab |= {"<|startoftext|>": 512, "<|endoftext|>": 513}
@@ -144,7 +142,6 @@ def _offline_clip_tokenizer(directory: Path, scratch: Path) -> None:
 @pytest.fixture(scope="module")
 def hf_dirs(tmp_path_factory) -> dict[str, Path]:
     """Tiny CLIP (with tokenizer) and DINOv2 folders, as save_pretrained writes them."""
-    transformers = pytest.importorskip("transformers")
     root = tmp_path_factory.mktemp("hf")
     torch.manual_seed(0)
     layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
@@ -199,8 +196,6 @@ def test_hf_model_id_follows_weight_bytes(hf_dirs, tmp_path):
     shutil.copytree(hf_dirs["dino"], copy)
     original = load_backbone(f"hf:{hf_dirs['dino']}", device="cpu").model_id
     assert load_backbone(f"hf:{copy}", device="cpu").model_id == original
-    import transformers
-
     model = transformers.Dinov2Model.from_pretrained(copy, local_files_only=True)
     with torch.no_grad():
         model.layernorm.bias.add_(0.01)

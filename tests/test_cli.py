@@ -1,7 +1,10 @@
 """The README's CLI verbs, end to end on a small generated library (in-process runner, temporary home)."""
 
+import re
+
 import polars as pl
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from tagsmith.cli import app
@@ -74,5 +77,7 @@ def test_cli_verbs_end_to_end(cli, tmp_path, small_demo):
     assert refused.exit_code == 1 and "is a video" in refused.output
     listed = cli("segments", "shop", "event", "--include-review")
     assert listed.exit_code == 0 and "event.mp4 00:00:00–00:00:0" in listed.output, listed.output
-    coverage = cli("sql", "shop", "SELECT count(*) AS n FROM coverage")
-    assert coverage.exit_code == 0 and "n" in coverage.output
+    coverage = cli("sql", "shop", "SELECT count(*) AS catalog_tags FROM coverage")
+    n_tags = len(yaml.safe_load(small_demo.catalog_path.read_text("utf-8"))["tags"])
+    assert coverage.exit_code == 0 and "catalog_tags" in coverage.output, coverage.output
+    assert re.search(rf"\b{n_tags}\b", coverage.output), coverage.output  # one row per catalog tag

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import yaml
+from dagster import AssetCheckKey, AssetKey
 
 from pipelines.definitions import build_definitions
 
@@ -25,9 +26,13 @@ def test_definitions_load_and_every_job_resolves(tmp_path):
         assert job.partitions_def is not None
     assert defs.resolve_schedule_def("nightly_retag").cron_schedule == "0 2 * * *"
     assert defs.resolve_sensor_def("library_sensor")
-    checks = {c.name for c in graph.asset_check_keys} if hasattr(graph, "asset_check_keys") else set()
-    if checks:
-        assert "holdout_accuracy_bar" in checks
+    # the ML gate: a blocking check on the evaluation report, which promotion (and so tagging) waits for
+    check = AssetCheckKey(AssetKey("evaluation_report"), "holdout_accuracy_bar")
+    assert check in graph.asset_check_keys
+    spec = graph.get_check_spec(check)
+    assert spec.blocking and spec.asset_key == AssetKey("evaluation_report")
+    assert AssetKey("evaluation_report") in graph.get(AssetKey("promoted_heads")).parent_keys
+    assert AssetKey("promoted_heads") in graph.get(AssetKey("tags")).parent_keys
 
 
 def test_workspace_points_at_the_definitions():

@@ -108,8 +108,11 @@ def test_group_split_never_puts_a_group_or_a_photo_on_both_sides():
 def test_group_folds_keep_groups_whole():
     y = np.array([0, 0, 1, 1] * 10)
     groups = [f"g{i // 2}" for i in range(40)]
-    for train, test in group_folds(y, groups, 4, seed=0):
+    folds = group_folds(y, groups, 4, seed=0)
+    assert len(folds) == 4  # the checks below must not run over an empty list
+    for train, test in folds:
         assert not {groups[i] for i in train} & {groups[i] for i in test}
+    assert sorted(i for _, test in folds for i in test) == list(range(40))  # every row tested once
 
 
 def rows(pred: int, top: list[float], n_classes: int = 2) -> np.ndarray:

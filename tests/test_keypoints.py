@@ -1,5 +1,7 @@
 """ORB keypoints with RANSAC: the same print matches across photos, a different print does not."""
 
+import zlib
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -11,7 +13,8 @@ def packshot(text: str, shift=(0, 0), scale=1.0, seed=0) -> Image.Image:
     rng = np.random.default_rng(seed)
     art = Image.new("RGB", (200, 200), (250, 250, 245))
     draw = ImageDraw.Draw(art)
-    pattern = np.random.default_rng(hash(text) % 2**32)
+    # crc32, not hash(): str hashes change with every process (PYTHONHASHSEED), and the print with them
+    pattern = np.random.default_rng(zlib.crc32(text.encode()))
     for _ in range(40):  # the print: shapes that depend on the product
         x, y = pattern.integers(0, 180, 2)
         draw.rectangle(
@@ -30,7 +33,7 @@ def test_same_print_matches_and_a_different_print_does_not():
     b = extract(packshot("X300", seed=3))
     assert len(a1.desc) > 50
     same, other = inliers(a1, a2), inliers(a1, b)
-    assert same >= 20 and same > 3 * other, (same, other)
+    assert same >= 20 and same > 3 * other, (same, other)  # measured: 126 and 11
     restored = Features.from_bytes(*a1.to_bytes())
     assert inliers(restored, a2) == same
 
@@ -41,7 +44,7 @@ def test_evidence_only_for_candidates_and_never_against_itself():
     gallery = {"h500": [("m1", feats["H500"])], "x300": [("m2", feats["X300"])]}
     query = [extract(packshot("H500", shift=(10, 10), seed=9), spec)]
     both = keypoint_evidence(query, gallery, ["h500", "x300"], np.array([[0, 1]]))
-    assert both[0, 0] > 0.5 and both[0, 0] > both[0, 1]
+    assert both[0, 0] > 0.5 and both[0, 0] > both[0, 1] and both[0, 1] < 0.5, both  # measured: 0.94 and 0.38
     only_second = keypoint_evidence(query, gallery, ["h500", "x300"], np.array([[1]]))
     assert only_second[0, 0] == 0.0  # not a candidate: not matched
     itself = keypoint_evidence([feats["H500"]], gallery, ["h500", "x300"], np.array([[0, 1]]), exclude=["m1"])

@@ -1,5 +1,6 @@
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -7,9 +8,11 @@ from ml.inspect import inspect_media
 from ml.media import MediaProblem, decode_image, probe_image
 
 
-def _jpeg(size=(640, 480)) -> bytes:
+def _jpeg(size=(640, 480), seed=0) -> bytes:
+    """Grey noise from a fixed seed (Image.effect_noise draws from C rand(), whose state depends on the test order)."""
+    pixels = np.random.default_rng(seed).normal(128, 60, (size[1], size[0])).clip(0, 255).astype(np.uint8)
     buf = io.BytesIO()
-    Image.effect_noise(size, 60).convert("RGB").save(buf, "JPEG", quality=90)
+    Image.fromarray(pixels).convert("RGB").save(buf, "JPEG", quality=90)
     return buf.getvalue()
 
 

@@ -17,7 +17,9 @@ def _photos(folder, n):
     items = []
     for i in range(n):
         buf = io.BytesIO()
-        Image.effect_noise((160 + i, 120), 40 + i).convert("RGB").save(buf, "JPEG")
+        # seeded noise (Image.effect_noise draws from C rand(), whose state depends on what ran before)
+        pixels = np.random.default_rng(i).normal(128, 40 + i, (120, 160 + i)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).convert("RGB").save(buf, "JPEG")
         path = folder / f"p{i}.jpg"
         path.write_bytes(buf.getvalue())
         items.append(EmbedItem(sha256_bytes(buf.getvalue()), str(path)))

@@ -1,4 +1,6 @@
-"""Environments are chosen in one function, by configuration only."""
+"""Resources: environments chosen in one function, by configuration only; the model and library stores."""
+
+import pytest
 
 from resources import build_resources
 from resources.media_store import LocalMediaStore, S3MediaStore
@@ -32,3 +34,51 @@ def test_scale_out_by_environment_only(tmp_path):
     assert res["runner"].address == "ray://head:10001" and res["runner"].show_progress
     inprocess = build_resources({"TAGSMITH_HOME": str(tmp_path), "TAGSMITH_RUNNER": "inprocess"})["runner"]
     assert isinstance(inprocess, InProcessRunner) and inprocess.slots() == 1
+
+
+def test_model_store_keeps_heads_per_library_and_version(tmp_path):
+    from resources.model_store import ModelStore
+
+    store = ModelStore(root=str(tmp_path))
+    path = store.save_head("shop", "product", "product-abc", {"classes": ["a", "b"]})
+    assert path == store.head_path("shop", "product", "product-abc") and path.exists()
+    assert [p.name for p in path.parent.iterdir()] == ["product-abc.joblib"]  # written whole, no temp file left
+    assert store.load_head("shop", "product", "product-abc") == {"classes": ["a", "b"]}
+    store.save_head("shop", "product", "product-abc", {"classes": ["c"]})  # the same version again: replaced
+    assert store.load_head("shop", "product", "product-abc") == {"classes": ["c"]}
+    assert store.head_path("agency", "product", "product-abc") != path  # libraries never share heads
+    with pytest.raises(FileNotFoundError, match="head product/product-abc of library 'agency'"):
+        store.load_head("agency", "product", "product-abc")
+    assert store.backbone_cache_dir() == str(tmp_path / "backbones")
+    assert store.finetune_dir("shop", "k1") != store.finetune_dir("agency", "k1")
+
+
+def test_library_store_creates_lists_and_refuses(tmp_path):
+    from resources.libraries import LibraryConfig, LibraryStore
+
+    store = LibraryStore(root=str(tmp_path / "libraries"))
+    assert store.names() == []
+    store.create(LibraryConfig(name="shop", media="/photos", min_holdout_accuracy=0.3))
+    with pytest.raises(FileExistsError, match="'shop' already exists"):
+        store.create(LibraryConfig(name="shop", media="/elsewhere"))
+    assert store.config("shop").media == "/photos"  # the refused create changed nothing
+    store.create(LibraryConfig(name="shop", media="/elsewhere"), exist_ok=True)
+    assert store.config("shop").media == "/elsewhere" and store.config("shop").min_holdout_accuracy == 0.6
+    (tmp_path / "libraries" / "stray").mkdir()  # a folder without library.yaml is not a library
+    assert store.names() == ["shop"]
+    with pytest.raises(LookupError, match="'agency'"):
+        store.config("agency")
+    with pytest.raises(LookupError, match="no catalog"):
+        store.catalog_path("shop")
+    for bad in ("../shop", "Shop", ""):
+        with pytest.raises(ValueError):
+            store.dir(bad)
+
+    yaml_catalog, csv_catalog = tmp_path / "c.yaml", tmp_path / "c.csv"
+    yaml_catalog.write_text("tags:\n  - {tag_id: a, facet: product}\n  - {tag_id: b, facet: product}\n")
+    csv_catalog.write_text("tag_id,facet,name\nx,product,X\ny,product,Y\n")
+    store.set_catalog("shop", yaml_catalog)
+    store.set_catalog("shop", csv_catalog)  # replaces the YAML one: one catalog per library
+    assert store.catalog_path("shop").name == "catalog.csv"
+    assert [t.tag_id for t in store.catalog("shop").tags] == ["x", "y"]
+    assert sorted(p.name for p in store.dir("shop").glob("catalog.*")) == ["catalog.csv"]

@@ -46,11 +46,46 @@ def test_sampled_frames_are_the_right_ones(clip, reader_cls):
         assert np.abs(got - np.array(colour_at(int(frame.ts + 1e-6)))).max() < 12, (frame.ts, got)
 
 
-def test_pyav_seeks_forward_over_long_gaps(clip):
-    reader = PyAVReader(str(clip))
-    frames = list(reader.frames_at([0.0, 4.9]))  # gap larger than the GOP: one seek, not 49 decodes
+class CountingContainer:
+    """Wraps a PyAV container: counts its seeks and the frames its decoders hand out (the reader's real work)."""
+
+    def __init__(self, container):
+        self._container = container
+        self.seeks = 0
+        self.decoded = 0
+
+    def seek(self, *args, **kwargs):
+        self.seeks += 1
+        return self._container.seek(*args, **kwargs)
+
+    def decode(self, *args, **kwargs):
+        for frame in self._container.decode(*args, **kwargs):
+            self.decoded += 1
+            yield frame
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
+def counted_frames(path, timestamps) -> tuple[list[float], CountingContainer]:
+    reader = PyAVReader(str(path))
+    counter = reader.container = CountingContainer(reader.container)
+    stamps = [f.ts for f in reader.frames_at(timestamps)]
     reader.close()
-    assert [f.ts for f in frames] == pytest.approx([0.0, 4.9], abs=0.051)
+    return stamps, counter
+
+
+def test_pyav_seeks_forward_over_long_gaps(clip):
+    # 4.9 s ahead is past the GOP (25 frames at 10 fps; x264 adds keyframes at the colour cuts too): one seek back
+    # to the keyframe before 4.9 s and at most a GOP decoded from there, not 49 frames forward (measured: 11)
+    stamps, counter = counted_frames(clip, [0.0, 4.9])
+    assert stamps == pytest.approx([0.0, 4.9], abs=0.051)
+    assert counter.seeks == 2  # the one every read starts with (to 0.0), and the one over the gap
+    assert counter.decoded <= 1 + 25, counter.decoded
+    # a gap under the GOP decodes forward: the first seek only, and every frame in between
+    stamps, counter = counted_frames(clip, [0.0, 0.9])
+    assert stamps == pytest.approx([0.0, 0.9], abs=0.051)
+    assert (counter.seeks, counter.decoded) == (1, 10)
 
 
 def test_bad_videos_are_refused_with_both_reasons(tmp_path):

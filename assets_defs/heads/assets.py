@@ -316,6 +316,7 @@ def train_on(warehouse: Warehouse, library: str, model: str, group: pl.DataFrame
 def evaluation_report(
     context: AssetExecutionContext,
     heads: dict[str, str],
+    libraries: LibraryStore,
     media_store: MediaStore,
     model_store: ModelStore,
     warehouse: Warehouse,
@@ -324,9 +325,11 @@ def evaluation_report(
     with thumbnails) and `tag_metrics`; and the blocking `holdout_accuracy_bar` check that gates promotion.
 
     The check lives here, not on `heads`, so the report is written when a facet fails its bar: that is
-    when a person needs to look.
+    when a person needs to look. The bar is the library's current one (a head is versioned by what it learns
+    from, not by the bar: a bar changed in library.yaml applies to the head already trained).
     """
     library = context.partition_key
+    config = libraries.config(library)
     table = warehouse.read(library, "heads")
     table = pl.DataFrame(schema=HEADS_SCHEMA) if table is None else table  # no facet could be trained yet
     table = table.filter(pl.col("version").is_in(list(heads.values()))).unique("version")
@@ -353,15 +356,16 @@ def evaluation_report(
     facets, failing, metric_rows = [], [], []
     for row in table.sort("facet").iter_rows(named=True):
         head = model_store.load_head(library, row["facet"], row["version"])
-        passed = row["accuracy"] >= row["bar"]  # the group-aware holdout's top-1: the new-shoot figure
+        bar = config.bar_for(row["facet"])
+        passed = row["accuracy"] >= bar  # the group-aware holdout's top-1: the new-shoot figure
         if not passed:
-            failing.append(f"{row['facet']} group-aware holdout top-1 {row['accuracy']:.3f} < {row['bar']:.2f}")
+            failing.append(f"{row['facet']} group-aware holdout top-1 {row['accuracy']:.3f} < {bar:.2f}")
         facets.append(
             {
                 "facet": row["facet"],
                 "version": row["version"],
                 "strategy": row["strategy"],
-                "bar": row["bar"],
+                "bar": bar,
                 "passed": passed,
                 "metrics": head.metrics,
                 "thresholds": head.thresholds,
