@@ -127,7 +127,10 @@ def search(
     """Photos whose tags match every word (names, aliases, identifiers; any facet, any language)."""
     from tagsmith import service
 
-    hits = service.search(library, text, limit=limit, include_review=include_review)
+    try:
+        hits = service.search(library, text, limit=limit, include_review=include_review)
+    except LookupError as exc:  # a catalog table written before search folding
+        _fail(str(exc))
     _show(hits.select("place", "score", "matched", "uri"), rows=limit)
 
 

@@ -7,10 +7,12 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from ml.backbones import BackboneSpec, cached_backbone
 from ml.media import decode_image, media_kind, read_uri
+from ml.search_text import search_terms
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
 
 log = logging.getLogger(__name__)
@@ -85,10 +87,19 @@ def with_places(hits: pl.DataFrame) -> pl.DataFrame:
 
 
 def search(library: str, text: str, limit: int = 20, include_review: bool = False) -> pl.DataFrame:
-    terms = [t for t in text.replace(",", " ").split() if t]
+    """Photos and video segments whose tags match every typed word (sql/search.sql), folded like the catalog."""
+    terms = search_terms(text)
     statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
     params = {"terms": terms, "statuses": statuses, "limit": limit}
-    hits = resources()["warehouse"].query(library, "search", params)
+    try:
+        hits = resources()["warehouse"].query(library, "search", params)
+    except duckdb.BinderException as exc:
+        if "search_text" not in str(exc):
+            raise
+        raise LookupError(
+            f"library {library!r}: its catalog table predates folded search text; `tagsmith run {library}` "
+            "rewrites it"
+        ) from None
     return with_places(hits).select("place", "score", "matched", "kind", "start_s", "end_s", "media_id", "uri")
 
 
