@@ -160,11 +160,23 @@ def similar(library: str, query: str, limit: int = 10) -> None:
 
 
 @app.command()
-def sql(library: str, statement: str) -> None:
-    """Run read-only SQL with the library's schema current, e.g. "SELECT * FROM coverage"."""
+def sql(
+    library: str,
+    statement: str,
+    limit: int = typer.Option(200, help="Rows shown at most (the query stops there)."),
+    timeout: float = typer.Option(30.0, help="Seconds before the query is stopped."),
+) -> None:
+    """Run one read-only SELECT over the library's views, e.g. "SELECT * FROM coverage" (sandboxed: this
+    library's tables only, no files, no network)."""
     from tagsmith import service
 
-    _show(service.run_sql(library, statement), rows=200)
+    try:
+        result = service.run_sql(library, statement, max_rows=limit, timeout_s=timeout)
+    except (ValueError, LookupError) as exc:  # refused by the sandbox, an SQL error, a bad library name
+        _fail(str(exc))
+    _show(result.table, rows=limit)
+    if result.truncated:
+        typer.secho(f"(first {limit} rows; --limit to see more)", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()

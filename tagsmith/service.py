@@ -14,6 +14,7 @@ from ml.backbones import BackboneSpec, cached_backbone
 from ml.media import decode_image, media_kind, read_uri
 from ml.search_text import search_terms
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
+from resources.sql_sandbox import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, SqlResult, run_sandboxed
 
 log = logging.getLogger(__name__)
 DEFAULT_STATUSES = ("applied", "manual")
@@ -122,13 +123,16 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
     return res["vector_store"].search(library, vector, limit=limit)
 
 
-def run_sql(library: str, statement: str) -> pl.DataFrame:
-    """An analyst's own read-only SQL, with the library's schema as the current schema."""
-    warehouse = resources()["warehouse"]
-    warehouse.library_dir(library)
-    with warehouse.connect(read_only=True) as con:
-        con.execute(f'SET schema = "{library}"')
-        return pl.from_arrow(con.sql(statement).to_arrow_table())
+def run_sql(
+    library: str, statement: str, max_rows: int = DEFAULT_MAX_ROWS, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> SqlResult:
+    """Someone's own SQL: one SELECT over the library's views only, in the sandbox (resources/sql_sandbox.py):
+    read-only, no file or network access, no other library, at most `max_rows` rows and `timeout_s` seconds.
+    Raises SandboxError (one line) for whatever it refuses; the CLI and the HTTP API both come through here."""
+    res = resources()
+    if library not in res["libraries"].names():
+        raise LookupError(f"no library named {library!r}: `tagsmith init {library} --media FOLDER` creates one")
+    return run_sandboxed(res["warehouse"], library, statement, max_rows=max_rows, timeout_s=timeout_s)
 
 
 def named_query(library: str, name: str, params: dict | None = None) -> pl.DataFrame:
