@@ -74,7 +74,9 @@ def check_statement(statement: str) -> str:
     return parsed[0].query
 
 
-def sandbox_connection(warehouse: Warehouse, library: str, memory_limit: str = DEFAULT_MEMORY_LIMIT):
+def sandbox_connection(
+    warehouse: Warehouse, library: str, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory connection with `library`'s views, locked down (see the module's docstring)."""
     sources = warehouse.view_sources(library)
     if not sources:
