@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from ml.search_text import tag_search_text
+
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -45,6 +47,8 @@ class CatalogTag:
             "aliases": list(self.aliases),
             "identifiers": list(self.identifiers),
             "attributes": yaml.safe_dump(self.attributes, allow_unicode=True) if self.attributes else "",
+            # what sql/search.sql matches, folded like a query (ml/search_text.py)
+            "search_text": tag_search_text(self.tag_id, self.name, self.aliases, self.identifiers),
         }
 
 

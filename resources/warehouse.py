@@ -52,6 +52,28 @@ EMPTY_VIEWS = {
 }
 
 
+def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, list[str]]) -> list[str]:
+    """Create a library's views in `con`'s current schema: one per table over its Parquet files (`sources`,
+    from `Warehouse.view_sources`), typed empty ones for missing video tables, and the analyst views of
+    sql/views.sql when media, catalog and tags exist. Returns the views' names."""
+    created = []
+    for table in TABLES:
+        if table in sources:
+            # DDL cannot take bound parameters: the table names are ours and the paths are ours (quoted), never
+            # user text.
+            listing = ", ".join("'" + s.replace("'", "''") + "'" for s in sources[table])
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{listing}])")
+        elif table in EMPTY_VIEWS:  # queries can always join a library's video tables
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS {EMPTY_VIEWS[table]}")
+        else:
+            continue
+        created.append(table)
+    if {"media", "catalog", "tags"} <= set(created):
+        con.execute(load_sql("views"))
+        created.extend(["tag_details", "review_queue", "coverage"])
+    return created
+
+
 def _model_dir_name(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model)
 
@@ -197,38 +219,34 @@ class Warehouse(ConfigurableResource):
             duckdb.connect(self.duckdb_path).close()
         return duckdb.connect(self.duckdb_path, read_only=read_only)
 
+    def view_sources(self, library: str) -> dict[str, list[str]]:
+        """Per table of TABLES, the Parquet files its view reads (only tables that have some).
+
+        One listing for every place that builds the views: the shared DuckDB file (`register_views`) and the
+        per-call SQL sandbox (resources/sql_sandbox.py), which must allow exactly these files and no others.
+        """
+        self.library_dir(library)  # validates the name
+        sources: dict[str, list[str]] = {}
+        for table in TABLES:
+            if table == "embeddings":
+                files = [f for m in self._embedding_models(library) for f in self._embedding_files(library, m)]
+            elif table == "ocr_text":  # photos' text (asset ocr_text) and frames' text (asset video_frames)
+                paths = [self.table_path(library, t) for t in ("ocr_text", "frame_text")]
+                files = [str(p) for p in paths if p.exists()]
+            else:
+                path = self.table_path(library, table)
+                files = [str(path)] if path.exists() else []
+            if files:
+                sources[table] = files
+        return sources
+
     def register_views(self, library: str) -> list[str]:
         """(Re)create the library's schema of views over its Parquet files (sql/views.sql)."""
         self.library_dir(library)  # validates the name: it becomes an SQL identifier below
-        created = []
         with self.connect(read_only=False) as con:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{library}"')
-            for table in TABLES:
-                if table == "embeddings":
-                    models = self._embedding_models(library)
-                    source = [f for m in models for f in self._embedding_files(library, m)]
-                elif table == "ocr_text":  # photos' text (asset ocr_text) and frames' text (asset video_frames)
-                    paths = [self.table_path(library, t) for t in ("ocr_text", "frame_text")]
-                    source = [str(p) for p in paths if p.exists()]
-                else:
-                    path = self.table_path(library, table)
-                    source = [str(path)] if path.exists() else []
-                if not source:
-                    if table in EMPTY_VIEWS:  # queries can always join a library's video tables
-                        con.execute(f'CREATE OR REPLACE VIEW "{library}".{table} AS {EMPTY_VIEWS[table]}')
-                        created.append(table)
-                    continue
-                # DDL cannot take bound parameters: the identifiers are validated slugs and the paths are
-                # ours (quoted), never user search text.
-                listing = ", ".join("'" + s.replace("'", "''") + "'" for s in source)
-                view = f'"{library}".{table}'
-                con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{listing}])")
-                created.append(table)
-            if {"media", "catalog", "tags"} <= set(created):
-                con.execute(f'SET schema = "{library}"')
-                con.execute(load_sql("views"))
-                created.extend(["tag_details", "review_queue", "coverage"])
-        return created
+            con.execute(f'SET schema = "{library}"')
+            return create_views(con, self.view_sources(library))
 
     def _embedding_models(self, library: str) -> list[str]:
         base = self.library_dir(library) / "embeddings"

@@ -1,31 +1,27 @@
--- Search photos and video segments by words: every term must match a tag (its name, an alias, an identifier
--- or its id, in any facet, accents and case ignored); ranked by the mean score of the matching tags.
+-- Search photos and video segments by words: every term must match a tag (its id, name, an alias or an
+-- identifier, in any facet); ranked by the mean score of the matching tags.
 -- Photos: the tags on the photo. Videos: the stretch where segments matching every term are on screen at once
 -- (their intersection), so "aurora storm blue" finds where the product and the colourway are both shown.
--- A term matches a tag when it is a word of the tag's text, a prefix (3+ letters) of one, or - for scripts
--- written without spaces - a substring of the text.
+-- Both sides are folded by one Python function (ml/search_text.py: NFKC, case, accents, punctuation as word
+-- breaks): the catalog's `search_text` column is written folded, and $terms must come from
+-- `ml.search_text.search_terms(text)`; this query compares them and folds nothing itself.
+-- A term (one typed word, e.g. 'sku 4411' from "SKU-4411") matches a tag when one of the tag's entries holds it
+-- as whole words in a row, or those words with the last one only begun (when it has 3+ letters: 'hyd',
+-- 'sku 441'), or the same letters without the breaks ('SKU4411', 'H-500'), or - for scripts written without
+-- spaces - holds it anywhere.
 -- Parameters: $terms (VARCHAR[]), $statuses (VARCHAR[]), $limit (INTEGER).
 -- Result: media_id, uri, kind ('image' or 'video'), start_s and end_s (NULL for photos), score, matched.
 WITH terms AS (
-    SELECT DISTINCT lower(strip_accents(trim(term))) AS term
-    FROM (SELECT unnest($terms) AS term)
-    WHERE trim(term) <> ''
-),
-tag_text AS (
-    SELECT facet, tag_id, name,
-           lower(strip_accents(concat_ws(' ', tag_id, name, array_to_string(aliases, ' '),
-                                         array_to_string(identifiers, ' ')))) AS txt
-    FROM catalog
-),
-tag_words AS (
-    SELECT facet, tag_id, name, txt, regexp_split_to_array(txt, '[\s\-_/,.;:()]+') AS words FROM tag_text
+    SELECT DISTINCT term FROM (SELECT unnest($terms) AS term) WHERE term <> ''
 ),
 term_tags AS (
-    SELECT terms.term, w.facet, w.tag_id, w.name
-    FROM terms, tag_words w
-    WHERE list_contains(w.words, terms.term)
-       OR (length(terms.term) >= 3 AND len(list_filter(w.words, lambda x: starts_with(x, terms.term))) > 0)
-       OR (regexp_matches(terms.term, '[^\x00-\x7F]') AND contains(w.txt, terms.term))
+    SELECT terms.term, c.facet, c.tag_id, c.name
+    FROM terms, catalog c
+    WHERE len(list_filter(c.search_text, lambda e:
+              contains(' ' || e || ' ', ' ' || terms.term || ' ')
+              OR (regexp_matches(terms.term, '[^ ]{3,}$') AND contains(' ' || e, ' ' || terms.term))
+              OR replace(e, ' ', '') = replace(terms.term, ' ', '')
+              OR (regexp_matches(terms.term, '[^\x00-\x7F]') AND contains(e, terms.term)))) > 0
 ),
 photo_hits AS (
     SELECT t.media_id, NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, tt.term, max(t.score) AS score,

@@ -179,7 +179,10 @@ def search(
     """Photos whose tags match every word (names, aliases, identifiers; any facet, any language)."""
     from tagsmith import service
 
-    hits = service.search(library, text, limit=limit, include_review=include_review)
+    try:
+        hits = service.search(library, text, limit=limit, include_review=include_review)
+    except LookupError as exc:  # a catalog table written before search folding
+        _fail(str(exc))
     _show(hits.select("place", "score", "matched", "uri"), rows=limit)
 
 
@@ -209,11 +212,23 @@ def similar(library: str, query: str, limit: int = 10) -> None:
 
 
 @app.command()
-def sql(library: str, statement: str) -> None:
-    """Run read-only SQL with the library's schema current, e.g. "SELECT * FROM coverage"."""
+def sql(
+    library: str,
+    statement: str,
+    limit: int = typer.Option(200, help="Rows shown at most (the query stops there)."),
+    timeout: float = typer.Option(30.0, help="Seconds before the query is stopped."),
+) -> None:
+    """Run one read-only SELECT over the library's views, e.g. "SELECT * FROM coverage" (sandboxed: this
+    library's tables only, no files, no network)."""
     from tagsmith import service
 
-    _show(service.run_sql(library, statement), rows=200)
+    try:
+        result = service.run_sql(library, statement, max_rows=limit, timeout_s=timeout)
+    except (ValueError, LookupError) as exc:  # refused by the sandbox, an SQL error, a bad library name
+        _fail(str(exc))
+    _show(result.table, rows=limit)
+    if result.truncated:
+        typer.secho(f"(first {limit} rows; --limit to see more)", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()

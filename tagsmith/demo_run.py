@@ -25,7 +25,7 @@ def uploads_accuracy(truth_path: Path, uploads_dir: Path) -> pl.DataFrame:
     truth = pl.read_csv(truth_path).with_columns(
         uri=pl.col("path").map_elements(lambda p: str((uploads_dir / p).resolve()), return_dtype=pl.String)
     )
-    tags = service.run_sql(LIBRARY, "SELECT uri, facet, tag_id AS predicted, status FROM tag_details")
+    tags = service.run_sql(LIBRARY, "SELECT uri, facet, tag_id AS predicted, status FROM tag_details").table
     joined = truth.join(tags, on=["uri", "facet"], how="left")
     return (
         joined.group_by("facet")
@@ -80,7 +80,7 @@ def video_accuracy(truth_path: Path) -> pl.DataFrame:
         LIBRARY,
         "SELECT m.uri, s.facet, s.tag_id, s.start_s, s.end_s, s.status "
         "FROM video_segments s JOIN media m USING (media_id)",
-    ).with_columns(media=pl.col("uri").map_elements(lambda u: Path(u).name, return_dtype=pl.String))
+    ).table.with_columns(media=pl.col("uri").map_elements(lambda u: Path(u).name, return_dtype=pl.String))
     rows = []
     for facet in sorted(truth["facet"].unique()):
         true = truth.filter(pl.col("facet") == facet).to_dicts()
@@ -146,14 +146,14 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     typer.secho("    quarantined input", bold=True)
     _show(service.named_query(LIBRARY, "quarantine").select("uri", "reason", "stage"))
 
-    catalog = service.run_sql(LIBRARY, "SELECT name, facet FROM catalog ORDER BY tag_id")
+    catalog = service.run_sql(LIBRARY, "SELECT name, facet FROM catalog ORDER BY tag_id").table
     product = catalog.filter(pl.col("facet") == "product")["name"][0]
     query = f"{product} packshot"
     typer.secho(f'\n(b) tagsmith search {LIBRARY} "{query}"', bold=True)
     _show(service.search(LIBRARY, query, limit=5).select("place", "score", "matched", "uri"))
     first = service.run_sql(
         LIBRARY, "SELECT uri FROM media WHERE status = 'ok' AND kind = 'image' ORDER BY uri LIMIT 1"
-    )["uri"][0]
+    ).table["uri"][0]
     typer.secho(f"    tagsmith similar {LIBRARY} {first}", bold=True)
     _show(pl.DataFrame(service.similar(LIBRARY, first, limit=3)).select("score", "uri"))
     clip = service.segments(LIBRARY, "CLIP_0001")

@@ -8,11 +8,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from ml.backbones import BackboneSpec, cached_backbone
 from ml.media import decode_image, media_kind, read_uri
+from ml.search_text import search_terms
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
+from resources.libraries import LibraryError
+from resources.sql_sandbox import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, SqlResult, run_sandboxed
 
 log = logging.getLogger(__name__)
 DEFAULT_STATUSES = ("applied", "manual")
@@ -42,7 +46,6 @@ def register_partition(name: str) -> None:
 def check_library(name: str) -> None:
     """What a run needs, checked before any step: the library, a valid library.yaml and catalog, its media
     location. Raises LibraryError / ConfigError / ValidationError with one line per problem."""
-    from resources.libraries import LibraryError
 
     res = resources()
     config = res["libraries"].config(name)
@@ -58,7 +61,6 @@ def has_run(name: str, table: str = "media") -> bool:
 
 def require_run(name: str) -> None:
     """Verbs that read a library's tables say so in one line when it never ran."""
-    from resources.libraries import LibraryError
 
     resources()["libraries"].config(name)
     if not has_run(name):
@@ -175,11 +177,20 @@ def with_places(hits: pl.DataFrame) -> pl.DataFrame:
 
 
 def search(library: str, text: str, limit: int = 20, include_review: bool = False) -> pl.DataFrame:
+    """Photos and video segments whose tags match every typed word (sql/search.sql), folded like the catalog."""
     require_run(library)
-    terms = [t for t in text.replace(",", " ").split() if t]
+    terms = search_terms(text)
     statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
     params = {"terms": terms, "statuses": statuses, "limit": limit}
-    hits = resources()["warehouse"].query(library, "search", params)
+    try:
+        hits = resources()["warehouse"].query(library, "search", params)
+    except duckdb.BinderException as exc:
+        if "search_text" not in str(exc):
+            raise
+        raise LibraryError(
+            f"library {library!r}: its catalog table predates folded search text; `tagsmith run {library}` "
+            "rewrites it"
+        ) from None
     return with_places(hits).select("place", "score", "matched", "kind", "start_s", "end_s", "media_id", "uri")
 
 
@@ -203,14 +214,15 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
     return res["vector_store"].search(library, vector, limit=limit)
 
 
-def run_sql(library: str, statement: str) -> pl.DataFrame:
-    """An analyst's own read-only SQL, with the library's schema as the current schema."""
+def run_sql(
+    library: str, statement: str, max_rows: int = DEFAULT_MAX_ROWS, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> SqlResult:
+    """Someone's own SQL: one SELECT over the library's views only, in the sandbox (resources/sql_sandbox.py):
+    read-only, no file or network access, no other library, at most `max_rows` rows and `timeout_s` seconds.
+    Raises SandboxError (one line) for whatever it refuses; the CLI and the HTTP API both come through here."""
     require_run(library)
-    warehouse = resources()["warehouse"]
-    warehouse.library_dir(library)
-    with warehouse.connect(read_only=True) as con:
-        con.execute(f'SET schema = "{library}"')
-        return pl.from_arrow(con.sql(statement).to_arrow_table())
+    res = resources()
+    return run_sandboxed(res["warehouse"], library, statement, max_rows=max_rows, timeout_s=timeout_s)
 
 
 def named_query(library: str, name: str, params: dict | None = None) -> pl.DataFrame:

@@ -16,6 +16,7 @@ from assets_defs.search.assets import vector_index
 from assets_defs.tags.assets import tags, warehouse_views
 from assets_defs.training.assets import catalog, examples
 from assets_defs.video.assets import contact_sheets, video_frames, video_segments
+from ml.search_text import search_terms
 from resources.libraries import LibraryConfig
 
 ALL = [
@@ -136,11 +137,12 @@ def test_photo_pipeline_end_to_end(local_resources, small_demo, instance):
         assert con.execute("SELECT count(*) FROM tag_details").fetchone()[0] == tag_table.height
     applied = wh.query(name, "export_tags", {"statuses": ["applied", "review"]})
     sample = applied.filter(pl.col("facet") == "product").row(0, named=True)
-    hits = wh.query(name, "search", {"terms": sample["name"].split(), "statuses": ["applied", "review"], "limit": 50})
+    terms = search_terms(sample["name"])  # folded as the catalog's search_text is (ml/search_text.py)
+    hits = wh.query(name, "search", {"terms": terms, "statuses": ["applied", "review"], "limit": 50})
     assert sample["media_id"] in hits["media_id"].to_list()
     assert hits["score"].to_list() == sorted(hits["score"].to_list(), reverse=True)
     none = wh.query(
-        name, "search", {"terms": [sample["name"], "zzzz-no-such-word"], "statuses": ["applied"], "limit": 50}
+        name, "search", {"terms": [*terms, "zzzz no such word"], "statuses": ["applied"], "limit": 50}
     )
     assert none.height == 0
 

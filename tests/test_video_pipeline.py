@@ -8,6 +8,7 @@ from dagster import DagsterInstance, materialize
 from PIL import Image
 
 from assets_defs.partitions import library_partitions
+from ml.search_text import search_terms
 from ml.video import write_h264
 from tests.test_pipeline import ALL, _library, _metadata
 
@@ -69,11 +70,8 @@ def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tm
     name_of = dict(wh.read(name, "catalog").select("tag_id", "name").iter_rows())
     from tagsmith.service import with_places
 
-    hits = with_places(
-        wh.query(
-            name, "search", {"terms": name_of[expected[0]].split(), "statuses": ["applied", "review"], "limit": 50}
-        )
-    )
+    terms = search_terms(name_of[expected[0]])  # folded as the catalog's search_text is
+    hits = with_places(wh.query(name, "search", {"terms": terms, "statuses": ["applied", "review"], "limit": 50}))
     video_hits = hits.filter(pl.col("kind") == "video")
     assert video_hits.height >= 1 and video_hits["start_s"][0] == 0.0
     assert video_hits["place"][0].startswith("event.mp4 00:00:00–00:00:0")

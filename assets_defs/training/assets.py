@@ -34,6 +34,7 @@ CATALOG_SCHEMA = {
     "aliases": pl.List(pl.String),
     "identifiers": pl.List(pl.String),
     "attributes": pl.String,
+    "search_text": pl.List(pl.String),  # id, name, aliases, identifiers folded for search (ml/search_text.py)
 }
 
 
