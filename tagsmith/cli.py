@@ -103,11 +103,16 @@ def ingest(library: str, paths: list[Path]) -> None:
 @app.command()
 def run(library: str, job: str = typer.Option("tag_library", help="tag_library or retrain_heads")) -> None:
     """Materialise the library through Dagster: only new media and changed training sets cost work."""
+    from datetime import UTC, datetime
+
     from tagsmith import service
 
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     ok, notes = service.run_library(library, job)
     for note in notes:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
+    for line in service.quarantine_summary(library, since=started):  # one line per reason, first file names
+        typer.secho(line, fg=typer.colors.YELLOW, err=True)
     metrics = service.named_query(library, "head_metrics")
     # what each head promises for a new shoot (group-aware holdout, 95 % interval), then the optimistic figure
     _show(metrics.select("facet", "backbone", "strategy", "new_shoot_top1", "new_shoot_top1_interval",
