@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
+from ml.media import IMAGE_SUFFIXES  # one list of photo extensions (HEIC and AVIF too) for example folders
 from ml.search_text import tag_search_text
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 class ValidationError(ValueError):

@@ -94,8 +94,9 @@ class PyAVReader:
             kind = fmt.removesuffix("_pipe").upper()
             raise MediaProblem(f"not a video: the file is a {kind} image (its extension says video)")
         if not self.container.streams.video:
+            audio = bool(self.container.streams.audio)
             self.close()
-            raise MediaProblem("no video stream (audio-only or not a video)")
+            raise MediaProblem("no video stream: audio only" if audio else "empty video: no stream, nothing recorded")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         try:

@@ -14,6 +14,7 @@ from dagster import ConfigurableResource
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ml.catalog import Catalog, Example, examples_from_folders, load_catalog, parse_examples_manifest
+from ml.media import DEFAULT_MAX_PIXELS, PIXEL_CEILING
 
 NAME = re.compile(r"^[a-z0-9_]{1,48}$")
 
@@ -112,6 +113,9 @@ class LibraryConfig(BaseModel):
     views: bool = True
     finetune: FinetuneSettings = FinetuneSettings()  # a fine-tuned backbone as one more candidate (off: budget 0)
     seed: int = 0
+    # a photo with more pixels than this (width x height, read from its header before any decoding) is
+    # quarantined as "too large: W x H": the bound on one decode's memory (ml/media.py says why 120 MP)
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=PIXEL_CEILING)
 
     @field_validator("ocr", mode="before")
     @classmethod

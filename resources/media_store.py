@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +18,16 @@ from ml.media import media_kind, read_uri
 class StoredObject:
     uri: str
     size: int
-    modified: str  # ISO time or ETag: anything that changes when the bytes do
+    modified: str  # ISO time or ETag: anything that changes when the bytes do (for a problem: the reason)
+    problem: str | None = None  # listed but unreadable as media (symlink loop, broken link, FIFO): the reason
+
+
+def _problem(path: str, reason: str) -> StoredObject:
+    return StoredObject(uri=os.path.abspath(path), size=0, modified=reason, problem=reason)
+
+
+SPECIAL = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+           stat.S_IFBLK: "a block device"}
 
 
 class MediaStore(ConfigurableResource):
@@ -37,16 +49,60 @@ class LocalMediaStore(MediaStore):
     root: str = "."
 
     def list_media(self, location: str) -> list[StoredObject]:
+        """Media files under the folder, symlinked folders followed; what cannot be listed is returned too.
+
+        A symlink loop, a broken link, a folder that cannot be read and a FIFO or device named like media come
+        back as objects with a `problem` (their quarantine reason) instead of being skipped without a trace.
+        Hidden files (".name") are not media. A file reached twice (a symlinked folder) is listed once.
+        """
         base = Path(location) if Path(location).is_absolute() else Path(self.root) / location
         if not base.is_dir():
             raise FileNotFoundError(f"media folder not found: {base}")
-        out = []
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.startswith(".") and media_kind(path.name) is not None:
-                stat = path.stat()
-                modified = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat()
-                out.append(StoredObject(uri=str(path.resolve()), size=stat.st_size, modified=modified))
-        return out
+        found: dict[str, StoredObject] = {}
+        base_stat = base.stat()
+        self._walk(str(base), {(base_stat.st_dev, base_stat.st_ino)}, set(), found)
+        return sorted(found.values(), key=lambda o: o.uri)
+
+    def _walk(self, folder: str, ancestors: set, seen: set, found: dict[str, StoredObject]) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            found[os.path.abspath(folder)] = _problem(folder, f"cannot list folder: {exc.strerror or exc}")
+            return
+        for entry in entries:
+            if entry.name.startswith(".") and not entry.is_dir(follow_symlinks=False):
+                continue
+            named_media = media_kind(entry.name) is not None
+            try:
+                info = os.stat(entry.path)  # follows symlinks
+            except OSError as exc:
+                if Path(entry.name).suffix and not named_media:
+                    continue  # a broken link to a document is not the library's business
+                if exc.errno == errno.ELOOP:
+                    found[entry.path] = _problem(entry.path, "symlink loop: the link leads back to itself")
+                elif entry.is_symlink():
+                    target = os.readlink(entry.path)
+                    found[entry.path] = _problem(entry.path, f"broken symlink: {target} does not exist")
+                else:
+                    found[entry.path] = _problem(entry.path, f"cannot read: {exc.strerror or exc}")
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                key = (info.st_dev, info.st_ino)
+                if key in ancestors:
+                    reason = f"symlink loop: the folder link leads back to {os.path.realpath(entry.path)}"
+                    found[entry.path] = _problem(entry.path, reason)
+                elif key not in seen:  # a folder linked twice is listed once
+                    seen.add(key)
+                    self._walk(entry.path, ancestors | {key}, seen, found)
+            elif not named_media or entry.name.startswith("."):
+                continue
+            elif stat.S_ISREG(info.st_mode):
+                uri = str(Path(entry.path).resolve())
+                modified = datetime.fromtimestamp(info.st_mtime, UTC).isoformat()
+                found[uri] = StoredObject(uri=uri, size=info.st_size, modified=modified)
+            else:
+                kind = SPECIAL.get(stat.S_IFMT(info.st_mode), "a special file")
+                found[entry.path] = _problem(entry.path, f"not a regular file: {kind}")
 
 
 class S3MediaStore(MediaStore):

@@ -142,13 +142,18 @@ def run(
                             "media: after catalog or example edits)"),
 ) -> None:
     """Materialise the library through Dagster: only new media and changed training sets cost work."""
+    from datetime import UTC, datetime
+
     from tagsmith import service
 
     if job not in JOBS:
         _fail(f"--job {job!r} is not a job: one of {', '.join(JOBS)}")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     outcome = service.run_library(library, job)
     for note in outcome.info:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
+    for line in service.quarantine_summary(library, since=started):  # one line per reason, first file names
+        typer.secho(line, fg=typer.colors.YELLOW, err=True)
     if outcome.failures and not service.has_run(library, "heads"):
         for note in outcome.failures:  # nothing to show: the failure is the last thing said
             typer.secho(note, fg=typer.colors.RED, err=True)

@@ -210,7 +210,8 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
     elif media_kind(query) == "video":
         raise ValueError(f"{query} is a video: `similar` takes a photo (use `segments` or `search` for videos)")
     else:
-        vector = backbone.embed([decode_image(read_uri(query, res["media_store"].s3_endpoint_url()))])[0]
+        data = read_uri(query, res["media_store"].s3_endpoint_url())
+        vector = backbone.embed([decode_image(data, max_pixels=config.max_pixels)])[0]
     return res["vector_store"].search(library, vector, limit=limit)
 
 
@@ -250,3 +251,21 @@ def export_tags(library: str, out: Path, include_review: bool = False) -> int:
     else:
         raise ValueError("export to a .csv or .parquet file")
     return table.height
+
+
+def quarantine_summary(library: str, since: str | None = None, first: int = 3) -> list[str]:
+    """One line per kind of reason in the library's quarantine (every stage): how many files, how many were
+    first seen at or after `since` (ISO time: the run's start), and the first file names. [] when empty."""
+    from ml.media import count_reasons
+
+    table = resources()["warehouse"].read(library, "quarantine")
+    if table is None or table.height == 0:
+        return []
+    rows = table.to_dicts()
+    new = count_reasons([r for r in rows if since and r["seen_at"] >= since], first)
+    lines = []
+    for kind, entry in count_reasons(rows, first).items():
+        more = ", ..." if entry["files"] > len(entry["first"]) else ""
+        fresh = f", {new[kind]['files']} new" if kind in new else ""
+        lines.append(f"quarantined, {kind}: {entry['files']} file(s){fresh}: {', '.join(entry['first'])}{more}")
+    return lines

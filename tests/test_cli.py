@@ -64,6 +64,7 @@ def test_cli_verbs_end_to_end(cli, tmp_path, small_demo):
     result = cli("run", "shop")
     assert result.exit_code == 0, result.output
     assert "product" in result.output and "shot_type" in result.output
+    assert "quarantined, empty file: 1 file(s), 1 new: IMG_9001.jpg" in result.output  # one line per reason
 
     out = tmp_path / "tags.csv"
     assert cli("export", "shop", out, "--include-review").exit_code == 0

@@ -73,7 +73,7 @@ def examples(
         raise ValueError(f"library {library!r} has no examples: `tagsmith examples {library} MANIFEST`")
     uris = sorted({e.uri for e in listed})
     endpoint = media_store.s3_endpoint_url()
-    calls = [(list(chunk), endpoint) for chunk in chunked(uris, 128)]
+    calls = [(list(chunk), endpoint, config.max_pixels) for chunk in chunked(uris, 128)]
     inspected = {
         r["uri"]: r for rs in runner.map(inspect_media, calls, progress(context, "inspect examples")) for r in rs
     }
