@@ -18,6 +18,7 @@ import polars as pl
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from resources.libraries import LibraryError
 from resources.run_lock import RunLock
 from tagsmith.sql import load_sql
 
@@ -214,10 +215,19 @@ class Warehouse(ConfigurableResource):
 
     # DuckDB -------------------------------------------------------------------------------------------------
     def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        """The shared DuckDB file analysts' tools open (every library's schema of views)."""
         Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and not Path(self.duckdb_path).exists():
             duckdb.connect(self.duckdb_path).close()
         return duckdb.connect(self.duckdb_path, read_only=read_only)
+
+    def reader(self, library: str) -> duckdb.DuckDBPyConnection:
+        """An in-memory connection holding `library`'s views, for the named queries (search, segments, export,
+        head_metrics). It never opens the shared file, so a run writing that file and a reader never wait for
+        or fail on each other, and it works before the first run's `warehouse_views`."""
+        con = duckdb.connect(":memory:")
+        create_views(con, self.view_sources(library))
+        return con
 
     def view_sources(self, library: str) -> dict[str, list[str]]:
         """Per table of TABLES, the Parquet files its view reads (only tables that have some).
@@ -241,20 +251,41 @@ class Warehouse(ConfigurableResource):
         return sources
 
     def register_views(self, library: str) -> list[str]:
-        """(Re)create the library's schema of views over its Parquet files (sql/views.sql)."""
+        """Rewrite the shared DuckDB file with every library's schema of views (sql/views.sql) and return
+        `library`'s views. The file is built aside and renamed over the old one: an analyst's tool holding the
+        old file open (DuckDB locks it) never makes a run fail, and sees the new views when it reopens."""
         self.library_dir(library)  # validates the name: it becomes an SQL identifier below
-        with self.connect(read_only=False) as con:
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{library}"')
-            con.execute(f'SET schema = "{library}"')
-            return create_views(con, self.view_sources(library))
+        target = Path(self.duckdb_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        names = {library} | {p.name for p in Path(self.root).iterdir() if SAFE.match(p.name) and p.is_dir()}
+        created: list[str] = []
+        with duckdb.connect(str(tmp)) as con:
+            for name in sorted(names):
+                sources = self.view_sources(name)
+                if not sources:
+                    continue
+                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
+                con.execute(f'SET schema = "{name}"')
+                views = create_views(con, sources)
+                if name == library:
+                    created = views
+        os.replace(tmp, target)
+        return created
 
     def _embedding_models(self, library: str) -> list[str]:
         base = self.library_dir(library) / "embeddings"
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
 
     def query(self, library: str, name: str, params: dict | None = None) -> pl.DataFrame:
-        """Run a named query from sql/ against the library's views, with bound parameters."""
-        with self.connect(read_only=True) as con:
-            self.library_dir(library)  # validates the name before it is used as an identifier
-            con.execute(f'SET schema = "{library}"')
-            return pl.from_arrow(con.sql(load_sql(name), params=params or {}).to_arrow_table())
+        """Run a named query from sql/ against the library's views (`reader`), with bound parameters."""
+        with self.reader(library) as con:
+            try:
+                return pl.from_arrow(con.sql(load_sql(name), params=params or {}).to_arrow_table())
+            except duckdb.CatalogException as exc:  # a table the library's runs have not written yet
+                first = str(exc).strip().splitlines()[0]
+                raise LibraryError(
+                    f"library {library!r} has no such table yet ({first}): its runs have not got that far; "
+                    f"see `tagsmith run {library}`"
+                ) from None
