@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 LOCK_NAME = ".run.lock"
+# locks this process holds: {lock path: [fd, depth]}. flock conflicts between two open files of one process
+# too, so a second take in the same process (the CLI's, then the run's warehouse) nests instead of waiting.
+_HELD: dict[str, list[int]] = {}
 
 
 class LibraryBusy(RuntimeError):
@@ -31,7 +34,6 @@ class RunLock:
     def __init__(self, folder: Path, library: str):
         self.path = Path(folder) / LOCK_NAME
         self.library = library
-        self._fd: int | None = None
 
     def holder(self) -> dict:
         """Who holds (or last held) the lock: {run_id, pid, since}; {} when no run ever took it."""
@@ -46,7 +48,7 @@ class RunLock:
 
     def is_held(self) -> bool:
         """Whether some live process holds the lock now (tried without taking it for long)."""
-        if self._fd is not None:
+        if str(self.path) in _HELD:
             return True
         if not self.path.exists():
             return False
@@ -60,6 +62,11 @@ class RunLock:
         return False
 
     def acquire(self, run_id: str, wait_s: float = 0.0, poll_s: float = 0.5, on_wait=None) -> None:
+        held = _HELD.get(str(self.path))
+        if held is not None:  # this process holds it already: nest, and name the run now holding it
+            held[1] += 1
+            self._record(held[0], run_id)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait_s
@@ -76,16 +83,24 @@ class RunLock:
                     on_wait(self.busy_message())
                     told = True
                 time.sleep(poll_s)
+        _HELD[str(self.path)] = [fd, 1]
+        self._record(fd, run_id)
+
+    @staticmethod
+    def _record(fd: int, run_id: str) -> None:
         record = {"run_id": run_id, "pid": os.getpid(), "since": datetime.now(UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
-        self._fd = fd
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        held = _HELD.get(str(self.path))
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD[str(self.path)]
+            fcntl.flock(held[0], fcntl.LOCK_UN)
+            os.close(held[0])
 
     def busy_message(self) -> str:
         held = self.holder()

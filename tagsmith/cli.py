@@ -24,8 +24,9 @@ class _OneLineErrors(TyperGroup):
         except Exception as exc:
             from resources.libraries import ConfigError, LibraryError
             from resources.run_lock import LibraryBusy
+            from resources.vector_store import VectorStoreBusy
 
-            if not isinstance(exc, (ConfigError, LibraryError, LibraryBusy, ValidationError)):
+            if not isinstance(exc, (ConfigError, LibraryError, LibraryBusy, ValidationError, VectorStoreBusy)):
                 raise
             _fail(str(exc))
 

@@ -96,7 +96,6 @@ def run_library(name: str, job: str = "tag_library", env=None, log_level: str | 
     from dagster import DagsterEventType, DagsterInstance
 
     from pipelines.definitions import build_definitions
-    from resources.run_lock import LibraryBusy
 
     check_library(name)
     ensure_dagster_home()
@@ -104,18 +103,20 @@ def run_library(name: str, job: str = "tag_library", env=None, log_level: str | 
     lock = resources()["warehouse"].run_lock(name)
     with DagsterInstance.get() as instance:
         dead = fail_dead_runs(instance, name, lock)
-    if lock.is_held():
-        raise LibraryBusy(lock.busy_message())
-    defs = build_definitions(env)
-    if log_level is None:  # with progress bars on a terminal, Dagster's console shows warnings only
-        log_level = "WARNING" if os.environ.get("TAGSMITH_PROGRESS") == "1" else "INFO"
-    with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job).execute_in_process(
-            partition_key=name,
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+    lock.acquire("starting")  # LibraryBusy (one line) when another run holds it; the run's warehouse nests
+    try:
+        defs = build_definitions(env)
+        if log_level is None:  # with progress bars on a terminal, Dagster's console shows warnings only
+            log_level = "WARNING" if os.environ.get("TAGSMITH_PROGRESS") == "1" else "INFO"
+        with DagsterInstance.get() as instance:
+            result = defs.resolve_job_def(job).execute_in_process(
+                partition_key=name,
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
+    finally:
+        lock.release()
     outcome = RunOutcome(
         success=result.success,
         info=[f"run {d[:8]} had died without finishing (its process is gone): marked failed" for d in dead],

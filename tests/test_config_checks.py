@@ -112,3 +112,13 @@ def test_run_names_a_missing_media_folder(cli, tmp_path, small_demo):
     result = cli("run", "shop")
     assert result.exit_code == 1
     assert f"media folder not found: {tmp_path / 'gone'} (library.yaml: media)" in result.output
+
+
+def test_a_failed_step_is_the_last_line_and_no_old_figures_pass_as_new(cli, tmp_path, small_demo):
+    assert cli("init", "shop", "--media", small_demo.uploads_dir).exit_code == 0
+    assert cli("catalog", "shop", small_demo.catalog_path).exit_code == 0
+    result = cli("run", "shop")  # no examples yet: nothing to learn from
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("step ") and " failed: " in last, result.output
+    assert "Traceback" not in result.output and "new_shoot_top1" not in result.output

@@ -45,3 +45,19 @@ def test_ml_never_imports_dagster():
     root = Path(__file__).parents[1] / "ml"
     offenders = [str(p) for p in root.rglob("*.py") if "dagster" in p.read_text() or "import ray" in p.read_text()]
     assert offenders == []
+
+
+def test_dagster_yaml_queues_one_run_per_library_and_monitors_runs(tmp_path):
+    """Runs the daemon launches (sensor, schedule, UI, backfill) wait in the queue while their library runs."""
+    import shutil
+
+    from dagster import DagsterInstance
+
+    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+        assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in (
+            queue.tag_concurrency_limits
+        )
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_monitoring_enabled

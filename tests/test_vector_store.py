@@ -86,3 +86,49 @@ def test_a_second_store_on_the_same_folder_sees_what_the_first_wrote(store, tmp_
     store.upsert("shop", ["m1"], AXES[:1], payloads(["m1"], "shop"))
     again = QdrantLocal(path=str(tmp_path / "qdrant"))
     assert again.count("shop") == 1 and again.search("shop", AXES[0], limit=1)[0]["media_id"] == "m1"
+
+
+def test_a_reader_holding_the_local_store_makes_the_writer_wait_not_fail(tmp_path):
+    """Local mode opens a library's folder for one client at a time: another process's `similar` (here: a
+    child process holding the folder 1.5 s) delays an upsert, which then goes through; past the wait, the
+    error is one line naming the library."""
+    import logging
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from resources.vector_store import VectorStoreBusy
+
+    said: list[str] = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger("resources.vector_store").addHandler(handler)
+
+    store = QdrantLocal(path=str(tmp_path / "qdrant"), busy_wait_s=60)
+    store.upsert("shop", ["m1"], AXES[:1], payloads(["m1"], "shop"))
+    hold = (
+        "import sys, time; from qdrant_client import QdrantClient; c = QdrantClient(path=sys.argv[1]); "
+        "print('open', flush=True); time.sleep(float(sys.argv[2])); c.close()"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    child = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "qdrant" / "shop"), "1.5"],
+                             stdout=subprocess.PIPE, text=True, cwd=root)
+    assert child.stdout.readline().strip() == "open"
+    try:
+        assert store.upsert("shop", ["m2"], AXES[1:2], payloads(["m2"], "shop")) == 1
+    finally:
+        logging.getLogger("resources.vector_store").removeHandler(handler)
+    child.wait(timeout=60)
+    assert store.count("shop") == 2
+    assert len([m for m in said if "open elsewhere" in m]) == 1  # said once, in one line
+
+    child = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "qdrant" / "shop"), "5"],
+                             stdout=subprocess.PIPE, text=True, cwd=root)
+    assert child.stdout.readline().strip() == "open"
+    impatient = QdrantLocal(path=str(tmp_path / "qdrant"), busy_wait_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(VectorStoreBusy, match="vector index of 'shop' stayed open elsewhere"):
+        impatient.search("shop", AXES[0])
+    child.wait(timeout=60)
+    assert time.monotonic() - started >= 0.5
