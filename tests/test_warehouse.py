@@ -186,3 +186,32 @@ def test_named_queries_bind_parameters_and_see_one_library(wh):
     assert other.select("tag_id", "head_version").rows() == [("hydra-500", "v9")]
     with pytest.raises(ValueError):
         wh.query("Agency", "export_tags", {"statuses": ["applied"]})
+
+
+def test_views_are_rebuilt_while_an_analyst_holds_the_shared_file_open(wh):
+    """A DuckDB tool holding the shared file (here: a child process, read-only) never makes a run's
+    `register_views` fail; the named queries never open that file at all."""
+    import subprocess
+    import sys
+
+    photo_library(wh, "shop", [("m1", "product", "aurora-shell", 0.9, "applied", "v1")])
+    wh.register_views("shop")
+    hold = (
+        "import sys, time, duckdb; con = duckdb.connect(sys.argv[1], read_only=True); "
+        "print(con.sql('SELECT count(*) FROM shop.tags').fetchall()[0][0], flush=True); time.sleep(30)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", hold, wh.duckdb_path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "1"
+        photo_library(wh, "shop", [("m1", "product", "aurora-shell", 0.9, "applied", "v1"),
+                                    ("m2", "product", "hydra-500", 0.8, "applied", "v1")])
+        assert "media" in wh.register_views("shop")  # the old file stays the child's; the new one is ours
+        assert wh.query("shop", "export_tags", {"statuses": ["applied"]})["tag_id"].sort().to_list() == [
+            "aurora-shell", "hydra-500"]
+    finally:
+        child.kill()
+        child.wait()
+    import duckdb
+
+    with duckdb.connect(wh.duckdb_path, read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM shop.tags").fetchall()[0][0] == 2
