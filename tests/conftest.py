@@ -46,3 +46,43 @@ def local_resources(tmp_path, model_root):
         "runner": InProcessRunner(),
         "model_store": ModelStore(root=str(model_root)),
     }
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """`tagsmith ...` in-process (typer's CliRunner) under a temporary home, with the in-process task runner."""
+    from typer.testing import CliRunner
+
+    from tagsmith.cli import app
+
+    monkeypatch.setenv("TAGSMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster_home"))
+    monkeypatch.setenv("TAGSMITH_RUNNER", "inprocess")
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    """moto's server mode on 127.0.0.1 (real S3 over HTTP), emptied first: its buckets live in the process."""
+    import logging
+
+    import requests
+    from moto.server import ThreadedMotoServer
+
+    # the server thread's request log would go to whatever stream the CLI's logging was bound to
+    monkeypatch.setattr(logging.getLogger("werkzeug"), "level", logging.ERROR)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    yield endpoint
+    server.stop()

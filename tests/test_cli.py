@@ -3,25 +3,9 @@
 import re
 
 import polars as pl
-import pytest
 import yaml
-from typer.testing import CliRunner
 
-from tagsmith.cli import app
 from tests.test_video_pipeline import write_video
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAGSMITH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster_home"))
-    monkeypatch.setenv("TAGSMITH_RUNNER", "inprocess")
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
 
 
 def test_bad_catalog_and_manifest_are_refused_with_every_line(cli, tmp_path, small_demo):

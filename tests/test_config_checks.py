@@ -4,23 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from resources.libraries import ConfigError, LibraryConfig, LibraryStore
-from tagsmith.cli import app
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAGSMITH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster_home"))
-    monkeypatch.setenv("TAGSMITH_RUNNER", "inprocess")
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
 
 
 def _write(store: LibraryStore, text: str) -> None:

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from resources.ingest import apply_ingest, gather_sources, plan_ingest
 from resources.media_destinations import LocalDestination, S3Destination
 from resources.media_store import LocalMediaStore
-from tagsmith.cli import app
 
 
 def photo(path: Path, colour: tuple[int, int, int]) -> Path:
@@ -36,16 +34,9 @@ def sha8(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAGSMITH_HOME", str(tmp_path / "home"))
+@pytest.fixture(autouse=True)
+def _no_progress_bar(monkeypatch):
     monkeypatch.setenv("TAGSMITH_PROGRESS", "0")
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture
@@ -237,27 +228,12 @@ def test_an_interrupted_or_changed_copy_leaves_no_file_under_a_media_name(tmp_pa
 
 
 @pytest.fixture
-def s3(monkeypatch):
-    import logging
-
+def s3(s3_endpoint):
     import boto3
-    import requests
-    from moto.server import ThreadedMotoServer
 
-    # the server thread's request log would go to whatever stream the CLI's logging was bound to
-    monkeypatch.setattr(logging.getLogger("werkzeug"), "level", logging.ERROR)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # moto's buckets live in the process, not the server
-    client = boto3.client("s3", endpoint_url=endpoint)
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket="brand-media")
-    yield endpoint, client
-    server.stop()
+    yield s3_endpoint, client
 
 
 def objects(client, prefix: str = "incoming/") -> dict[str, bytes]:

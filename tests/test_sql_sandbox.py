@@ -148,7 +148,8 @@ def test_row_limit_time_out_and_unknown_library(home):
     assert "no library named 'nope'" in CliRunner().invoke(app, ["sql", "nope", "SELECT 1"]).output
     home["libraries"].create(LibraryConfig(name="fresh", media="/data/fresh"))
     never_ran = CliRunner().invoke(app, ["sql", "fresh", "SELECT 1"])
-    assert never_ran.exit_code == 1 and "library 'fresh' has not run yet: `tagsmith run fresh` first" in never_ran.output
+    assert never_ran.exit_code == 1
+    assert "library 'fresh' has not run yet: `tagsmith run fresh` first" in never_ran.output
 
 
 def test_a_writer_holding_the_duckdb_file_does_not_stop_sql(home):
