@@ -20,7 +20,7 @@ from pydantic import PrivateAttr
 
 from resources.libraries import LibraryError
 from resources.run_lock import RunLock
-from tagsmith.sql import load_sql
+from resources.sql_files import load_sql
 
 SAFE = re.compile(r"^[a-z0-9_]+$")
 TABLES = (

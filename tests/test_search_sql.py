@@ -13,10 +13,10 @@ from ml.search_text import fold, search_terms, tag_search_text
 from resources import build_resources
 from resources.libraries import LibraryConfig
 from resources.model_store import ModelStore
+from resources.sql_files import load_sql
 from tagsmith import service
 from tagsmith.cli import app
 from tagsmith.demo_products import COLORWAYS, PRODUCTS
-from tagsmith.sql import load_sql
 from tests.test_pipeline import ALL
 
 
