@@ -2,15 +2,14 @@
 
 The measures of "nothing lost, nothing crashes": the up-front checks (`check_library`: library.yaml, catalog,
 media folder), the run lock (looking for dead runs, taking and dropping the library's lock), the keyed appends
-(`Warehouse.upsert` instead of a plain write; stale temp files swept), the per-file checks of inspection (real
-kind sniffed from the leading bytes, a regular file checked; the pixel limit is read from the header
-Pillow opens anyway) and rebuilding the shared DuckDB
-file aside. Each is timed where it runs, inside one real run (`tagsmith.service.run_library`, the in-process
-runner so that every call is in this process and its timer sees it), and the sum is given as a share of the
-run's wall time. A timer measures the whole function, so a measure's share is an upper bound: the plain
-write an upsert replaces would cost part of it anyway.
+(`Warehouse.upsert` instead of a plain write), the per-file checks of inspection (the real kind sniffed from
+the leading bytes, a regular file checked; the pixel limit is read from the header Pillow opens anyway) and
+the shared DuckDB file rebuilt aside. Each is timed where it runs, inside one real run
+(`tagsmith.service.run_library` with the in-process runner, so every call is in this process and its timer
+sees it), and the sum is given as a share of the run's wall time. A timer measures the whole function, so a
+share is an upper bound: the plain write an upsert replaces would cost part of it anyway.
 
-    .venv/bin/python -m benchmarks.safety_overhead            # ~4 min on 2 cores
+    .venv/bin/python -m benchmarks.safety_overhead            # ~5 min on 2 cores
     .venv/bin/python -m benchmarks.safety_overhead --uploads-per-product 10   # a quick look
 """
 
