@@ -152,7 +152,8 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     typer.secho(f'\n(b) tagsmith search {LIBRARY} "{query}"', bold=True)
     _show(service.search(LIBRARY, query, limit=5).select("place", "score", "matched", "uri"))
     first = service.run_sql(
-        LIBRARY, "SELECT uri FROM media WHERE status = 'ok' AND kind = 'image' ORDER BY uri LIMIT 1"
+        LIBRARY,
+        "SELECT uri FROM media WHERE status = 'ok' AND kind = 'image' AND uri LIKE '%/IMG_%' ORDER BY uri LIMIT 1",
     ).table["uri"][0]
     typer.secho(f"    tagsmith similar {LIBRARY} {first}", bold=True)
     _show(pl.DataFrame(service.similar(LIBRARY, first, limit=3)).select("score", "uri"))

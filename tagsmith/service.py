@@ -12,8 +12,9 @@ import duckdb
 import polars as pl
 
 from ml.backbones import BackboneSpec, cached_backbone
-from ml.media import decode_image, media_kind, read_uri
+from ml.media import decode_image, open_uri, read_uri
 from ml.search_text import search_terms
+from ml.sniff import HEAD_BYTES, sniff
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
 from resources.libraries import LibraryError
 from resources.sql_sandbox import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, SqlResult, run_sandboxed
@@ -208,9 +209,10 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
         if len(vectors) == 0:
             raise LookupError(f"no embedding for media_id {query} in library {library!r}")
         vector = vectors[0]
-    elif media_kind(query) == "video":
-        raise ValueError(f"{query} is a video: `similar` takes a photo (use `segments` or `search` for videos)")
     else:
+        with open_uri(query, res["media_store"].s3_endpoint_url()) as stream:  # by its bytes, as `media` does
+            if sniff(stream.read(HEAD_BYTES)).kind == "video":
+                raise ValueError(f"{query} is a video: `similar` takes a photo (use `segments` or `search` for videos)")
         data = read_uri(query, res["media_store"].s3_endpoint_url())
         vector = backbone.embed([decode_image(data, max_pixels=config.max_pixels)])[0]
     return res["vector_store"].search(library, vector, limit=limit)
