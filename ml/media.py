@@ -13,6 +13,7 @@ animation, and the size checked against a pixel limit from the header before any
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 from dataclasses import dataclass
@@ -67,7 +68,10 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@functools.lru_cache(maxsize=8)
 def s3_client(s3_endpoint_url: str | None = None):
+    """One boto3 S3 client per process and endpoint, not one per photo: building a client costs tens of ms
+    (botocore loads its service model), and a client is safe to share between threads."""
     import boto3
 
     return boto3.client("s3", endpoint_url=s3_endpoint_url or None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from ml.media import media_kind, read_uri
+from ml.media import media_kind, read_uri, s3_client
 
 
 @dataclass(frozen=True)
@@ -114,12 +114,10 @@ class S3MediaStore(MediaStore):
         return self.endpoint_url
 
     def list_media(self, location: str) -> list[StoredObject]:
-        import boto3
-
         if not location.startswith("s3://"):
             raise ValueError(f"S3 media location must look like s3://bucket/prefix, not {location!r}")
         bucket, _, prefix = location[5:].partition("/")
-        client = boto3.client("s3", endpoint_url=self.endpoint_url)
+        client = s3_client(self.endpoint_url)
         out = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):

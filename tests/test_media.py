@@ -41,3 +41,10 @@ def test_inspect_media_quarantines_and_goes_on(tmp_path):
     assert rows["good.jpg"]["status"] == "ok" and len(rows["good.jpg"]["media_id"]) == 64
     assert rows["empty.jpg"]["status"] == "quarantined" and "empty" in rows["empty.jpg"]["error"]
     assert rows["text.png"]["status"] == "quarantined" and "not an image" in rows["text.png"]["error"]
+
+
+def test_one_s3_client_per_process_and_endpoint():
+    from ml.media import s3_client
+
+    assert s3_client("http://127.0.0.1:9") is s3_client("http://127.0.0.1:9")
+    assert s3_client("http://127.0.0.1:9") is not s3_client("http://127.0.0.1:10")
