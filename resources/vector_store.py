@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,78 +38,92 @@ class VectorStoreBusy(RuntimeError):
     """The local store stayed open elsewhere longer than the wait allows."""
 
 
+class VectorIndex:
+    """One library's collection through one open client: what a step does to the index (count, delete,
+    upsert, count again) opens the client once. Upserts go through the client's batched upload, which
+    retries a failed batch."""
+
+    def __init__(self, client, library: str, batch_size: int = 512):
+        self.client, self.library, self.name, self.batch_size = client, library, collection_name(library), batch_size
+
+    def upsert(self, media_ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> int:
+        from qdrant_client import models
+
+        dim = int(vectors.shape[1])
+        if self.client.collection_exists(self.name):
+            size = self.client.get_collection(self.name).config.params.vectors.size
+            if size != dim:  # the library switched backbones: the old vectors cannot be compared
+                self.client.delete_collection(self.name)
+        if not self.client.collection_exists(self.name):
+            self.client.create_collection(
+                self.name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+            )
+        self.client.upload_collection(
+            self.name,
+            vectors=vectors.astype(np.float32),
+            payload=list(payloads),
+            ids=[point_id(m) for m in media_ids],
+            batch_size=self.batch_size,
+            max_retries=3,
+            wait=True,
+        )
+        return len(media_ids)
+
+    def delete(self, media_ids: Sequence[str]) -> None:
+        """Remove photos that left the library (deleted or replaced files), so `similar` never returns them."""
+        from qdrant_client import models
+
+        if media_ids and self.client.collection_exists(self.name):
+            selector = models.PointIdsList(points=[point_id(m) for m in media_ids])
+            self.client.delete(self.name, points_selector=selector)
+
+    def count(self) -> int:
+        return self.client.count(self.name).count if self.client.collection_exists(self.name) else 0
+
+    def search(self, vector: np.ndarray, limit: int = 10) -> list[dict]:
+        if not self.client.collection_exists(self.name):
+            raise LookupError(f"library {self.library!r} has no vector index yet: run the pipeline first")
+        hits = self.client.query_points(self.name, query=np.asarray(vector, np.float32).tolist(), limit=limit)
+        return [{"score": h.score, **(h.payload or {})} for h in hits.points]
+
+    def drop(self) -> None:
+        if self.client.collection_exists(self.name):
+            self.client.delete_collection(self.name)
+
+
 class VectorStore(ConfigurableResource):
     def client(self, library: str):
         raise NotImplementedError
 
-    def upsert(self, library: str, media_ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> int:
-        from qdrant_client import models
-
+    @contextmanager
+    def index(self, library: str) -> Iterator[VectorIndex]:
+        """The library's collection with one client, closed at the end (a step's work: `with store.index(lib)`)."""
         client = self.client(library)
         try:
-            name = collection_name(library)
-            dim = int(vectors.shape[1])
-            if client.collection_exists(name):
-                size = client.get_collection(name).config.params.vectors.size
-                if size != dim:  # the library switched backbones: the old vectors cannot be compared
-                    client.delete_collection(name)
-            if not client.collection_exists(name):
-                client.create_collection(
-                    name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
-                )
-            batch = 512
-            for start in range(0, len(media_ids), batch):
-                stop = start + batch
-                client.upsert(
-                    name,
-                    points=models.Batch(
-                        ids=[point_id(m) for m in media_ids[start:stop]],
-                        vectors=vectors[start:stop].astype(np.float32).tolist(),
-                        payloads=list(payloads[start:stop]),
-                    ),
-                )
-            return len(media_ids)
+            yield VectorIndex(client, library)
         finally:
             client.close()
+
+    # one call, one client: for callers that do one thing (`similar`, tests)
+    def upsert(self, library: str, media_ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> int:
+        with self.index(library) as index:
+            return index.upsert(media_ids, vectors, payloads)
 
     def delete(self, library: str, media_ids: Sequence[str]) -> None:
-        """Remove photos that left the library (deleted or replaced files), so `similar` never returns them."""
-        from qdrant_client import models
-
-        client = self.client(library)
-        try:
-            if media_ids and client.collection_exists(collection_name(library)):
-                selector = models.PointIdsList(points=[point_id(m) for m in media_ids])
-                client.delete(collection_name(library), points_selector=selector)
-        finally:
-            client.close()
+        with self.index(library) as index:
+            index.delete(media_ids)
 
     def count(self, library: str) -> int:
-        client = self.client(library)
-        try:
-            name = collection_name(library)
-            return client.count(name).count if client.collection_exists(name) else 0
-        finally:
-            client.close()
+        with self.index(library) as index:
+            return index.count()
 
     def search(self, library: str, vector: np.ndarray, limit: int = 10) -> list[dict]:
-        client = self.client(library)
-        try:
-            name = collection_name(library)
-            if not client.collection_exists(name):
-                raise LookupError(f"library {library!r} has no vector index yet: run the pipeline first")
-            hits = client.query_points(name, query=np.asarray(vector, np.float32).tolist(), limit=limit)
-            return [{"score": h.score, **(h.payload or {})} for h in hits.points]
-        finally:
-            client.close()
+        with self.index(library) as index:
+            return index.search(vector, limit)
 
     def drop(self, library: str) -> None:
-        client = self.client(library)
-        try:
-            if client.collection_exists(collection_name(library)):
-                client.delete_collection(collection_name(library))
-        finally:
-            client.close()
+        with self.index(library) as index:
+            index.drop()
 
 
 class QdrantLocal(VectorStore):

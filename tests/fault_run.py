@@ -5,7 +5,7 @@
 POINT is where the process kills itself, as a crash or `kill -9` would:
   embedding  - after the first embedding part file is written (the rest of the library not embedded)
   table      - in the middle of writing the `tags` table (its temporary file half written, never renamed)
-  qdrant     - after the first batch upserted into the vector index (the local store open)
+  qdrant     - after the first batch uploaded into the vector index (the local store open)
 """
 
 from __future__ import annotations
@@ -46,13 +46,15 @@ def _arm(point: str) -> None:
     elif point == "qdrant":
         from qdrant_client import QdrantClient
 
-        original_upsert = QdrantClient.upsert
+        original_upload = QdrantClient.upload_collection
 
-        def upsert_then_die(self, *args, **kwargs):
-            original_upsert(self, *args, **kwargs)
+        def upload_a_batch_then_die(self, collection_name, vectors, payload=None, ids=None, **kwargs):
+            batch = kwargs.get("batch_size", 64)
+            original_upload(self, collection_name, vectors[:batch], payload=payload[:batch], ids=ids[:batch],
+                            **kwargs)
             _die()
 
-        QdrantClient.upsert = upsert_then_die
+        QdrantClient.upload_collection = upload_a_batch_then_die
     else:
         raise SystemExit(f"unknown fault point {point!r}")
 

@@ -30,20 +30,21 @@ def vector_index(
     first_uri = dict(photos.unique("media_id", keep="first").select("media_id", "uri").iter_rows())
     indexed = warehouse.read(library, "vector_index")
     done = set() if indexed is None else set(indexed.filter(pl.col("model") == model_id)["media_id"].to_list())
-    if indexed is not None and vector_store.count(library) < len(done):
-        context.log.warning("the collection lost points (new or wiped store): re-indexing everything")
-        done = set()
-    gone = sorted(done - set(first_uri))
-    if gone:
-        vector_store.delete(library, gone)
-        done -= set(gone)
-    ids, X = warehouse.read_embeddings(library, model_id, [m for m in first_uri if m not in done])
-    payloads = [{"media_id": m, "uri": first_uri[m], "model": model_id} for m in ids]
-    if ids:
-        vector_store.upsert(library, ids, X, payloads)
+    with vector_store.index(library) as index:  # one client for the step
+        if indexed is not None and index.count() < len(done):
+            context.log.warning("the collection lost points (new or wiped store): re-indexing everything")
+            done = set()
+        gone = sorted(done - set(first_uri))
+        if gone:
+            index.delete(gone)
+            done -= set(gone)
+        ids, X = warehouse.read_embeddings(library, model_id, [m for m in first_uri if m not in done])
+        payloads = [{"media_id": m, "uri": first_uri[m], "model": model_id} for m in ids]
+        if ids:
+            index.upsert(ids, X, payloads)
+        total = index.count()
     if ids or gone:
         table = pl.DataFrame({"media_id": sorted(done) + ids, "model": [model_id] * (len(done) + len(ids))})
         warehouse.write(library, "vector_index", table)
-    total = vector_store.count(library)
     context.log.info(f"{library}: {len(ids)} vectors upserted, collection holds {total}")
     return MaterializeResult(metadata={"upserted": len(ids), "removed": len(gone), "points": total, "model": model_id})
