@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dagster import EnvVar
 
-from resources.libraries import LibraryStore
+from resources.libraries import ConfigError, LibraryStore
 from resources.media_store import LocalMediaStore, S3MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import InProcessRunner, RayRunner
@@ -77,9 +77,9 @@ def _number(env: Mapping[str, str], name: str) -> float | None:
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"{name} must be a number, not {value!r}") from None
+        raise _env_error(f"{name} must be a number, not {value!r}") from None
     if number < 0:
-        raise ValueError(f"{name} must not be negative, not {value!r}")
+        raise _env_error(f"{name} must not be negative, not {value!r}")
     return number
 
 
@@ -91,7 +91,12 @@ def _runtime_env(env: Mapping[str, str]) -> dict | None:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"TAGSMITH_RAY_RUNTIME_ENV is not JSON ({exc.msg}): {value!r}") from None
+        raise _env_error(f"TAGSMITH_RAY_RUNTIME_ENV is not JSON ({exc.msg}): {value!r}") from None
     if not isinstance(parsed, dict):
-        raise ValueError(f"TAGSMITH_RAY_RUNTIME_ENV must be a JSON object, not {value!r}")
+        raise _env_error(f"TAGSMITH_RAY_RUNTIME_ENV must be a JSON object, not {value!r}")
     return parsed
+
+
+def _env_error(problem: str) -> ConfigError:
+    """A bad environment variable is the user's mistake: the CLI says it in one line."""
+    return ConfigError("environment", [problem])

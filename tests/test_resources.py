@@ -51,6 +51,8 @@ def test_secrets_come_in_as_env_vars_never_as_config(tmp_path, monkeypatch):
 
 
 def test_ray_task_resources_and_runtime_env_by_environment(tmp_path):
+    from resources.libraries import ConfigError  # the CLI says it in one line
+
     env = {"TAGSMITH_HOME": str(tmp_path), "TAGSMITH_RAY_NUM_CPUS": "2"}
     runner = build_resources(
         {
@@ -64,9 +66,9 @@ def test_ray_task_resources_and_runtime_env_by_environment(tmp_path):
     assert runner.runtime_env == {"env_vars": {"PYTHONPATH": "/srv/tagsmith"}}
     default = build_resources(env)["runner"]
     assert (default.cpus_per_task, default.gpus_per_task, default.runtime_env) == (1.0, 0.0, None)
-    with pytest.raises(ValueError, match="TAGSMITH_RAY_TASK_GPUS must be a number, not 'one'"):
+    with pytest.raises(ConfigError, match="environment: TAGSMITH_RAY_TASK_GPUS must be a number, not 'one'"):
         build_resources({**env, "TAGSMITH_RAY_TASK_GPUS": "one"})
-    with pytest.raises(ValueError, match="TAGSMITH_RAY_RUNTIME_ENV is not JSON"):
+    with pytest.raises(ConfigError, match="TAGSMITH_RAY_RUNTIME_ENV is not JSON"):
         build_resources({**env, "TAGSMITH_RAY_RUNTIME_ENV": "{env_vars: 1}"})
 
 
