@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
 
         passes: list[PassResult] = []
         if any(c.runner == "ray" for c in configs):
-            RayRunner()._ensure_ray()  # Ray's own start-up is not part of any pass
+            RayRunner().connect()  # Ray's own start-up is not part of any pass
         for config in configs:
             out_dir = tmp_path / "parts" / config.name.replace(" ", "_").replace("/", "_")
             for pass_name in ("cold", "warm"):

@@ -4,15 +4,23 @@ Embedded default (a laptop, CI): everything under TAGSMITH_HOME (default: ./var 
 local folders, Parquet + a DuckDB file, Qdrant local mode, local Ray. At scale, by configuration only:
   TAGSMITH_MEDIA_BACKEND=s3 (+ TAGSMITH_S3_ENDPOINT_URL for S3-compatible stores), TAGSMITH_QDRANT_URL,
   TAGSMITH_RAY_ADDRESS (a Ray cluster), TAGSMITH_RUNNER=inprocess (no Ray, for debugging).
+Ray per task: TAGSMITH_RAY_TASK_CPUS / TAGSMITH_RAY_TASK_GPUS; TAGSMITH_RAY_RUNTIME_ENV (JSON, Ray's format).
+
+Secrets never sit in a resource's config: TAGSMITH_QDRANT_API_KEY goes in as `dagster.EnvVar`, resolved when
+the run starts. S3 credentials are not config at all: boto3's default chain (AWS_* variables, profiles,
+instance roles) finds them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from resources.libraries import LibraryStore
+from dagster import EnvVar
+
+from resources.libraries import ConfigError, LibraryStore
 from resources.media_store import LocalMediaStore, S3MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import InProcessRunner, RayRunner
@@ -35,17 +43,21 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
     else:
         media_store = LocalMediaStore(root=str(home / "media"))
     if env.get("TAGSMITH_QDRANT_URL"):
-        vector_store = QdrantServer(url=env["TAGSMITH_QDRANT_URL"], api_key=env.get("TAGSMITH_QDRANT_API_KEY"))
+        api_key = EnvVar("TAGSMITH_QDRANT_API_KEY") if env.get("TAGSMITH_QDRANT_API_KEY") else None
+        vector_store = QdrantServer(url=env["TAGSMITH_QDRANT_URL"], api_key=api_key)
     else:
         vector_store = QdrantLocal(path=str(home / "qdrant"))
     show_progress = env.get("TAGSMITH_PROGRESS") == "1"  # the CLI sets it when stderr is a terminal
     if env.get("TAGSMITH_RUNNER") == "inprocess":
         runner = InProcessRunner(show_progress=show_progress)
     else:
-        num_cpus = env.get("TAGSMITH_RAY_NUM_CPUS")
+        num_cpus = _number(env, "TAGSMITH_RAY_NUM_CPUS")
         runner = RayRunner(
             address=env.get("TAGSMITH_RAY_ADDRESS") or None,
-            num_cpus=int(num_cpus) if num_cpus else None,
+            num_cpus=int(num_cpus) if num_cpus is not None else None,
+            cpus_per_task=_number(env, "TAGSMITH_RAY_TASK_CPUS") or 1.0,
+            gpus_per_task=_number(env, "TAGSMITH_RAY_TASK_GPUS") or 0.0,
+            runtime_env=_runtime_env(env),
             show_progress=show_progress,
         )
     return {
@@ -56,3 +68,35 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
         "runner": runner,
         "model_store": ModelStore(root=str(home / "models")),
     }
+
+
+def _number(env: Mapping[str, str], name: str) -> float | None:
+    value = env.get(name)
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise _env_error(f"{name} must be a number, not {value!r}") from None
+    if number < 0:
+        raise _env_error(f"{name} must not be negative, not {value!r}")
+    return number
+
+
+def _runtime_env(env: Mapping[str, str]) -> dict | None:
+    """TAGSMITH_RAY_RUNTIME_ENV: a JSON object in Ray's runtime_env format, e.g. {"env_vars": {...}}."""
+    value = env.get("TAGSMITH_RAY_RUNTIME_ENV")
+    if not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise _env_error(f"TAGSMITH_RAY_RUNTIME_ENV is not JSON ({exc.msg}): {value!r}") from None
+    if not isinstance(parsed, dict):
+        raise _env_error(f"TAGSMITH_RAY_RUNTIME_ENV must be a JSON object, not {value!r}")
+    return parsed
+
+
+def _env_error(problem: str) -> ConfigError:
+    """A bad environment variable is the user's mistake: the CLI says it in one line."""
+    return ConfigError("environment", [problem])

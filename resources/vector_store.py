@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 
 
 def point_id(media_id: str, ts: float | None = None) -> str:
@@ -155,10 +155,15 @@ class QdrantLocal(VectorStore):
 
 
 class QdrantServer(VectorStore):
+    """A Qdrant server. `api_key` is given as `EnvVar("TAGSMITH_QDRANT_API_KEY")`, never as the key itself,
+    so the key is in no config, run record or Dagster UI page."""
+
     url: str
     api_key: str | None = None
 
     def client(self, library: str):
         from qdrant_client import QdrantClient
 
-        return QdrantClient(url=self.url, api_key=self.api_key)
+        # Inside a run Dagster has resolved the EnvVar; called directly (the CLI's `similar`) we resolve it.
+        api_key = self.api_key.get_value() if isinstance(self.api_key, EnvVar) else self.api_key
+        return QdrantClient(url=self.url, api_key=api_key)

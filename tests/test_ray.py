@@ -1,16 +1,20 @@
-"""Embedding fanned out on a local Ray: same vectors as in-process, failures reported, never recomputed."""
+"""Embedding fanned out on a local Ray: same vectors as in-process, failures reported, never recomputed;
+one model per worker process; the resource's lifecycle under Dagster."""
 
 import io
+import os
+from collections import defaultdict
 
 import numpy as np
 import polars as pl
 import pytest
+from dagster import build_resources
 from PIL import Image
 
-from ml.backbones import BackboneSpec
+from ml.backbones import BackboneSpec, cached_backbone
 from ml.embedding import EmbedItem, embed_chunk
 from ml.media import sha256_bytes
-from resources.ray_runner import InProcessRunner, RayRunner
+from resources.ray_runner import InProcessRunner, RayRunner, placed
 
 
 def _photos(folder, n):
@@ -30,9 +34,11 @@ def _photos(folder, n):
 def ray_runner():
     import ray
 
+    assert not ray.is_initialized()
     runner = RayRunner(num_cpus=2)
     yield runner
-    ray.shutdown()
+    runner.disconnect()
+    assert not ray.is_initialized()
 
 
 def test_embedding_on_local_ray_matches_in_process(tmp_path, model_root, ray_runner):
@@ -67,3 +73,34 @@ def test_a_failing_task_is_raised_not_swallowed(tmp_path, ray_runner):
     item = EmbedItem("0" * 64, str(tmp_path / "x.jpg"))
     with pytest.raises(Exception, match="unknown backbone 'no-such-backbone'"):
         RayRunner(num_cpus=2, max_retries=0).map(embed_chunk, [(spec, [item], str(tmp_path / "o.parquet"))])
+
+
+def test_each_worker_process_builds_its_model_once(model_root, ray_runner):
+    def model_token(spec: BackboneSpec) -> str:
+        """A token stamped on the backbone object the first time a task sees it: a rebuilt model has none."""
+        import uuid
+
+        backbone = cached_backbone(spec)
+        if not hasattr(backbone, "probe_token"):
+            backbone.probe_token = uuid.uuid4().hex
+        return backbone.probe_token
+
+    spec = BackboneSpec(cache_dir=str(model_root), batch_size=4)
+    spec.build()
+    tasks = ray_runner.map(placed, [(model_token, spec)] * 8)
+    models_per_pid = defaultdict(set)
+    for task in tasks:
+        assert task.pid != os.getpid() and task.node_id != "local"  # ran in a Ray worker
+        models_per_pid[task.pid].add(task.result)
+    assert all(len(models) == 1 for models in models_per_pid.values()), models_per_pid
+    assert len(models_per_pid) < len(tasks)  # workers ran several tasks each, on the model they built first
+
+
+def test_a_ray_someone_else_started_outlives_the_resource(ray_runner):
+    import ray
+
+    ray_runner.connect()
+    with build_resources({"runner": RayRunner(num_cpus=2, cpus_per_task=0.5, gpus_per_task=0)}) as resources:
+        assert resources.runner.slots() == 4  # 2 CPUs / 0.5 per task
+        assert resources.runner.map(placed, [(os.getenv, "HOME")])[0].pid != os.getpid()
+    assert ray.is_initialized()  # not this resource's Ray: the fixture shuts it down

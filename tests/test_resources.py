@@ -36,6 +36,42 @@ def test_scale_out_by_environment_only(tmp_path):
     assert isinstance(inprocess, InProcessRunner) and inprocess.slots() == 1
 
 
+def test_secrets_come_in_as_env_vars_never_as_config(tmp_path, monkeypatch):
+    from dagster import EnvVar
+    from dagster import build_resources as open_resources
+
+    monkeypatch.setenv("TAGSMITH_QDRANT_API_KEY", "s3cret-qdrant-key")
+    env = {"TAGSMITH_HOME": str(tmp_path), "TAGSMITH_QDRANT_URL": "http://qdrant:6333"}
+    store = build_resources({**env, "TAGSMITH_QDRANT_API_KEY": "s3cret-qdrant-key"})["vector_store"]
+    assert isinstance(store.api_key, EnvVar) and store.api_key.env_var_name == "TAGSMITH_QDRANT_API_KEY"
+    assert "s3cret-qdrant-key" not in repr(store.model_dump())  # what a run's config and the UI would show
+    with open_resources({"vector_store": store}) as opened:  # resolved when the run starts
+        assert opened.vector_store.api_key == "s3cret-qdrant-key"
+    assert build_resources(env)["vector_store"].api_key is None  # no key set: none asked for
+
+
+def test_ray_task_resources_and_runtime_env_by_environment(tmp_path):
+    from resources.libraries import ConfigError  # the CLI says it in one line
+
+    env = {"TAGSMITH_HOME": str(tmp_path), "TAGSMITH_RAY_NUM_CPUS": "2"}
+    runner = build_resources(
+        {
+            **env,
+            "TAGSMITH_RAY_TASK_CPUS": "2",
+            "TAGSMITH_RAY_TASK_GPUS": "0.5",
+            "TAGSMITH_RAY_RUNTIME_ENV": '{"env_vars": {"PYTHONPATH": "/srv/tagsmith"}}',
+        }
+    )["runner"]
+    assert (runner.num_cpus, runner.cpus_per_task, runner.gpus_per_task) == (2, 2.0, 0.5)
+    assert runner.runtime_env == {"env_vars": {"PYTHONPATH": "/srv/tagsmith"}}
+    default = build_resources(env)["runner"]
+    assert (default.cpus_per_task, default.gpus_per_task, default.runtime_env) == (1.0, 0.0, None)
+    with pytest.raises(ConfigError, match="environment: TAGSMITH_RAY_TASK_GPUS must be a number, not 'one'"):
+        build_resources({**env, "TAGSMITH_RAY_TASK_GPUS": "one"})
+    with pytest.raises(ConfigError, match="TAGSMITH_RAY_RUNTIME_ENV is not JSON"):
+        build_resources({**env, "TAGSMITH_RAY_RUNTIME_ENV": "{env_vars: 1}"})
+
+
 def test_model_store_keeps_heads_per_library_and_version(tmp_path):
     from resources.model_store import ModelStore
 
