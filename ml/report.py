@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -47,6 +48,27 @@ def tag_metrics(holdout: Sequence[Mapping], thresholds: Mapping[str, float]) -> 
                 "threshold": round(float(thresholds.get(tag, 1.0)), 4),
             }
         )
+    return out
+
+
+def promise_figures(heads: Iterable[Mapping]) -> dict:
+    """What each facet's head promises for a new shoot (group-aware holdout, with its interval) first, then the
+    same-shoot figure, optimistic by construction, from `heads` table rows (facet, accuracy, metrics JSON):
+    the Dagster metadata of the `heads` and `evaluation_report` assets."""
+    out: dict = {}
+    for row in heads:
+        metrics = json.loads(row["metrics"])
+        new, facet = metrics.get("new_shoot") or {}, row["facet"]
+        if new:
+            out[f"new_shoot_top1/{facet}"] = new["top1_projected"]
+            out[f"new_shoot_top1_interval/{facet}"] = f"{new['top1_low']:.3f}-{new['top1_projected_high']:.3f}"
+            if new["applied_precision"] is not None:
+                out[f"new_shoot_applied_precision/{facet}"] = new["applied_precision"]
+            out[f"new_shoot_share_applied/{facet}"] = new["share_applied"]
+        out[f"holdout_top1/{facet}"] = round(row["accuracy"], 4)
+        same = (metrics.get("same_shoot") or {}).get("top1")
+        if same is not None:
+            out[f"same_shoot_top1_optimistic/{facet}"] = same
     return out
 
 

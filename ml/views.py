@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ml.backbones import Backbone, BackboneSpec, BackboneUnavailable, register_backbone
 from ml.backbones.efficientnet import (
     MEAN,
     STD,
@@ -45,6 +44,7 @@ from ml.backbones.efficientnet import (
     weights_path,
     write_onnx_atomically,
 )
+from ml.backbones.registry import Backbone, BackboneSpec, BackboneUnavailable, _factory_for, register_backbone
 
 log = logging.getLogger(__name__)
 
@@ -353,8 +353,6 @@ FINETUNED_VIEWS: tuple[str, ...] = ("center", "zoom", "zoom60")
 def _build_finetuned_views(spec: BackboneSpec, arg: str) -> Backbone:
     """`efficientnet-lite0-ft-views:<weights file>`: the fine-tuned backbone on the whole frame and centre crops
     keeping 80 % and 60 % of it, pooled."""
-    from ml.backbones import _factory_for
-
     factory, inner_arg = _factory_for(f"efficientnet-lite0-ft:{arg}")
     return PooledViews(factory(spec, inner_arg), FINETUNED_VIEWS)
 

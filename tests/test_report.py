@@ -1,8 +1,10 @@
 """The evaluation report: per-tag metrics, confusions, and the page a person reads."""
 
+import json
+
 import numpy as np
 
-from ml.report import confusions, render_evaluation, tag_metrics
+from ml.report import confusions, promise_figures, render_evaluation, tag_metrics
 
 HOLDOUT = [
     {"media_id": "m1", "true": "h500", "predicted": "h500", "score": 0.95},
@@ -81,3 +83,26 @@ def test_report_leads_with_the_new_shoot_promise():
     assert "1 tag(s) had a single shoot" in page and "Bravo" in page
     assert "optimistic, not a forecast" in page and "top-1 0.990" in page
     assert f"{new['share_review']:.1%}" in page
+
+
+def test_promise_figures_put_the_new_shoot_before_the_same_shoot_figure():
+    new = {
+        "top1_projected": 0.81,
+        "top1_low": 0.7,
+        "top1_projected_high": 0.9,
+        "applied_precision": None,
+        "share_applied": 0.6,
+    }
+    rows = [
+        {"facet": "colorway", "accuracy": 0.66666, "metrics": '{"same_shoot": {"top1": 0.97}}'},
+        {"facet": "product", "accuracy": 0.8, "metrics": json.dumps({"new_shoot": new})},
+    ]
+    figures = promise_figures(rows)
+    assert figures == {
+        "holdout_top1/colorway": 0.6667,
+        "same_shoot_top1_optimistic/colorway": 0.97,
+        "new_shoot_top1/product": 0.81,
+        "new_shoot_top1_interval/product": "0.700-0.900",
+        "new_shoot_share_applied/product": 0.6,  # no applied precision: nothing applied on the new shoot
+        "holdout_top1/product": 0.8,
+    }

@@ -91,7 +91,7 @@ def test_evaluate_segments_matches_one_to_one_and_measures_boundaries():
 
 
 def test_text_read_on_one_frame_counts_for_its_scene_only():
-    from assets_defs.video.assets import spread_within_scenes
+    from ml.frame_scores import spread_within_scenes
 
     ts = [0.0, 1.0, 2.0, 3.0, 3.5, 4.0, 12.0]
     evidence = np.zeros((7, 2))

@@ -35,7 +35,7 @@ from ml.contact_sheet import thumbnail_jpeg
 from ml.heads import train_facet_head
 from ml.media import MediaProblem, decode_image, read_uri
 from ml.ocr import OcrSpec
-from ml.report import THUMB, render_evaluation, tag_metrics
+from ml.report import THUMB, promise_figures, render_evaluation, tag_metrics
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
@@ -216,31 +216,9 @@ def heads(
     for problem in problems:
         context.log.warning(problem)
     current = pl.concat([history, pl.DataFrame(rows, schema=HEADS_SCHEMA)])
-    current = current.filter(pl.col("version").is_in(list(candidates.values())))
-    return Output(
-        candidates,
-        metadata={"candidates": MetadataValue.json(candidates), **promise_metadata(current.unique("version"))},
-    )
-
-
-def promise_metadata(table: pl.DataFrame) -> dict:
-    """What each facet's head promises for a new shoot (group-aware holdout, with its interval) first, then the
-    same-shoot figure, optimistic by construction: the Dagster metadata of `heads` and `evaluation_report`."""
-    out: dict = {}
-    for row in table.sort("facet").iter_rows(named=True):
-        metrics = json.loads(row["metrics"])
-        new, facet = metrics.get("new_shoot") or {}, row["facet"]
-        if new:
-            out[f"new_shoot_top1/{facet}"] = new["top1_projected"]
-            out[f"new_shoot_top1_interval/{facet}"] = f"{new['top1_low']:.3f}-{new['top1_projected_high']:.3f}"
-            if new["applied_precision"] is not None:
-                out[f"new_shoot_applied_precision/{facet}"] = new["applied_precision"]
-            out[f"new_shoot_share_applied/{facet}"] = new["share_applied"]
-        out[f"holdout_top1/{facet}"] = round(row["accuracy"], 4)
-        same = (metrics.get("same_shoot") or {}).get("top1")
-        if same is not None:
-            out[f"same_shoot_top1_optimistic/{facet}"] = same
-    return out
+    current = current.filter(pl.col("version").is_in(list(candidates.values()))).unique("version").sort("facet")
+    promise = promise_figures(current.iter_rows(named=True))
+    return Output(candidates, metadata={"candidates": MetadataValue.json(candidates), **promise})
 
 
 @dataclass(frozen=True)
@@ -380,7 +358,8 @@ def evaluation_report(
     warehouse.write(library, "tag_metrics", pl.DataFrame(metric_rows, schema=TAG_METRICS_SCHEMA))
     problems = [f"{facet}: no head could be trained (see the heads step's log)" for facet in missing]
     accuracy = {f["facet"]: f["metrics"].get("accuracy", 0.0) for f in facets}
-    yield Output(None, metadata={"report": MetadataValue.path(str(out)), **promise_metadata(table)})
+    promise = promise_figures(table.sort("facet").iter_rows(named=True))
+    yield Output(None, metadata={"report": MetadataValue.path(str(out)), **promise})
     yield AssetCheckResult(
         check_name=CHECK,
         passed=not failing and not problems and bool(heads),

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ml.backbones import Backbone, BackboneSpec, BackboneUnavailable, register_backbone, resolve_device
+from ml.backbones.registry import Backbone, BackboneSpec, BackboneUnavailable, register_backbone, resolve_device
 
 log = logging.getLogger(__name__)
 

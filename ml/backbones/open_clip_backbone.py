@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ml.backbones import (
+from ml.backbones.registry import (
     Backbone,
     BackboneSpec,
     BackboneUnavailable,
