@@ -33,6 +33,7 @@ def test_pipeline_reads_media_from_s3(s3_endpoint, local_resources, small_demo):
     res["libraries"].add_examples("cloud", small_demo.examples_manifest)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, ["cloud"])
+        # a subset on purpose: the assets that read media bytes (through S3) and what shows they were read
         result = materialize(
             [catalog, media, examples, embeddings, heads, promoted_heads, tags],
             resources=res,

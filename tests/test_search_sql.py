@@ -17,7 +17,6 @@ from resources.sql_files import load_sql
 from tagsmith import service
 from tagsmith.cli import app
 from tagsmith.demo_products import COLORWAYS, PRODUCTS
-from tests.test_pipeline import ALL
 
 
 def test_fold_is_case_accent_width_and_punctuation_blind():
@@ -124,7 +123,7 @@ def test_a_typed_word_is_matched_whole_and_short_words_exactly():
 
 
 @pytest.fixture(scope="module")
-def tagged_demo(small_demo, model_root, tmp_path_factory):
+def tagged_demo(small_demo, model_root, tmp_path_factory, pipeline_assets):
     """The small demo's examples and uploads as one library, run through the pipeline: the heads tag their own
     example photos too, so every product and colourway is on some photo."""
     home = tmp_path_factory.mktemp("search_home")
@@ -139,7 +138,9 @@ def tagged_demo(small_demo, model_root, tmp_path_factory):
     res["libraries"].add_examples("demo", small_demo.examples_manifest)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, ["demo"])
-        result = materialize(ALL, resources=res, partition_key="demo", instance=instance, raise_on_error=False)
+        result = materialize(
+            pipeline_assets, resources=res, partition_key="demo", instance=instance, raise_on_error=False
+        )
     assert result.success
     tags = res["warehouse"].read("demo", "tags").filter(pl.col("status").is_in(["applied", "review", "manual"]))
     return env, tags
