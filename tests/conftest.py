@@ -98,6 +98,24 @@ def pipeline_assets() -> list:
 
 
 @pytest.fixture(scope="session")
+def run_library():
+    """run_library(assets, res, name, instance=None, raise_on_error=True): `assets` materialized for library `name`
+    (added as a partition first), on an ephemeral instance unless one is given (a run that follows another)."""
+    from dagster import DagsterInstance, materialize
+
+    from assets_defs.partitions import library_partitions
+
+    def run(assets, res, name, instance=None, raise_on_error=True):
+        if instance is None:
+            with DagsterInstance.ephemeral() as own:
+                return run(assets, res, name, own, raise_on_error)
+        instance.add_dynamic_partitions(library_partitions.name, [name])
+        return materialize(assets, resources=res, partition_key=name, instance=instance, raise_on_error=raise_on_error)
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def add_library():
     """add_library(res, demo, name="shop", **settings): the small demo's catalog and examples as library `name`
     over its uploads, with the settings that keep a pipeline test short (overridable); returns the name."""

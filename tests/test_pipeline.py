@@ -3,11 +3,10 @@
 import numpy as np
 import polars as pl
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 
 from assets_defs.embeddings.assets import embeddings
 from assets_defs.media.assets import media
-from assets_defs.partitions import library_partitions
 from assets_defs.search.assets import vector_index
 from assets_defs.training.assets import catalog, examples
 from ml.search_text import search_terms
@@ -15,12 +14,11 @@ from resources.libraries import LibraryConfig
 
 
 @pytest.fixture
-def run_all(pipeline_assets):
+def run_all(pipeline_assets, run_library):
     """run_all(res, name, instance): every asset of the Definitions on library `name`, failures kept in the result."""
 
     def run(res, name, instance):
-        instance.add_dynamic_partitions(library_partitions.name, [name])
-        return materialize(pipeline_assets, resources=res, partition_key=name, instance=instance, raise_on_error=False)
+        return run_library(pipeline_assets, res, name, instance, raise_on_error=False)
 
     return run
 
@@ -136,7 +134,7 @@ def test_blocking_check_stops_promotion(local_resources, small_demo, instance, a
 
 
 def test_vector_index_follows_the_media_folder(
-    local_resources, small_demo, instance, tmp_path, add_library, asset_metadata
+    local_resources, small_demo, instance, tmp_path, add_library, asset_metadata, run_library
 ):
     import shutil
 
@@ -147,14 +145,13 @@ def test_vector_index_follows_the_media_folder(
         shutil.copy(path, folder / path.name)
     name = add_library(res, small_demo, name="moving")
     res["libraries"].create(res["libraries"].config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
-    instance.add_dynamic_partitions(library_partitions.name, [name])
     # a subset on purpose: only what the vector index reads, so that removing a photo is the one change it sees
     selection = [catalog, media, examples, embeddings, vector_index]
-    first = materialize(selection, resources=res, partition_key=name, instance=instance)
+    first = run_library(selection, res, name, instance)
     assert asset_metadata(first, "vector_index")["points"] == 4
     removed = sorted(folder.iterdir())[0]
     removed.unlink()
-    second = materialize(selection, resources=res, partition_key=name, instance=instance)
+    second = run_library(selection, res, name, instance)
     meta = asset_metadata(second, "vector_index")
     assert (meta["upserted"], meta["removed"], meta["points"]) == (0, 1, 3)
     uris = {h["uri"] for h in res["vector_store"].search(name, np.ones(1280, np.float32), limit=10)}
