@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from assets_defs.common import chunked, progress
+from assets_defs.photo_runs import missing
 from ml.backbones import BackboneSpec, cached_backbone
 from ml.embedding import ChunkResult, EmbedItem, embed_chunk
 from resources.model_store import ModelStore
@@ -74,8 +75,7 @@ def calls_per_model(
     has no vector for yet; and per model id how many items it had already."""
     calls, had = [], {}
     for name, model_id in models:
-        done = warehouse.embedded_ids(library, model_id)
-        todo = [i for i in items if i.media_id not in done]
+        todo = missing(items, warehouse.embedded_ids(library, model_id))
         had[model_id] = len(items) - len(todo)
         spec = backbone_spec(config, model_store, threads=runner.threads_per_task(), name=name)
         calls += embed_calls(spec, model_id, todo, warehouse, library, runner, s3_endpoint_url)
@@ -94,8 +94,7 @@ def embed_missing(
 ) -> list[ChunkResult]:
     """Embed the `items` the library's backbone has no vector for yet (progress in the Dagster log)."""
     model_id = library_model_id(config, model_store)
-    done = warehouse.embedded_ids(library, model_id)
-    todo = [i for i in items if i.media_id not in done]
+    todo = missing(items, warehouse.embedded_ids(library, model_id))
     if not todo:
         return []
     spec = backbone_spec(config, model_store, threads=runner.threads_per_task())

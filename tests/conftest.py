@@ -86,3 +86,95 @@ def s3_endpoint(monkeypatch):
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)
     yield endpoint
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline_assets() -> list:
+    """Every asset of the Definitions the CLI and `dagster dev` load: a test that runs the whole pipeline takes
+    this list, so an asset added to `build_definitions()` is in it without a test changing."""
+    from pipelines.definitions import build_definitions
+
+    return list(build_definitions().assets)
+
+
+@pytest.fixture(scope="session")
+def run_library():
+    """run_library(assets, res, name, instance=None, raise_on_error=True): `assets` materialized for library `name`
+    (added as a partition first), on an ephemeral instance unless one is given (a run that follows another)."""
+    from dagster import DagsterInstance, materialize
+
+    from assets_defs.partitions import library_partitions
+
+    def run(assets, res, name, instance=None, raise_on_error=True):
+        if instance is None:
+            with DagsterInstance.ephemeral() as own:
+                return run(assets, res, name, own, raise_on_error)
+        instance.add_dynamic_partitions(library_partitions.name, [name])
+        return materialize(assets, resources=res, partition_key=name, instance=instance, raise_on_error=raise_on_error)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def add_library():
+    """add_library(res, demo, name="shop", **settings): the small demo's catalog and examples as library `name`
+    over its uploads, with the settings that keep a pipeline test short (overridable); returns the name."""
+    from resources.libraries import LibraryConfig
+
+    def add(res, demo, name="shop", **overrides):
+        # fine-tuning (on by default) has its own test (test_finetune_pipeline.py); here it would only cost minutes
+        settings = {
+            "head_strategies": ["logreg", "prototype"],
+            "min_holdout_accuracy": 0.2,
+            "ocr": "off",
+            "finetune": {"budget_min": 0},
+            **overrides,
+        }
+        config = LibraryConfig(name=name, media=str(demo.uploads_dir), **settings)
+        res["libraries"].create(config, exist_ok=True)
+        res["libraries"].set_catalog(name, demo.catalog_path)
+        res["libraries"].add_examples(name, demo.examples_manifest)
+        return name
+
+    return add
+
+
+@pytest.fixture(scope="session")
+def asset_metadata():
+    """asset_metadata(result, key): the metadata values of the asset's last materialization in a run, or None."""
+
+    def metadata(result, key):
+        mats = result.asset_materializations_for_node(key)
+        return {k: v.value for k, v in mats[-1].metadata.items()} if mats else None
+
+    return metadata
+
+
+@pytest.fixture(scope="session")
+def write_video():
+    """write_video(path, photos, seconds_each=4.4, fps=5): an H.264 video showing each photo for `seconds_each`
+    seconds (hard cuts between them, off the 1 s grid)."""
+    import numpy as np
+    from PIL import Image
+
+    from ml.video import write_h264
+
+    def write(path, photos, seconds_each=4.4, fps=5):
+        frames = [np.asarray(Image.open(photo).convert("RGB").resize((320, 320))) for photo in photos]
+        write_h264(str(path), (f for f in frames for _ in range(round(seconds_each * fps))), fps)
+
+    return write
+
+
+@pytest.fixture
+def media_with_video(small_demo, tmp_path, write_video):
+    """A media folder of six demo uploads and event.mp4 showing the first two: (folder, photos)."""
+    import shutil
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    photos = sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[:6]
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    write_video(folder / "event.mp4", photos[:2])
+    return folder, photos

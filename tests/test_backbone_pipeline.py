@@ -11,19 +11,19 @@ from assets_defs.backbones.assets import models_in_use
 from assets_defs.partitions import library_partitions
 from ml.backbone_choice import views_backbone
 from ml.backbones import BackboneSpec, cached_backbone
-from tests.test_pipeline import ALL, _library, _metadata
-from tests.test_video_pipeline import media_with_video
 
 
 def _model(res, name):
     return cached_backbone(BackboneSpec(name=name, cache_dir=res["model_store"].backbone_cache_dir())).model_id
 
 
-def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(local_resources, small_demo, tmp_path):
+def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(
+    local_resources, small_demo, tmp_path, add_library, asset_metadata, pipeline_assets, media_with_video
+):
     res = local_resources
     libraries, wh = res["libraries"], res["warehouse"]
-    folder, _ = media_with_video(small_demo, tmp_path)
-    name = _library(res, small_demo, name="views")
+    folder, _ = media_with_video
+    name = add_library(res, small_demo, name="views")
     config = libraries.config(name)
     assert config.views is True  # on by default
     libraries.create(config.model_copy(update={"media": str(folder)}), exist_ok=True)
@@ -33,9 +33,9 @@ def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(l
     libraries.set_catalog(name, catalog)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [name])
-        run = materialize(ALL, resources=res, partition_key=name, instance=instance)
+        run = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
         assert run.success
-        meta = _metadata(run, "backbone_choice")
+        meta = asset_metadata(run, "backbone_choice")
         assert meta["backbone/colorway"] == "views" and set(meta["candidates"]) == {"base", "views"}
 
         chosen = {r["facet"]: r for r in wh.read(name, "backbone_choice").iter_rows(named=True)}
@@ -63,7 +63,7 @@ def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(l
         catalog.write_text(small_demo.catalog_path.read_text() + forced)
         libraries.set_catalog(name, catalog)
         shutil.copy(sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[6], folder / "new.jpg")
-        again = materialize(ALL, resources=res, partition_key=name, instance=instance)
+        again = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
         assert again.success
         assert set(wh.read(name, "backbone_choice")["role"]) == {"base"}
         in_use = models_in_use(libraries.config(name), res["model_store"], wh, name)

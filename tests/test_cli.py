@@ -5,8 +5,6 @@ import re
 import polars as pl
 import yaml
 
-from tests.test_video_pipeline import write_video
-
 
 def test_bad_catalog_and_manifest_are_refused_with_every_line(cli, tmp_path, small_demo):
     assert cli("init", "shop", "--media", small_demo.uploads_dir).exit_code == 0
@@ -36,7 +34,7 @@ def test_bad_catalog_and_manifest_are_refused_with_every_line(cli, tmp_path, sma
     assert "examples.csv:3: file not found" in result.output
 
 
-def test_cli_verbs_end_to_end(cli, tmp_path, small_demo):
+def test_cli_verbs_end_to_end(cli, tmp_path, small_demo, write_video):
     assert cli("init", "shop", "--media", tmp_path / "media", "--min-accuracy", "0.2").exit_code == 0
     assert cli("catalog", "shop", small_demo.catalog_path).exit_code == 0
     assert "example labels added" in cli("examples", "shop", small_demo.examples_manifest).output

@@ -250,6 +250,7 @@ def test_pipeline_tags_the_rest_and_does_not_read_quarantined_files_again(
     res["libraries"].create(config)
     res["libraries"].set_catalog("faults", tmp_path / "catalog.yaml")
     res["libraries"].add_examples("faults", tmp_path / "examples.csv")
+    # a subset on purpose: the stages a bad file passes through, without the search index and contact sheets
     selection = [catalog, media, examples, backbone_choice, embeddings, ocr_text, keypoints, heads,
                  evaluation_report, promoted_heads, tags, video_frames, video_segments]
     wh = res["warehouse"]

@@ -6,25 +6,23 @@ import json
 import polars as pl
 from dagster import DagsterInstance, materialize
 
-from assets_defs.finetune.assets import finetuned_backbone, training_rows
+from assets_defs.finetune.assets import training_rows
 from assets_defs.partitions import library_partitions
-from tests.test_pipeline import ALL, _library, _metadata
-from tests.test_video_pipeline import media_with_video
-
-ASSETS = [finetuned_backbone, *ALL]
 
 
-def test_finetuned_backbone_competes_and_is_used_where_chosen(local_resources, small_demo, tmp_path):
+def test_finetuned_backbone_competes_and_is_used_where_chosen(
+    local_resources, small_demo, tmp_path, add_library, asset_metadata, pipeline_assets, media_with_video
+):
     res = local_resources
     libraries, wh = res["libraries"], res["warehouse"]
-    folder, _ = media_with_video(small_demo, tmp_path)
-    name = _library(res, small_demo, name="tuned", views=False)  # two candidates: base and fine-tuned
+    folder, _ = media_with_video
+    name = add_library(res, small_demo, name="tuned", views=False)  # two candidates: base and fine-tuned
     libraries.create(libraries.config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [name])
         # first without fine-tuning: one backbone, nothing trained
-        first = materialize(ASSETS, resources=res, partition_key=name, instance=instance)
-        assert first.success and _metadata(first, "finetuned_backbone")["enabled"] is False
+        first = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
+        assert first.success and asset_metadata(first, "finetuned_backbone")["enabled"] is False
         base_model = wh.read(name, "heads")["model"][0]
         base_range = wh.video_range_path(name, base_model, wh.read(name, "video_ranges")["media_id"][0], 0.0)
         base_written = base_range.stat().st_mtime_ns
@@ -37,18 +35,18 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(local_resources, s
         forced = "facets:\n  colorway: {backbone: finetuned}\n  shot_type: {backbone: base}\n"
         catalog.write_text(small_demo.catalog_path.read_text() + forced)
         libraries.set_catalog(name, catalog)
-        second = materialize(ASSETS, resources=res, partition_key=name, instance=instance)
+        second = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
         assert second.success
-        trained = _metadata(second, "finetuned_backbone")
+        trained = asset_metadata(second, "finetuned_backbone")
         assert trained["reused"] is False and trained["epochs_done"] > 0
         # the frames already embedded are embedded again by the new backbone only (text and keypoints stay)
-        assert _metadata(second, "video_frames")["ranges_embedded"] == 1
+        assert asset_metadata(second, "video_frames")["ranges_embedded"] == 1
         assert base_range.stat().st_mtime_ns == base_written
 
-        third = materialize(ASSETS, resources=res, partition_key=name, instance=instance)
-        assert third.success and _metadata(third, "finetuned_backbone")["reused"] is True
-        assert _metadata(third, "embeddings")["embedded_now"] == 0
-        assert _metadata(third, "video_frames")["ranges_embedded"] == 0
+        third = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
+        assert third.success and asset_metadata(third, "finetuned_backbone")["reused"] is True
+        assert asset_metadata(third, "embeddings")["embedded_now"] == 0
+        assert asset_metadata(third, "video_frames")["ranges_embedded"] == 0
 
     # trained on the photos that are in no facet's holdout
     record = wh.read(name, "finetuned_backbone")
@@ -87,9 +85,9 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(local_resources, s
     libraries.create(libraries.config(name).model_copy(update={"views": True}), exist_ok=True)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [name])
-        fourth = materialize(ASSETS, resources=res, partition_key=name, instance=instance)
-    assert fourth.success and _metadata(fourth, "finetuned_backbone")["reused"] is True
-    candidates = _metadata(fourth, "backbone_choice")["candidates"]
+        fourth = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
+    assert fourth.success and asset_metadata(fourth, "finetuned_backbone")["reused"] is True
+    candidates = asset_metadata(fourth, "backbone_choice")["candidates"]
     assert set(candidates) == {"base", "views", "finetuned", "finetuned-views"}
     assert candidates["finetuned-views"] == f"{tuned}:views/center+zoom+zoom60"
     assert set(examples["media_id"]) <= wh.embedded_ids(name, candidates["finetuned-views"])

@@ -21,6 +21,7 @@ from resources.libraries import LibraryConfig
 
 TAGS = ["p0", "p1", "p2"]
 DIM, SHOOTS, PER_SHOOT = 16, 10, 4
+# a subset on purpose: the heads domain alone, on examples and vectors the tests write themselves
 HEADS = [heads, evaluation_report, promoted_heads]
 
 

@@ -45,25 +45,25 @@ def test_ocr_chunk_reports_bad_photos_and_reads_the_rest(tmp_path):
     assert OcrSpec().model_id == OcrSpec(threads=2).model_id != OcrSpec(limit_side_len=736).model_id
 
 
-def test_ocr_text_asset_reads_once_and_only_when_wanted(local_resources, small_demo):
+def test_ocr_text_asset_reads_once_and_only_when_wanted(local_resources, small_demo, add_library, asset_metadata):
     from assets_defs.media.assets import media
     from assets_defs.ocr.assets import ocr_text
     from assets_defs.partitions import library_partitions
     from assets_defs.training.assets import catalog, examples
-    from tests.test_pipeline import _library, _metadata
 
     res = local_resources
-    on = _library(res, small_demo, name="reads", ocr="on")
-    off = _library(res, small_demo, name="skips", ocr="off")
+    on = add_library(res, small_demo, name="reads", ocr="on")
+    off = add_library(res, small_demo, name="skips", ocr="off")
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [on, off])
+        # a subset on purpose: only what OCR reads, so that the test measures OCR and not the whole pipeline
         first = materialize([catalog, media, examples, ocr_text], resources=res, partition_key=on, instance=instance)
         again = materialize([catalog, media, examples, ocr_text], resources=res, partition_key=on, instance=instance)
         skipped = materialize([catalog, media, examples, ocr_text], resources=res, partition_key=off, instance=instance)
-    read = _metadata(first, "ocr_text")["read_now"]
+    read = asset_metadata(first, "ocr_text")["read_now"]
     assert read == small_demo.n_uploads + small_demo.n_examples  # every usable photo and example, once
-    assert _metadata(again, "ocr_text")["read_now"] == 0
-    assert _metadata(skipped, "ocr_text")["enabled"] is False
+    assert asset_metadata(again, "ocr_text")["read_now"] == 0
+    assert asset_metadata(skipped, "ocr_text")["enabled"] is False
     table = res["warehouse"].read(on, "ocr_text")
     assert table.height > 0 and set(table.columns) >= {"media_id", "ts", "text", "confidence", "box", "model"}
     # the demo prints each product's model number on it: most photos show theirs

@@ -3,66 +3,24 @@
 import numpy as np
 import polars as pl
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 
-from assets_defs.backbones.assets import backbone_choice
 from assets_defs.embeddings.assets import embeddings
-from assets_defs.heads.assets import evaluation_report, heads, promoted_heads
-from assets_defs.keypoints.assets import keypoints
 from assets_defs.media.assets import media
-from assets_defs.ocr.assets import ocr_text
-from assets_defs.partitions import library_partitions
 from assets_defs.search.assets import vector_index
-from assets_defs.tags.assets import tags, warehouse_views
 from assets_defs.training.assets import catalog, examples
-from assets_defs.video.assets import contact_sheets, video_frames, video_segments
 from ml.search_text import search_terms
 from resources.libraries import LibraryConfig
 
-ALL = [
-    catalog,
-    media,
-    examples,
-    backbone_choice,
-    embeddings,
-    heads,
-    evaluation_report,
-    promoted_heads,
-    tags,
-    vector_index,
-    video_frames,
-    video_segments,
-    contact_sheets,
-    ocr_text,
-    keypoints,
-    warehouse_views,
-]
 
+@pytest.fixture
+def run_all(pipeline_assets, run_library):
+    """run_all(res, name, instance): every asset of the Definitions on library `name`, failures kept in the result."""
 
-def _library(res, demo, name="shop", **overrides):
-    # fine-tuning (on by default) has its own test (test_finetune_pipeline.py); here it would only cost minutes
-    settings = {
-        "head_strategies": ["logreg", "prototype"],
-        "min_holdout_accuracy": 0.2,
-        "ocr": "off",
-        "finetune": {"budget_min": 0},
-        **overrides,
-    }
-    config = LibraryConfig(name=name, media=str(demo.uploads_dir), **settings)
-    res["libraries"].create(config, exist_ok=True)
-    res["libraries"].set_catalog(name, demo.catalog_path)
-    res["libraries"].add_examples(name, demo.examples_manifest)
-    return name
+    def run(res, name, instance):
+        return run_library(pipeline_assets, res, name, instance, raise_on_error=False)
 
-
-def _run(res, name, instance):
-    instance.add_dynamic_partitions(library_partitions.name, [name])
-    return materialize(ALL, resources=res, partition_key=name, instance=instance, raise_on_error=False)
-
-
-def _metadata(result, key):
-    mats = result.asset_materializations_for_node(key)
-    return {k: v.value for k, v in mats[-1].metadata.items()} if mats else None
+    return run
 
 
 @pytest.fixture
@@ -71,10 +29,10 @@ def instance():
         yield inst
 
 
-def test_photo_pipeline_end_to_end(local_resources, small_demo, instance):
+def test_photo_pipeline_end_to_end(local_resources, small_demo, instance, add_library, asset_metadata, run_all):
     res = local_resources
-    name = _library(res, small_demo)
-    result = _run(res, name, instance)
+    name = add_library(res, small_demo)
+    result = run_all(res, name, instance)
     assert result.success
     wh = res["warehouse"]
 
@@ -117,7 +75,7 @@ def test_photo_pipeline_end_to_end(local_resources, small_demo, instance):
         assert metrics["single_group_tags"] and metrics["new_shoot"]["n_holdout"] == row["n_holdout"]
         assert metrics["new_shoot"]["top1"] == pytest.approx(row["accuracy"], abs=1e-4)
         assert metrics["new_shoot"]["top1_low"] <= row["accuracy"] <= metrics["new_shoot"]["top1_projected_high"]
-    report = _metadata(result, "evaluation_report")
+    report = asset_metadata(result, "evaluation_report")
     assert {f"new_shoot_top1/{f}" for f in ("product", "colorway", "shot_type")} <= set(report)
 
     # measured against the known truth: shot type is easy, products are well above chance (1/24)
@@ -148,22 +106,22 @@ def test_photo_pipeline_end_to_end(local_resources, small_demo, instance):
 
     # similar: a photo's nearest neighbour is itself
     first = good.row(0, named=True)
-    _, vectors = wh.read_embeddings(name, _metadata(result, "embeddings")["model"], [first["media_id"]])
+    _, vectors = wh.read_embeddings(name, asset_metadata(result, "embeddings")["model"], [first["media_id"]])
     hits = res["vector_store"].search(name, vectors[0], limit=3)
     assert hits[0]["media_id"] == first["media_id"] and hits[0]["score"] > 0.99
 
     # a second run with nothing new computes no embedding and trains no head
-    again = _run(res, name, instance)
+    again = run_all(res, name, instance)
     assert again.success
-    assert _metadata(again, "embeddings")["embedded_now"] == 0
-    assert _metadata(again, "vector_index")["upserted"] == 0
+    assert asset_metadata(again, "embeddings")["embedded_now"] == 0
+    assert asset_metadata(again, "vector_index")["upserted"] == 0
     assert wh.read(name, "heads").height == wh.read(name, "heads").unique("version").height == 3
 
 
-def test_blocking_check_stops_promotion(local_resources, small_demo, instance):
+def test_blocking_check_stops_promotion(local_resources, small_demo, instance, add_library, run_all):
     res = local_resources
-    name = _library(res, small_demo, name="strict", min_holdout_accuracy=1.0, facet_min_accuracy={"shot_type": 0.5})
-    result = _run(res, name, instance)
+    name = add_library(res, small_demo, name="strict", min_holdout_accuracy=1.0, facet_min_accuracy={"shot_type": 0.5})
+    result = run_all(res, name, instance)
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 1 and not evaluations[0].passed
     assert "product" in evaluations[0].description
@@ -175,7 +133,9 @@ def test_blocking_check_stops_promotion(local_resources, small_demo, instance):
     assert not res["warehouse"].read(name, "heads")["promoted"].any()
 
 
-def test_vector_index_follows_the_media_folder(local_resources, small_demo, instance, tmp_path):
+def test_vector_index_follows_the_media_folder(
+    local_resources, small_demo, instance, tmp_path, add_library, asset_metadata, run_library
+):
     import shutil
 
     res = local_resources
@@ -183,34 +143,35 @@ def test_vector_index_follows_the_media_folder(local_resources, small_demo, inst
     folder.mkdir()
     for path in sorted(small_demo.uploads_dir.glob("IMG_000*.jpg"))[:4]:
         shutil.copy(path, folder / path.name)
-    name = _library(res, small_demo, name="moving")
+    name = add_library(res, small_demo, name="moving")
     res["libraries"].create(res["libraries"].config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
-    instance.add_dynamic_partitions(library_partitions.name, [name])
+    # a subset on purpose: only what the vector index reads, so that removing a photo is the one change it sees
     selection = [catalog, media, examples, embeddings, vector_index]
-    first = materialize(selection, resources=res, partition_key=name, instance=instance)
-    assert _metadata(first, "vector_index")["points"] == 4
+    first = run_library(selection, res, name, instance)
+    assert asset_metadata(first, "vector_index")["points"] == 4
     removed = sorted(folder.iterdir())[0]
     removed.unlink()
-    second = materialize(selection, resources=res, partition_key=name, instance=instance)
-    meta = _metadata(second, "vector_index")
+    second = run_library(selection, res, name, instance)
+    meta = asset_metadata(second, "vector_index")
     assert (meta["upserted"], meta["removed"], meta["points"]) == (0, 1, 3)
     uris = {h["uri"] for h in res["vector_store"].search(name, np.ones(1280, np.float32), limit=10)}
     assert str(removed.resolve()) not in uris and len(uris) == 3
 
 
-def test_no_trainable_facet_fails_the_check_with_the_report(local_resources, small_demo, instance, tmp_path):
+def test_no_trainable_facet_fails_the_check_with_the_report(local_resources, small_demo, instance, tmp_path, run_all):
     res = local_resources
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text("tags:\n  - {tag_id: only-one, facet: product}\n  - {tag_id: never-shown, facet: product}\n")
     photos = sorted(small_demo.uploads_dir.glob("IMG_00*.jpg"))[:4]
     manifest = tmp_path / "examples.csv"
     manifest.write_text("path,tag_id\n" + "".join(f"{p},only-one\n" for p in photos))
-    config = LibraryConfig(name="single", media=str(tmp_path / "none"), ocr="off")
+    # fine-tuning off: it has its own test, and the whole pipeline runs here only to reach the check
+    config = LibraryConfig(name="single", media=str(tmp_path / "none"), ocr="off", finetune={"budget_min": 0})
     (tmp_path / "none").mkdir()
     res["libraries"].create(config)
     res["libraries"].set_catalog("single", catalog)
     res["libraries"].add_examples("single", manifest)
-    result = _run(res, "single", instance)
+    result = run_all(res, "single", instance)
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed and "product: no head could be trained" in check.description
     assert (res["warehouse"].reports_dir("single") / "evaluation.html").exists()

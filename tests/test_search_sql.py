@@ -4,10 +4,8 @@ demo product and colourway found by each of its names on a pipeline-tagged demo 
 import duckdb
 import polars as pl
 import pytest
-from dagster import DagsterInstance, materialize
 from typer.testing import CliRunner
 
-from assets_defs.partitions import library_partitions
 from ml.catalog import CatalogTag
 from ml.search_text import fold, search_terms, tag_search_text
 from resources import build_resources
@@ -17,7 +15,6 @@ from resources.sql_files import load_sql
 from tagsmith import service
 from tagsmith.cli import app
 from tagsmith.demo_products import COLORWAYS, PRODUCTS
-from tests.test_pipeline import ALL
 
 
 def test_fold_is_case_accent_width_and_punctuation_blind():
@@ -124,7 +121,7 @@ def test_a_typed_word_is_matched_whole_and_short_words_exactly():
 
 
 @pytest.fixture(scope="module")
-def tagged_demo(small_demo, model_root, tmp_path_factory):
+def tagged_demo(small_demo, model_root, tmp_path_factory, pipeline_assets, run_library):
     """The small demo's examples and uploads as one library, run through the pipeline: the heads tag their own
     example photos too, so every product and colourway is on some photo."""
     home = tmp_path_factory.mktemp("search_home")
@@ -137,9 +134,7 @@ def tagged_demo(small_demo, model_root, tmp_path_factory):
     res["libraries"].create(config)
     res["libraries"].set_catalog("demo", small_demo.catalog_path)
     res["libraries"].add_examples("demo", small_demo.examples_manifest)
-    with DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions(library_partitions.name, ["demo"])
-        result = materialize(ALL, resources=res, partition_key="demo", instance=instance, raise_on_error=False)
+    result = run_library(pipeline_assets, res, "demo", raise_on_error=False)
     assert result.success
     tags = res["warehouse"].read("demo", "tags").filter(pl.col("status").is_in(["applied", "review", "manual"]))
     return env, tags

@@ -74,7 +74,7 @@ def test_orb_and_rootsift_features_are_not_matched_against_each_other():
         inliers(orb, sift)
 
 
-def test_a_library_set_to_rootsift_extracts_and_matches_rootsift(local_resources, small_demo):
+def test_a_library_set_to_rootsift_extracts_and_matches_rootsift(local_resources, small_demo, add_library):
     """`keypoints: rootsift` in library.yaml: the keypoints asset stores RootSIFT descriptors under their own model
     id, and heads evaluate the +keypoints strategies on them."""
     import json
@@ -91,10 +91,9 @@ def test_a_library_set_to_rootsift_extracts_and_matches_rootsift(local_resources
     from assets_defs.partitions import library_partitions
     from assets_defs.training.assets import catalog, examples
     from resources.libraries import LibraryConfig
-    from tests.test_pipeline import _library
 
     res = local_resources
-    name = _library(res, small_demo, name="sift", views=False)
+    name = add_library(res, small_demo, name="sift", views=False)
     path = res["libraries"].dir(name) / "library.yaml"
     path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "keypoints": "rootsift"}))
     assert res["libraries"].config(name).keypoint_kind == "rootsift"
@@ -103,6 +102,7 @@ def test_a_library_set_to_rootsift_extracts_and_matches_rootsift(local_resources
 
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [name])
+        # a subset on purpose: up to the heads that match keypoints, without tags, search and video
         assets = [catalog, media, examples, backbone_choice, embeddings, keypoints, heads]
         assert materialize(assets, resources=res, partition_key=name, instance=instance).success
     table = res["warehouse"].read(name, "keypoints")

@@ -47,6 +47,7 @@ def videos(local_resources, tmp_path):
     return "vids", clip
 
 
+# a subset on purpose: the video assets on their own (see the module docstring)
 def materialize_frames(res, library: str, instance, assets=(media, video_frames)):
     return materialize(list(assets), resources=res, partition_key=library, instance=instance)
 

@@ -1,48 +1,27 @@
 """Videos through the pipeline: frames on the task runner, segments from the promoted heads, bad videos quarantined."""
 
-import shutil
-
-import numpy as np
 import polars as pl
 from dagster import DagsterInstance, materialize
-from PIL import Image
 
 from assets_defs.partitions import library_partitions
 from ml.search_text import search_terms
-from ml.video import write_h264
-from tests.test_pipeline import ALL, _library, _metadata
 
 
-def write_video(path, photos, seconds_each=4.4, fps=5):
-    """A video showing each photo for `seconds_each` seconds (hard cuts between them, off the 1 s grid)."""
-    frames = [np.asarray(Image.open(photo).convert("RGB").resize((320, 320))) for photo in photos]
-    write_h264(str(path), (f for f in frames for _ in range(round(seconds_each * fps))), fps)
-
-
-def media_with_video(demo, tmp_path):
-    """A media folder of six demo uploads and event.mp4 showing the first two: (folder, photos)."""
-    folder = tmp_path / "media"
-    folder.mkdir()
-    photos = sorted(demo.uploads_dir.glob("IMG_00*.jpg"))[:6]
-    for photo in photos:
-        shutil.copy(photo, folder / photo.name)
-    write_video(folder / "event.mp4", photos[:2])
-    return folder, photos
-
-
-def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tmp_path):
+def test_video_segments_follow_what_is_on_screen(
+    local_resources, small_demo, add_library, asset_metadata, pipeline_assets, media_with_video
+):
     res = local_resources
-    folder, photos = media_with_video(small_demo, tmp_path)
+    folder, photos = media_with_video
     (folder / "broken.mov").write_bytes((folder / "event.mp4").read_bytes()[:3000])
-    name = _library(res, small_demo, name="vids")
+    name = add_library(res, small_demo, name="vids")
     res["libraries"].create(res["libraries"].config(name).model_copy(update={"media": str(folder)}), exist_ok=True)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [name])
-        assets = ALL
+        assets = pipeline_assets
         result = materialize(assets, resources=res, partition_key=name, instance=instance)
         assert result.success
         again = materialize(assets, resources=res, partition_key=name, instance=instance)
-        assert _metadata(again, "video_frames")["ranges_embedded"] == 0
+        assert asset_metadata(again, "video_frames")["ranges_embedded"] == 0
     wh = res["warehouse"]
     media_table = wh.read(name, "media")
     video = media_table.filter(pl.col("uri").str.ends_with("event.mp4")).row(0, named=True)
@@ -91,4 +70,4 @@ def test_video_segments_follow_what_is_on_screen(local_resources, small_demo, tm
     assert text.count("data:image/jpeg;base64,") == frames.height  # 10 frames: all shown
     assert "scene change" in text and name_of[expected[0]] in text
     assert "event.mp4" in (sheets / "index.html").read_text()
-    assert _metadata(again, "contact_sheets")["sheets_drawn"] == 0
+    assert asset_metadata(again, "contact_sheets")["sheets_drawn"] == 0

@@ -10,32 +10,18 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.backbones.assets import backbone_choice, models_in_use
-from assets_defs.common import progress, record_quarantine, usable
+from assets_defs.common import progress, record_quarantine
 from assets_defs.embedding_runs import calls_per_model
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
+from assets_defs.photo_runs import items_to_embed
 from assets_defs.training.assets import examples
-from ml.embedding import EmbedItem, embed_chunk
+from ml.embedding import embed_chunk
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
-
-
-def items_to_embed(warehouse: Warehouse, library: str) -> list[EmbedItem]:
-    """Usable photos of the library and its examples, one item per distinct media_id."""
-    frames = []
-    media_table = warehouse.read(library, "media")
-    if media_table is not None:
-        frames.append(usable(media_table, "image").select("media_id", "uri"))
-    examples_table = warehouse.read(library, "examples")
-    if examples_table is not None:
-        frames.append(examples_table.select("media_id", "uri"))
-    if not frames:
-        return []
-    both = pl.concat(frames).unique("media_id", keep="first", maintain_order=True)
-    return [EmbedItem(m, u) for m, u in both.iter_rows()]
 
 
 @asset(

@@ -9,10 +9,9 @@ only when its facet's head chose such a strategy. Library option `keypoints: fal
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets_defs.common import chunked, progress
-from assets_defs.embeddings.assets import items_to_embed
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
+from assets_defs.photo_runs import items_to_embed, missing, run_missing
 from assets_defs.training.assets import examples
 from ml.keypoints import Features, KeypointSpec, keypoints_chunk
 from resources.libraries import LibraryConfig, LibraryStore
@@ -57,10 +56,10 @@ def keypoints(
     old = warehouse.read(library, "keypoints")
     old = pl.DataFrame(schema=KEYPOINTS_SCHEMA) if old is None else old.filter(pl.col("model") == spec.model_id)
     done = set(old["media_id"].to_list())
-    todo = [(i.media_id, i.uri) for i in items_to_embed(warehouse, library) if i.media_id not in done]
+    todo = missing(items_to_embed(warehouse, library), done)
     context.log.info(f"{library}: {len(done)} photos have keypoints ({spec.model_id}), {len(todo)} to extract")
-    calls = [(spec, list(chunk), media_store.s3_endpoint_url()) for chunk in chunked(todo, CHUNK)]
-    results = runner.map(keypoints_chunk, calls, on_result=progress(context, "keypoints"))
+    s3_endpoint_url = media_store.s3_endpoint_url()
+    results = run_missing(context, runner, keypoints_chunk, spec, todo, CHUNK, s3_endpoint_url, "keypoints")
     new = pl.DataFrame([{**r, "model": spec.model_id} for res in results for r in res.rows], schema=KEYPOINTS_SCHEMA)
     warehouse.write(library, "keypoints", pl.concat([old.join(new.select("media_id"), on="media_id", how="anti"), new]))
     for res in results:

@@ -9,10 +9,9 @@ fanned out on the task runner; a photo already read with the same OCR settings i
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets_defs.common import chunked, progress
-from assets_defs.embeddings.assets import items_to_embed
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
+from assets_defs.photo_runs import items_to_embed, missing, run_missing
 from assets_defs.training.assets import catalog, examples
 from ml.ocr import OcrSpec, ocr_chunk
 from resources.libraries import LibraryStore
@@ -64,10 +63,9 @@ def ocr_text(
     runs = warehouse.read(library, "ocr_runs")
     runs = pl.DataFrame(schema=OCR_DONE_SCHEMA) if runs is None else runs
     done = set(runs.filter(pl.col("model") == model)["media_id"].to_list())
-    todo = [(i.media_id, i.uri) for i in items_to_embed(warehouse, library) if i.media_id not in done]
+    todo = missing(items_to_embed(warehouse, library), done)
     context.log.info(f"{library}: {len(done)} photos already read with {model}, {len(todo)} to read")
-    calls = [(spec, list(chunk), media_store.s3_endpoint_url()) for chunk in chunked(todo, CHUNK)]
-    results = runner.map(ocr_chunk, calls, on_result=progress(context, "ocr"))
+    results = run_missing(context, runner, ocr_chunk, spec, todo, CHUNK, media_store.s3_endpoint_url(), "ocr")
     new_rows = pl.DataFrame([{**r, "model": model} for res in results for r in res.rows], schema=OCR_SCHEMA)
     new_runs = pl.DataFrame([{**d, "model": model} for res in results for d in res.done], schema=OCR_DONE_SCHEMA)
     # keyed by photo and model: a photo read again replaces its boxes, so no rerun duplicates a row

@@ -1,0 +1,54 @@
+"""The incremental cache every per-photo stage shares: which photos and examples a stage still has to do under
+one model, and running those in chunks on the task runner.
+
+`embeddings`, `ocr_text` and `keypoints` each keep their results keyed by (media_id, model): a photo done once
+with the same settings is never done again. They differ in how they store what was done (embedding part files,
+`ocr_runs`, the `keypoints` rows) and in the task they fan out; what they share is written here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import polars as pl
+
+from assets_defs.common import chunked, progress, usable
+from ml.embedding import EmbedItem
+from resources.ray_runner import TaskRunner
+from resources.warehouse import Warehouse
+
+
+def items_to_embed(warehouse: Warehouse, library: str) -> list[EmbedItem]:
+    """Usable photos of the library and its examples, one item per distinct media_id."""
+    frames = []
+    media_table = warehouse.read(library, "media")
+    if media_table is not None:
+        frames.append(usable(media_table, "image").select("media_id", "uri"))
+    examples_table = warehouse.read(library, "examples")
+    if examples_table is not None:
+        frames.append(examples_table.select("media_id", "uri"))
+    if not frames:
+        return []
+    both = pl.concat(frames).unique("media_id", keep="first", maintain_order=True)
+    return [EmbedItem(m, u) for m, u in both.iter_rows()]
+
+
+def missing(items: Iterable[EmbedItem], done: set[str]) -> list[EmbedItem]:
+    """The items whose media_id is not in `done`, in their order."""
+    return [i for i in items if i.media_id not in done]
+
+
+def run_missing(
+    context,
+    runner: TaskRunner,
+    task: Callable,
+    spec,
+    todo: list[EmbedItem],
+    chunk_size: int,
+    s3_endpoint_url: str | None,
+    what: str,
+) -> list:
+    """`task(spec, [(media_id, uri), ...], s3_endpoint_url)` on the runner for `todo`, `chunk_size` items a task,
+    progress logged as `what`; the task results in chunk order (none when there is nothing to do)."""
+    calls = [(spec, [(i.media_id, i.uri) for i in chunk], s3_endpoint_url) for chunk in chunked(todo, chunk_size)]
+    return runner.map(task, calls, on_result=progress(context, what))
