@@ -44,9 +44,19 @@ def progress(context, what: str):
     return on_result
 
 
+def stage_quarantine(warehouse: Warehouse, library: str, stage: str) -> list[dict]:
+    """The rows one stage quarantined on its last run (its own part of the `quarantine` table)."""
+    part = warehouse.read(library, f"quarantine_{stage}")
+    return [] if part is None else part.to_dicts()
+
+
 def record_quarantine(warehouse: Warehouse, library: str, stage: str, rows: list[dict]) -> pl.DataFrame:
-    """Replace this stage's quarantine rows with `rows` ({uri, media_id, reason}); other stages stay."""
-    old = warehouse.read(library, "quarantine")
+    """Replace this stage's quarantine rows with `rows` ({uri, media_id, reason}) and return the whole table.
+
+    Each stage writes a file of its own (`quarantine_<stage>.parquet`), and `quarantine` is read as their
+    union (`Warehouse.read`, the view): no two assets read-modify-write one table, so their writes never race.
+    """
+    old = warehouse.read(library, f"quarantine_{stage}")
     new = pl.DataFrame(
         [
             {
@@ -61,15 +71,13 @@ def record_quarantine(warehouse: Warehouse, library: str, stage: str, rows: list
         schema=QUARANTINE_SCHEMA,
     )
     new = new.unique(["uri", "reason"], keep="first", maintain_order=True)  # a retried failure is one row
-    if old is not None:
-        kept_old = old.filter(pl.col("stage") != stage)
-        # keep the first time a file was seen failing
-        seen = {(u, r): s for u, r, s in old.filter(pl.col("stage") == stage).select("uri", "reason", "seen_at").rows()}
+    if old is not None:  # keep the first time a file was seen failing
+        seen = {(u, r): s for u, r, s in old.select("uri", "reason", "seen_at").rows()}
         new = new.with_columns(
             pl.struct("uri", "reason", "seen_at")
             .map_elements(lambda s: seen.get((s["uri"], s["reason"]), s["seen_at"]), return_dtype=pl.String)
             .alias("seen_at")
         )
-        new = pl.concat([kept_old, new])
-    warehouse.write(library, "quarantine", new)
-    return new
+    warehouse.write(library, f"quarantine_{stage}", new)
+    warehouse.table_path(library, "quarantine").unlink(missing_ok=True)  # the one-file table of older runs
+    return warehouse.read(library, "quarantine")

@@ -75,6 +75,12 @@ def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, list[str]]) 
     return created
 
 
+# Tables written in parts, one file per writer, and read as one (`read` and the view unite the parts): each
+# stage that quarantines files writes its own `quarantine_<stage>.parquet`, so no two assets read-modify-write
+# one file.
+PARTED = {"quarantine": "quarantine_*.parquet"}
+
+
 def _model_dir_name(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model)
 
@@ -120,8 +126,15 @@ class Warehouse(ConfigurableResource):
         return self.library_dir(library) / f"{table}.parquet"
 
     def read(self, library: str, table: str) -> pl.DataFrame | None:
+        """The table, or None when no run has written it (a parted table: its parts together)."""
+        if table in PARTED:
+            parts = self._parts(library, table)
+            return pl.concat([pl.read_parquet(p) for p in parts], how="diagonal_relaxed") if parts else None
         path = self.table_path(library, table)
         return pl.read_parquet(path) if path.exists() else None
+
+    def _parts(self, library: str, table: str) -> list[str]:
+        return sorted(str(p) for p in self.library_dir(library).glob(PARTED[table]))
 
     def write(self, library: str, table: str, df: pl.DataFrame) -> Path:
         path = self.table_path(library, table)
@@ -243,6 +256,8 @@ class Warehouse(ConfigurableResource):
             elif table == "ocr_text":  # photos' text (asset ocr_text) and frames' text (asset video_frames)
                 paths = [self.table_path(library, t) for t in ("ocr_text", "frame_text")]
                 files = [str(p) for p in paths if p.exists()]
+            elif table in PARTED:
+                files = self._parts(library, table)
             else:
                 path = self.table_path(library, table)
                 files = [str(path)] if path.exists() else []

@@ -61,8 +61,11 @@ def _library(home: Path, demo) -> None:
 
 
 def _tables(home: Path) -> dict[str, pl.DataFrame]:
+    from resources.warehouse import Warehouse
+
     base = home / "warehouse" / "shop"
-    out = {name: pl.read_parquet(base / f"{name}.parquet").select(cols).sort(cols) for name, cols in TABLES.items()}
+    warehouse = Warehouse(root=str(home / "warehouse"), duckdb_path=str(home / "tagsmith.duckdb"))
+    out = {name: warehouse.read("shop", name).select(cols).sort(cols) for name, cols in TABLES.items()}
     parts = sorted((base / "embeddings").rglob("*.parquet"))
     vectors = pl.concat([pl.read_parquet(p).select("media_id", "model", "vector") for p in parts])
     out["embeddings"] = vectors.unique(["media_id", "model"]).sort("media_id", "model")

@@ -6,11 +6,10 @@ facet. They are cut into chunks and fanned out on the task runner (Ray); each ta
 the backbone once and writes one Parquet part file.
 """
 
-import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.backbones.assets import backbone_choice, models_in_use
-from assets_defs.common import progress, record_quarantine
+from assets_defs.common import progress, record_quarantine, stage_quarantine
 from assets_defs.embedding_runs import calls_per_model
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
@@ -53,8 +52,7 @@ def embeddings(
     failures = [f for r in results for f in r.failures]
     if failures:
         # keep earlier failures of this stage for items still failing, and add the new ones
-        old = warehouse.read(library, "quarantine")
-        prior = [] if old is None else old.filter(pl.col("stage") == "embeddings").to_dicts()
+        prior = stage_quarantine(warehouse, library, "embeddings")
         record_quarantine(warehouse, library, "embeddings", prior + failures)
         for f in failures:
             context.log.warning(f"not embedded {f['uri']}: {f['reason']}")

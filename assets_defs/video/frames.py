@@ -9,7 +9,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets_defs.backbones.assets import backbone_choice, models_in_use
-from assets_defs.common import progress, record_quarantine, usable
+from assets_defs.common import progress, record_quarantine, stage_quarantine, usable
 from assets_defs.embedding_runs import backbone_spec
 from assets_defs.keypoints.assets import keypoint_spec
 from assets_defs.media.assets import media
@@ -147,8 +147,7 @@ def video_frames(
     failed = [r for r in results if r.error]
     if failed:
         uri_of = dict(videos.select("media_id", "uri").iter_rows())
-        old = warehouse.read(library, "quarantine")
-        prior = [] if old is None else old.filter(pl.col("stage") == "video").to_dicts()
+        prior = stage_quarantine(warehouse, library, "video")
         rows = [
             {
                 "uri": uri_of[r.media_id],
