@@ -185,10 +185,7 @@ def search(
     """Photos whose tags match every word (names, aliases, identifiers; any facet, any language)."""
     from tagsmith import service
 
-    try:
-        hits = service.search(library, text, limit=limit, include_review=include_review)
-    except LookupError as exc:  # a catalog table written before search folding
-        _fail(str(exc))
+    hits = service.search(library, text, limit=limit, include_review=include_review)
     _show(hits.select("place", "score", "matched", "uri"), rows=limit)
 
 
@@ -230,7 +227,7 @@ def sql(
 
     try:
         result = service.run_sql(library, statement, max_rows=limit, timeout_s=timeout)
-    except (ValueError, LookupError) as exc:  # refused by the sandbox, an SQL error, a bad library name
+    except ValueError as exc:  # refused by the sandbox, an SQL error, a bad library name
         _fail(str(exc))
     _show(result.table, rows=limit)
     if result.truncated:
