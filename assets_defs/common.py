@@ -7,15 +7,8 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from resources.tables import table_of
 from resources.warehouse import Warehouse
-
-QUARANTINE_SCHEMA = {
-    "uri": pl.String,
-    "media_id": pl.String,
-    "reason": pl.String,
-    "stage": pl.String,
-    "seen_at": pl.String,
-}
 
 
 def usable(media_table: pl.DataFrame, kind: str) -> pl.DataFrame:
@@ -47,7 +40,7 @@ def progress(context, what: str):
 def stage_quarantine(warehouse: Warehouse, library: str, stage: str) -> list[dict]:
     """The rows one stage quarantined on its last run (its own part of the `quarantine` table)."""
     part = warehouse.read(library, f"quarantine_{stage}")
-    return [] if part is None else part.to_dicts()
+    return part.to_dicts()
 
 
 def record_quarantine(warehouse: Warehouse, library: str, stage: str, rows: list[dict]) -> pl.DataFrame:
@@ -68,10 +61,10 @@ def record_quarantine(warehouse: Warehouse, library: str, stage: str, rows: list
             }
             for r in rows
         ],
-        schema=QUARANTINE_SCHEMA,
+        schema=table_of("quarantine").columns,
     )
     new = new.unique(["uri", "reason"], keep="first", maintain_order=True)  # a retried failure is one row
-    if old is not None:  # keep the first time a file was seen failing
+    if old.height:  # keep the first time a file was seen failing
         seen = {(u, r): s for u, r, s in old.select("uri", "reason", "seen_at").rows()}
         new = new.with_columns(
             pl.struct("uri", "reason", "seen_at")

@@ -20,16 +20,9 @@ from resources.warehouse import Warehouse
 
 def items_to_embed(warehouse: Warehouse, library: str) -> list[EmbedItem]:
     """Usable photos of the library and its examples, one item per distinct media_id."""
-    frames = []
-    media_table = warehouse.read(library, "media")
-    if media_table is not None:
-        frames.append(usable(media_table, "image").select("media_id", "uri"))
-    examples_table = warehouse.read(library, "examples")
-    if examples_table is not None:
-        frames.append(examples_table.select("media_id", "uri"))
-    if not frames:
-        return []
-    both = pl.concat(frames).unique("media_id", keep="first", maintain_order=True)
+    photos = usable(warehouse.read(library, "media"), "image").select("media_id", "uri")
+    both = pl.concat([photos, warehouse.read(library, "examples").select("media_id", "uri")])
+    both = both.unique("media_id", keep="first", maintain_order=True)
     return [EmbedItem(m, u) for m, u in both.iter_rows()]
 
 

@@ -21,64 +21,10 @@ from pydantic import PrivateAttr
 from resources.libraries import LibraryError
 from resources.run_lock import RunLock
 from resources.sql_files import load_sql
+from resources.table_views import create_views, table_files
+from resources.tables import TABLES, table_of
 
 SAFE = re.compile(r"^[a-z0-9_]+$")
-TABLES = (
-    "media",
-    "quarantine",
-    "catalog",
-    "examples",
-    "heads",
-    "backbone_choice",
-    "tags",
-    "embeddings",
-    "frames",
-    "frame_tags",
-    "video_segments",
-    "ocr_text",
-    "tag_metrics",
-)
-
-
-# Typed empty tables for a library without videos, so search and reports need no special case.
-EMPTY_VIEWS = {
-    "video_segments": "SELECT NULL::VARCHAR AS media_id, NULL::VARCHAR AS facet, NULL::VARCHAR AS tag_id, "
-    "NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, NULL::DOUBLE AS peak_score, NULL::VARCHAR AS status, "
-    "NULL::VARCHAR AS head_version WHERE false",
-    "frames": "SELECT NULL::VARCHAR AS media_id, NULL::DOUBLE AS ts, NULL::VARCHAR AS reason WHERE false",
-    "ocr_text": "SELECT NULL::VARCHAR AS media_id, NULL::DOUBLE AS ts, NULL::VARCHAR AS text, "
-    "NULL::DOUBLE AS confidence, NULL::DOUBLE[] AS box, NULL::VARCHAR AS model WHERE false",
-    "frame_tags": "SELECT NULL::VARCHAR AS media_id, NULL::DOUBLE AS ts, NULL::VARCHAR AS facet, "
-    "NULL::VARCHAR AS tag_id, NULL::DOUBLE AS score WHERE false",
-}
-
-
-def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, list[str]]) -> list[str]:
-    """Create a library's views in `con`'s current schema: one per table over its Parquet files (`sources`,
-    from `Warehouse.view_sources`), typed empty ones for missing video tables, and the analyst views of
-    sql/views.sql when media, catalog and tags exist. Returns the views' names."""
-    created = []
-    for table in TABLES:
-        if table in sources:
-            # DDL cannot take bound parameters: the table names are ours and the paths are ours (quoted), never
-            # user text.
-            listing = ", ".join("'" + s.replace("'", "''") + "'" for s in sources[table])
-            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{listing}])")
-        elif table in EMPTY_VIEWS:  # queries can always join a library's video tables
-            con.execute(f"CREATE OR REPLACE VIEW {table} AS {EMPTY_VIEWS[table]}")
-        else:
-            continue
-        created.append(table)
-    if {"media", "catalog", "tags"} <= set(created):
-        con.execute(load_sql("views"))
-        created.extend(["tag_details", "review_queue", "coverage"])
-    return created
-
-
-# Tables written in parts, one file per writer, and read as one (`read` and the view unite the parts): each
-# stage that quarantines files writes its own `quarantine_<stage>.parquet`, so no two assets read-modify-write
-# one file.
-PARTED = {"quarantine": "quarantine_*.parquet"}
 
 
 def _model_dir_name(model: str) -> str:
@@ -123,20 +69,43 @@ class Warehouse(ConfigurableResource):
         return self.library_dir(library) / "reports"
 
     def table_path(self, library: str, table: str) -> Path:
+        """The file of a table or of one part of a table (resources/tables.py)."""
         return self.library_dir(library) / f"{table}.parquet"
 
-    def read(self, library: str, table: str) -> pl.DataFrame | None:
-        """The table, or None when no run has written it (a parted table: its parts together)."""
-        if table in PARTED:
-            parts = self._parts(library, table)
-            return pl.concat([pl.read_parquet(p) for p in parts], how="diagonal_relaxed") if parts else None
-        path = self.table_path(library, table)
-        return pl.read_parquet(path) if path.exists() else None
+    def exists(self, library: str, table: str) -> bool:
+        """Whether a run has written `table` (a table with parts: any part), as opposed to it being empty."""
+        return bool(self.files(library, table))
 
-    def _parts(self, library: str, table: str) -> list[str]:
-        return sorted(str(p) for p in self.library_dir(library).glob(PARTED[table]))
+    def files(self, library: str, table: str) -> list[str]:
+        """The Parquet files `table` (or one part of it) is read from now, sorted."""
+        spec = table_of(table)
+        if table in (spec.parts or {}):
+            path = self.table_path(library, table)
+            return [str(path)] if path.exists() else []
+        if spec.sql:
+            return []
+        return table_files(self.library_dir(library), spec)
+
+    def read(self, library: str, table: str) -> pl.DataFrame:
+        """The table (or one part of it) with its declared columns; empty, typed, when no run has written it."""
+        spec = table_of(table)
+        if spec.sql:
+            with self.reader(library) as con:
+                has = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+                if spec.name not in has:
+                    return spec.empty()
+                return spec.conform(con.sql(f"SELECT * FROM {spec.name}").pl(), table)
+        files = self.files(library, table)
+        if not files:
+            return spec.empty()
+        return spec.conform(pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed"), table)
 
     def write(self, library: str, table: str, df: pl.DataFrame) -> Path:
+        """Replace `table` (or one part of it) by `df` atomically, in the declared columns and types."""
+        spec = table_of(table)
+        if spec.sql or (spec.parts and table not in spec.parts):
+            raise ValueError(f"table {table!r} is read from other files; write {sorted(spec.parts or [])} instead")
+        df = spec.conform(df, table)
         path = self.table_path(library, table)
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in path.parent.glob(f"{table}.tmp-*"):  # left by a writer killed mid-write (one writer a run)
@@ -151,7 +120,7 @@ class Warehouse(ConfigurableResource):
         of ocr_text, keypoints and frames, which a rerun or a forced double run cannot duplicate. Returns the
         table as written."""
         old = self.read(library, table)
-        if old is None or old.height == 0:
+        if old.height == 0:
             merged = new
         else:
             stale = new.select(key).unique()
@@ -242,27 +211,18 @@ class Warehouse(ConfigurableResource):
         create_views(con, self.view_sources(library))
         return con
 
-    def view_sources(self, library: str) -> dict[str, list[str]]:
-        """Per table of TABLES, the Parquet files its view reads (only tables that have some).
-
-        One listing for every place that builds the views: the shared DuckDB file (`register_views`) and the
-        per-call SQL sandbox (resources/sql_sandbox.py), which must allow exactly these files and no others.
-        """
-        self.library_dir(library)  # validates the name
+    def view_sources(self, library: str, exact: bool = True) -> dict[str, list[str]]:
+        """Per stored table that has files, what its view reads: the files themselves (`exact`: the per-call
+        SQL sandbox, resources/sql_sandbox.py, which must allow exactly these files and no others), or the
+        table's globs (the shared DuckDB file, whose views then see parts added after they were made)."""
+        base = self.library_dir(library)  # validates the name
         sources: dict[str, list[str]] = {}
-        for table in TABLES:
-            if table == "embeddings":
-                files = [f for m in self._embedding_models(library) for f in self._embedding_files(library, m)]
-            elif table == "ocr_text":  # photos' text (asset ocr_text) and frames' text (asset video_frames)
-                paths = [self.table_path(library, t) for t in ("ocr_text", "frame_text")]
-                files = [str(p) for p in paths if p.exists()]
-            elif table in PARTED:
-                files = self._parts(library, table)
-            else:
-                path = self.table_path(library, table)
-                files = [str(path)] if path.exists() else []
+        for name, spec in TABLES.items():
+            if not spec.view or spec.sql:
+                continue
+            files = table_files(base, spec)
             if files:
-                sources[table] = files
+                sources[name] = files if exact else [str(base / g) for g in spec.globs()]
         return sources
 
     def register_views(self, library: str) -> list[str]:
@@ -278,7 +238,7 @@ class Warehouse(ConfigurableResource):
         created: list[str] = []
         with duckdb.connect(str(tmp)) as con:
             for name in sorted(names):
-                sources = self.view_sources(name)
+                sources = self.view_sources(name, exact=False)
                 if not sources:
                     continue
                 con.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
@@ -288,10 +248,6 @@ class Warehouse(ConfigurableResource):
                     created = views
         os.replace(tmp, target)
         return created
-
-    def _embedding_models(self, library: str) -> list[str]:
-        base = self.library_dir(library) / "embeddings"
-        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
 
     def query(self, library: str, name: str, params: dict | None = None) -> pl.DataFrame:
         """Run a named query from sql/ against the library's views (`reader`), with bound parameters."""

@@ -155,7 +155,7 @@ def run(
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
     for line in service.quarantine_summary(library, since=started):  # one line per reason, first file names
         typer.secho(line, fg=typer.colors.YELLOW, err=True)
-    if outcome.failures and not service.has_run(library, "heads"):
+    if outcome.failures and not service.has_run(library, "head_versions"):
         for note in outcome.failures:  # nothing to show: the failure is the last thing said
             typer.secho(note, fg=typer.colors.RED, err=True)
         raise typer.Exit(1)

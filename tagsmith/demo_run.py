@@ -131,7 +131,7 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     outcome = service.run_library(LIBRARY)
     for note in outcome.info + outcome.checks + outcome.failures:
         typer.secho(note, fg=typer.colors.RED if note in outcome.failures else typer.colors.YELLOW, err=True)
-    if outcome.failures and not service.has_run(LIBRARY, "heads"):
+    if outcome.failures and not service.has_run(LIBRARY, "head_versions"):
         raise typer.Exit(1)
 
     typer.secho("\n(a) what the promoted heads promise for a new shoot, and what the uploads measure", bold=True)

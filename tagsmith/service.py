@@ -57,7 +57,7 @@ def check_library(name: str) -> None:
 
 def has_run(name: str, table: str = "media") -> bool:
     """Whether a run has written the library's `table` (`media`: the first thing a run writes)."""
-    return resources()["warehouse"].table_path(name, table).exists()
+    return resources()["warehouse"].exists(name, table)
 
 
 def require_run(name: str) -> None:
@@ -262,7 +262,7 @@ def quarantine_summary(library: str, since: str | None = None, first: int = 3) -
     from ml.media import count_reasons
 
     table = resources()["warehouse"].read(library, "quarantine")
-    if table is None or table.height == 0:
+    if table.height == 0:
         return []
     rows = table.to_dicts()
     new = count_reasons([r for r in rows if since and r["seen_at"] >= since], first)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 
-import polars as pl
 import pytest
 
 from assets_defs.photo_runs import items_to_embed, missing, run_missing
 from ml.embedding import EmbedItem
 from resources.ray_runner import InProcessRunner
+from resources.tables import frame
 from resources.warehouse import Warehouse
 
 
@@ -30,7 +30,8 @@ def test_items_are_usable_photos_then_examples_once_each(wh):
     wh.write(
         "shop",
         "media",
-        pl.DataFrame(
+        frame(
+            "media",
             {
                 "media_id": ["p1", "p2", "v1", "p3"],
                 "uri": ["/m/p1.jpg", "/m/p2.jpg", "/m/v1.mp4", "/m/p3.jpg"],
@@ -39,7 +40,7 @@ def test_items_are_usable_photos_then_examples_once_each(wh):
             }
         ),
     )
-    wh.write("shop", "examples", pl.DataFrame({"media_id": ["e1", "p3"], "uri": ["/x/e1.jpg", "/x/p3.jpg"]}))
+    wh.write("shop", "examples", frame("examples", {"media_id": ["e1", "p3"], "uri": ["/x/e1.jpg", "/x/p3.jpg"]}))
     assert items_to_embed(wh, "shop") == [
         EmbedItem("p1", "/m/p1.jpg"),
         EmbedItem("p3", "/m/p3.jpg"),  # the library's copy, not the example's

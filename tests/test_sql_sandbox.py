@@ -16,6 +16,7 @@ from ml.catalog import load_catalog
 from resources import build_resources
 from resources.libraries import LibraryConfig
 from resources.sql_sandbox import SandboxError, check_statement, run_sandboxed
+from resources.tables import frame
 from tagsmith.cli import app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -35,13 +36,13 @@ def _write_library(res, name: str, photos: int, catalog: Path) -> None:
     res["libraries"].set_catalog(name, catalog)
     wh = res["warehouse"]
     ids = [f"{name}-{i}" for i in range(photos)]
-    wh.write(name, "catalog", pl.DataFrame([t.as_row() for t in load_catalog(catalog).tags]))
-    wh.write(name, "media", pl.DataFrame({"media_id": ids, "uri": [f"/data/{name}/{i}.jpg" for i in ids],
+    wh.write(name, "catalog", frame("catalog", [t.as_row() for t in load_catalog(catalog).tags]))
+    wh.write(name, "media", frame("media", {"media_id": ids, "uri": [f"/data/{name}/{i}.jpg" for i in ids],
                                           "kind": ["image"] * photos, "status": ["ok"] * photos}))
     facets = {"product": "aurora-shell", "colorway": "storm-blue", "shot_type": "packshot"}
     rows = [(i, facet, tag) for i in ids for facet, tag in facets.items()]
     wh.write(name, "tags", pl.DataFrame(rows, schema=["media_id", "facet", "tag_id"], orient="row").with_columns(
-        score=pl.lit(0.9), status=pl.lit("applied"), head_version=pl.lit("v1")))
+        score=pl.lit(0.9), status=pl.lit("applied"), head_version=pl.lit("v1")).pipe(lambda t: frame("tags", t)))
     wh.register_views(name)  # the shared DuckDB file holds both libraries' schemas, as after a run
 
 
@@ -112,7 +113,7 @@ def test_analysts_queries_and_the_readme_example_run(home):
     joined = _sql("shoes", "SELECT m.uri, c.name, t.score FROM tags t JOIN catalog c USING (facet, tag_id) "
                            "JOIN media m USING (media_id) ORDER BY m.uri")
     assert joined.exit_code == 0 and joined.output.count("Aurora Shell") == 3 and "other-" not in joined.output
-    star = _sql("shoes", "SELECT * FROM tags JOIN media ON tags.media_id = media.media_id")  # media_id twice
+    star = _sql("shoes", "SELECT tags.media_id, media.* FROM tags JOIN media ON tags.media_id = media.media_id")
     assert star.exit_code == 0 and "media_id_2" in star.output
     _run_readme_lines("sql", expect="Aurora Shell")
     # only this library's views exist, and the lock was on before the query ran

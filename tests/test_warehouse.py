@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml.embedding import embeddings_schema, write_embeddings
+from resources.tables import frame
 from resources.warehouse import Warehouse
 
 MODEL = "efficientnet-lite0@test"
@@ -44,9 +45,10 @@ def write_frames(path, media_id: str, stamps: list[float], vectors: np.ndarray) 
 
 # ----------------------------------------------------------------------------------------------- tables
 def test_a_write_replaces_the_whole_table_and_a_failed_write_keeps_the_old_one(wh, monkeypatch):
-    assert wh.read("shop", "media") is None  # never written: None, not an error
-    first = pl.DataFrame({"media_id": ["a", "b"], "status": ["ok", "ok"]})
-    second = pl.DataFrame({"media_id": ["c"], "status": ["quarantined"], "error": ["empty file"]})
+    never = wh.read("shop", "media")  # never written: an empty frame of the declared columns, not an error
+    assert never.height == 0 and never.schema == frame("media").schema and not wh.exists("shop", "media")
+    first = frame("media", {"media_id": ["a", "b"], "status": ["ok", "ok"]})
+    second = frame("media", {"media_id": ["c"], "status": ["quarantined"], "error": ["empty file"]})
     path = wh.write("shop", "media", first)
     assert path == wh.table_path("shop", "media") and wh.read("shop", "media").equals(first)
     wh.write("shop", "media", second)
@@ -114,7 +116,7 @@ def test_frame_embeddings_stream_range_by_range_in_time_order(wh):
 # ---------------------------------------------------------------------------------------------- views
 def photo_library(wh: Warehouse, library: str, tags: list[tuple]) -> None:
     """The tables the analyst views join: media, catalog and tags, for photos only."""
-    wh.write(library, "media", pl.DataFrame({"media_id": ["m1", "m2"], "uri": ["/p/a.jpg", "/p/b.jpg"]}))
+    wh.write(library, "media", frame("media", {"media_id": ["m1", "m2"], "uri": ["/p/a.jpg", "/p/b.jpg"]}))
     catalog = pl.DataFrame(
         {
             "facet": ["product", "product"],
@@ -131,9 +133,9 @@ def photo_library(wh: Warehouse, library: str, tags: list[tuple]) -> None:
             "identifiers": pl.List(pl.String),
         },
     )
-    wh.write(library, "catalog", catalog)
+    wh.write(library, "catalog", frame("catalog", catalog))
     columns = ["media_id", "facet", "tag_id", "score", "status", "head_version"]
-    wh.write(library, "tags", pl.DataFrame(tags, schema=columns, orient="row"))
+    wh.write(library, "tags", frame("tags", pl.DataFrame(tags, schema=columns, orient="row")))
 
 
 def test_views_of_a_library_without_videos_are_there_and_empty(wh):
@@ -158,8 +160,10 @@ def test_views_of_a_library_without_videos_are_there_and_empty(wh):
 def test_ocr_text_view_unites_photo_and_frame_text(wh):
     photo_library(wh, "shop", [])
     schema = {"media_id": pl.String, "ts": pl.Float64, "text": pl.String, "confidence": pl.Float64}
-    wh.write("shop", "ocr_text", pl.DataFrame([("m1", None, "AS-100", 0.9)], schema=schema, orient="row"))
-    wh.write("shop", "frame_text", pl.DataFrame([("v1", 3.0, "H500", 0.8)], schema=schema, orient="row"))
+    photo = pl.DataFrame([("m1", None, "AS-100", 0.9)], schema=schema, orient="row")
+    wh.write("shop", "ocr_text", frame("ocr_text", photo))
+    frame_text = pl.DataFrame([("v1", 3.0, "H500", 0.8)], schema=schema, orient="row")
+    wh.write("shop", "frame_text", frame("frame_text", frame_text))
     wh.register_views("shop")
     with wh.connect() as con:
         rows = con.execute("SELECT media_id, ts, text FROM shop.ocr_text ORDER BY media_id").fetchall()

@@ -39,37 +39,10 @@ from ml.report import THUMB, promise_figures, render_evaluation, tag_metrics
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
+from resources.tables import frame
 from resources.warehouse import Warehouse
 
-HEADS_SCHEMA = {
-    "facet": pl.String,
-    "version": pl.String,
-    "strategy": pl.String,
-    "accuracy": pl.Float64,
-    "balanced_accuracy": pl.Float64,
-    "n_train": pl.Int64,
-    "n_holdout": pl.Int64,
-    "bar": pl.Float64,
-    "model": pl.String,
-    "metrics": pl.String,
-    "thresholds": pl.String,
-    "trained_at": pl.String,
-    "promoted": pl.Boolean,
-    "promoted_at": pl.String,
-}
 CHECK = "holdout_accuracy_bar"
-TAG_METRICS_SCHEMA = {
-    "facet": pl.String,
-    "version": pl.String,
-    "tag_id": pl.String,
-    "n_holdout": pl.Int64,
-    "precision": pl.Float64,
-    "recall": pl.Float64,
-    "applied_precision": pl.Float64,
-    "applied_recall": pl.Float64,
-    "threshold": pl.Float64,
-}
-
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
 HEAD_FORMAT = "8"  # 3: printed text; 4: mistake-free thresholds pooled; 5: holdout; 6: keypoints; 7: backbone;
@@ -95,9 +68,9 @@ def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str 
     return f"{facet}-{digest.hexdigest()[:12]}"
 
 
-def ocr_boxes(ocr_table: pl.DataFrame | None) -> dict[str, list[tuple[str, float]]]:
+def ocr_boxes(ocr_table: pl.DataFrame) -> dict[str, list[tuple[str, float]]]:
     """{media_id: [(text, confidence), ...]} of photos (not video frames) from the `ocr_text` table."""
-    if ocr_table is None or ocr_table.height == 0:
+    if ocr_table.height == 0:
         return {}
     # the current OCR settings' reading only: rows of earlier settings stay in the table but are not evidence
     photos = ocr_table.filter(pl.col("ts").is_null() & (pl.col("model") == OcrSpec().model_id))
@@ -125,15 +98,14 @@ def heads(
     choice = chosen_roles(warehouse, library)
     base_model = library_model_id(config, model_store)
     training = warehouse.read(library, "examples")
-    if training is None or training.height == 0:
+    if training.height == 0:
         raise ValueError(f"library {library!r} has no usable examples")
-    history = warehouse.read(library, "heads")
-    history = pl.DataFrame(schema=HEADS_SCHEMA) if history is None else history
+    history = warehouse.read(library, "head_versions")
     parsed = libraries.catalog(library)
     identifiers = {t.tag_id: list(t.identifiers) for t in parsed.tags}
     names = {t.tag_id: [t.name, *t.aliases] for t in parsed.tags}  # weak identifiers of the learned text channel
-    ocr_table = warehouse.read(library, "ocr_text")
-    boxes_of = ocr_boxes(ocr_table)
+    boxes_of = ocr_boxes(warehouse.read(library, "ocr_text"))  # the photos' part of the table
+    ocr_ran = warehouse.exists(library, "ocr_text")
     kp_spec = keypoint_spec(config)
     features_of = read_features(warehouse, library, kp_spec) if kp_spec else {}
     candidates: dict[str, str] = {}
@@ -146,7 +118,7 @@ def heads(
         # printed text is evidence where the catalog lists identifiers to match, and wherever OCR read text on
         # the facet's photos: what separates the tags is then learnt from the examples' print (ml/text_model.py)
         read = any(m in boxes_of for m in group["media_id"].unique().to_list())
-        reads_text = ocr_table is not None and (read or any(facet_ids.values()))
+        reads_text = ocr_ran and (read or any(facet_ids.values()))
         facet_names = {t: names.get(t, []) for t in facet_tags} if reads_text else {}
         ocr_model = OcrSpec().model_id if reads_text else ""
         keypoint_model = kp_spec.model_id if features_of else ""
@@ -202,8 +174,6 @@ def heads(
                 "metrics": json.dumps(head.metrics),
                 "thresholds": json.dumps(head.thresholds),
                 "trained_at": now_iso(),
-                "promoted": False,
-                "promoted_at": None,
             }
             rows.append(row)
             context.log.info(
@@ -212,10 +182,10 @@ def heads(
             )
         candidates[facet] = version
     if rows:
-        warehouse.write(library, "heads", pl.concat([history, pl.DataFrame(rows, schema=HEADS_SCHEMA)]))
+        warehouse.write(library, "head_versions", pl.concat([history, frame("head_versions", rows)]))
     for problem in problems:
         context.log.warning(problem)
-    current = pl.concat([history, pl.DataFrame(rows, schema=HEADS_SCHEMA)])
+    current = pl.concat([history, frame("head_versions", rows)])
     current = current.filter(pl.col("version").is_in(list(candidates.values()))).unique("version").sort("facet")
     promise = promise_figures(current.iter_rows(named=True))
     return Output(candidates, metadata={"candidates": MetadataValue.json(candidates), **promise})
@@ -308,19 +278,18 @@ def evaluation_report(
     """
     library = context.partition_key
     config = libraries.config(library)
-    table = warehouse.read(library, "heads")
-    table = pl.DataFrame(schema=HEADS_SCHEMA) if table is None else table  # no facet could be trained yet
+    table = warehouse.read(library, "head_versions")  # empty when no facet could be trained yet
     table = table.filter(pl.col("version").is_in(list(heads.values()))).unique("version")
     training = warehouse.read(library, "examples")
-    missing = sorted(set(training["facet"].unique().to_list()) - set(heads)) if training is not None else []
-    uri_of = dict(training.select("media_id", "uri").unique("media_id").iter_rows()) if training is not None else {}
+    missing = sorted(set(training["facet"].unique().to_list()) - set(heads))
+    uri_of = dict(training.select("media_id", "uri").unique("media_id").iter_rows())
     example_of = (
         dict(training.filter(pl.col("split") == "train").unique("tag_id").select("tag_id", "media_id").iter_rows())
         if training is not None
         else {}
     )
     catalog_table = warehouse.read(library, "catalog")
-    names = dict(catalog_table.select("tag_id", "name").iter_rows()) if catalog_table is not None else {}
+    names = dict(catalog_table.select("tag_id", "name").iter_rows())
 
     def thumbnail(media_id: str) -> bytes | None:
         uri = uri_of.get(media_id)
@@ -355,7 +324,7 @@ def evaluation_report(
     out = warehouse.reports_dir(library) / "evaluation.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_evaluation(library, facets, names, thumbnail, example_of), encoding="utf-8")
-    warehouse.write(library, "tag_metrics", pl.DataFrame(metric_rows, schema=TAG_METRICS_SCHEMA))
+    warehouse.write(library, "tag_metrics", frame("tag_metrics", metric_rows))
     problems = [f"{facet}: no head could be trained (see the heads step's log)" for facet in missing]
     accuracy = {f["facet"]: f["metrics"].get("accuracy", 0.0) for f in facets}
     promise = promise_figures(table.sort("facet").iter_rows(named=True))
@@ -373,15 +342,17 @@ def evaluation_report(
 def promoted_heads(context: AssetExecutionContext, heads: dict[str, str], warehouse: Warehouse) -> dict[str, str]:
     """The heads in use ({facet: version}): the candidates that passed the blocking holdout check."""
     library = context.partition_key
-    table = warehouse.read(library, "heads")
+    # its own table: `heads` (the asset) writes head_versions, this asset the promotions; the `heads` table is
+    # the view over both (resources/tables.py), so no two assets read-modify-write one file
+    table = warehouse.read(library, "head_promotions")
     stamp = now_iso()
-    chosen = set(heads.values())
-    table = table.with_columns(
-        promoted=pl.col("version").is_in(list(chosen)),
-        promoted_at=pl.when(pl.col("version").is_in(list(chosen)) & pl.col("promoted_at").is_null())
-        .then(pl.lit(stamp))
-        .otherwise(pl.col("promoted_at")),
-    )
-    warehouse.write(library, "heads", table)
+    chosen = sorted(heads.values())
+    first = dict(table.select("version", "promoted_at").iter_rows())
+    rows = [
+        {"facet": f, "version": v, "promoted": True, "promoted_at": first.get(v) or stamp} for f, v in heads.items()
+    ]
+    kept = table.filter(~pl.col("version").is_in(chosen)).with_columns(promoted=pl.lit(False))
+    promotions = pl.concat([kept, frame("head_promotions", rows)]).sort("facet", "version")
+    warehouse.write(library, "head_promotions", promotions)
     context.add_output_metadata({"promoted": MetadataValue.json(heads)})
     return heads

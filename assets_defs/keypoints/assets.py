@@ -17,12 +17,10 @@ from ml.keypoints import Features, KeypointSpec, keypoints_chunk
 from resources.libraries import LibraryConfig, LibraryStore
 from resources.media_store import MediaStore
 from resources.ray_runner import TaskRunner
+from resources.tables import frame
 from resources.warehouse import Warehouse
 
 CHUNK = 256
-KEYPOINTS_SCHEMA = {"media_id": pl.String, "n": pl.Int64, "xy": pl.Binary, "desc": pl.Binary, "model": pl.String}
-
-
 def keypoint_spec(config: LibraryConfig) -> KeypointSpec | None:
     """The library's keypoint settings: the kind its `keypoints:` names (ORB by default), None when off."""
     return KeypointSpec(kind=config.keypoint_kind) if config.keypoint_kind else None
@@ -31,8 +29,6 @@ def keypoint_spec(config: LibraryConfig) -> KeypointSpec | None:
 def read_features(warehouse: Warehouse, library: str, spec: KeypointSpec = KeypointSpec()) -> dict[str, Features]:
     """{media_id: features} of the library's photos and examples under `spec` (empty when none were extracted)."""
     table = warehouse.read(library, "keypoints")
-    if table is None:
-        return {}
     model = spec.model_id
     rows = table.filter(pl.col("model") == model).select("media_id", "xy", "desc").iter_rows()
     return {media_id: Features.from_bytes(xy, desc) for media_id, xy, desc in rows}
@@ -54,13 +50,13 @@ def keypoints(
         context.log.info(f"{library}: keypoints are off for this library")
         return MaterializeResult(metadata={"enabled": False})
     old = warehouse.read(library, "keypoints")
-    old = pl.DataFrame(schema=KEYPOINTS_SCHEMA) if old is None else old.filter(pl.col("model") == spec.model_id)
+    old = old.filter(pl.col("model") == spec.model_id)
     done = set(old["media_id"].to_list())
     todo = missing(items_to_embed(warehouse, library), done)
     context.log.info(f"{library}: {len(done)} photos have keypoints ({spec.model_id}), {len(todo)} to extract")
     s3_endpoint_url = media_store.s3_endpoint_url()
     results = run_missing(context, runner, keypoints_chunk, spec, todo, CHUNK, s3_endpoint_url, "keypoints")
-    new = pl.DataFrame([{**r, "model": spec.model_id} for res in results for r in res.rows], schema=KEYPOINTS_SCHEMA)
+    new = frame("keypoints", [{**r, "model": spec.model_id} for res in results for r in res.rows])
     warehouse.write(library, "keypoints", pl.concat([old.join(new.select("media_id"), on="media_id", how="anti"), new]))
     for res in results:
         for e in res.errors:  # already quarantined by `media` or `examples`

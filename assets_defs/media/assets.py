@@ -17,22 +17,9 @@ from ml.media import count_reasons, media_kind
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.ray_runner import TaskRunner
+from resources.tables import frame
 from resources.warehouse import Warehouse
 
-MEDIA_SCHEMA = {
-    "media_id": pl.String,
-    "uri": pl.String,
-    "kind": pl.String,
-    "width": pl.Int64,
-    "height": pl.Int64,
-    "duration_s": pl.Float64,
-    "bytes": pl.Int64,
-    "status": pl.String,
-    "error": pl.String,
-    "size": pl.Int64,
-    "modified": pl.String,
-    "first_seen": pl.String,
-}
 CHUNK = 128
 FIRST_NAMES = 5  # file names shown per quarantine reason
 
@@ -50,9 +37,7 @@ def media(
     config = libraries.config(library)
     objects = media_store.list_media(config.media)
     previous = warehouse.read(library, "media")
-    known = {}
-    if previous is not None:
-        known = {(r["uri"], r["size"], r["modified"]): r for r in previous.iter_rows(named=True)}
+    known = {(r["uri"], r["size"], r["modified"]): r for r in previous.iter_rows(named=True)}
     fresh = [o for o in objects if (o.uri, o.size, o.modified) not in known]
     context.log.info(f"{library}: {len(objects)} files, {len(fresh)} new or changed")
 
@@ -76,7 +61,7 @@ def media(
             rows.append({**row, "size": obj.size, "modified": obj.modified, "first_seen": stamp})
     for note in notes:
         context.log.info(note)
-    table = pl.DataFrame(rows, schema=MEDIA_SCHEMA).sort("uri")
+    table = frame("media", rows).sort("uri")
     warehouse.write(library, "media", table)
     bad = [
         {"uri": r["uri"], "media_id": r["media_id"], "reason": r["error"]}

@@ -17,24 +17,16 @@ from ml.ocr import OcrSpec, ocr_chunk
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.ray_runner import TaskRunner
+from resources.tables import frame
 from resources.warehouse import Warehouse
 
 CHUNK = 64
-OCR_SCHEMA = {
-    "media_id": pl.String,
-    "ts": pl.Float64,
-    "text": pl.String,
-    "confidence": pl.Float64,
-    "box": pl.List(pl.Float64),
-    "model": pl.String,
-}
-OCR_DONE_SCHEMA = {"media_id": pl.String, "ts": pl.Float64, "boxes": pl.Int64, "ms": pl.Float64, "model": pl.String}
 
 
-def ocr_wanted(mode: str, catalog_table: pl.DataFrame | None) -> bool:
+def ocr_wanted(mode: str, catalog_table: pl.DataFrame) -> bool:
     if mode == "on":
         return True
-    if mode == "off" or catalog_table is None:
+    if mode == "off":
         return False
     return bool(catalog_table["identifiers"].list.len().sum())
 
@@ -61,13 +53,12 @@ def ocr_text(
         return MaterializeResult(metadata={"enabled": False})
     model = spec.model_id
     runs = warehouse.read(library, "ocr_runs")
-    runs = pl.DataFrame(schema=OCR_DONE_SCHEMA) if runs is None else runs
     done = set(runs.filter(pl.col("model") == model)["media_id"].to_list())
     todo = missing(items_to_embed(warehouse, library), done)
     context.log.info(f"{library}: {len(done)} photos already read with {model}, {len(todo)} to read")
     results = run_missing(context, runner, ocr_chunk, spec, todo, CHUNK, media_store.s3_endpoint_url(), "ocr")
-    new_rows = pl.DataFrame([{**r, "model": model} for res in results for r in res.rows], schema=OCR_SCHEMA)
-    new_runs = pl.DataFrame([{**d, "model": model} for res in results for d in res.done], schema=OCR_DONE_SCHEMA)
+    new_rows = frame("ocr_text", [{**r, "model": model} for res in results for r in res.rows])
+    new_runs = frame("ocr_runs", [{**d, "model": model} for res in results for d in res.done])
     # keyed by photo and model: a photo read again replaces its boxes, so no rerun duplicates a row
     warehouse.upsert(library, "ocr_text", new_rows, ["media_id", "ts", "model"])
     warehouse.upsert(library, "ocr_runs", new_runs, ["media_id", "ts", "model"])

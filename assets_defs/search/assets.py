@@ -29,9 +29,9 @@ def vector_index(
     photos = usable(warehouse.read(library, "media"), "image")
     first_uri = dict(photos.unique("media_id", keep="first").select("media_id", "uri").iter_rows())
     indexed = warehouse.read(library, "vector_index")
-    done = set() if indexed is None else set(indexed.filter(pl.col("model") == model_id)["media_id"].to_list())
+    done = set(indexed.filter(pl.col("model") == model_id)["media_id"].to_list())
     with vector_store.index(library) as index:  # one client for the step
-        if indexed is not None and index.count() < len(done):
+        if index.count() < len(done):
             context.log.warning("the collection lost points (new or wiped store): re-indexing everything")
             done = set()
         gone = sorted(done - set(first_uri))

@@ -1,7 +1,6 @@
 """Tags on photos from the promoted heads, and the DuckDB views analysts query."""
 
 import numpy as np
-import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import usable
@@ -17,16 +16,8 @@ from assets_defs.video.assets import video_segments
 from ml.heads import predict_table
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
+from resources.tables import frame
 from resources.warehouse import Warehouse
-
-TAGS_SCHEMA = {
-    "media_id": pl.String,
-    "facet": pl.String,
-    "tag_id": pl.String,
-    "score": pl.Float64,
-    "status": pl.String,
-    "head_version": pl.String,
-}
 
 
 @asset(
@@ -73,7 +64,7 @@ def tags(
         features = [features_of.get(m) for m in ids] if head.matches_keypoints else None
         for row in predict_table(head, ids, X, boxes, features) if ids else []:
             rows.append({**row, "head_version": version})
-    table = pl.DataFrame(rows, schema=TAGS_SCHEMA)
+    table = frame("tags", rows)
     warehouse.write(library, "tags", table)
     counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
     return MaterializeResult(

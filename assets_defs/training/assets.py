@@ -14,28 +14,8 @@ from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
+from resources.tables import frame, table_of
 from resources.warehouse import Warehouse
-
-EXAMPLES_SCHEMA = {
-    "media_id": pl.String,
-    "uri": pl.String,
-    "facet": pl.String,
-    "tag_id": pl.String,
-    "source": pl.String,
-    "split": pl.String,
-    "group": pl.String,  # what the holdout keeps together: a shoot, a manifest group or a look-alike cluster
-    "group_kind": pl.String,  # manifest / shoot / cluster / photo (ml/groups.py)
-    "tag_groups": pl.Int64,  # groups (shoots) this row's tag has: 1 = its holdout figures are optimistic
-}
-CATALOG_SCHEMA = {
-    "tag_id": pl.String,
-    "facet": pl.String,
-    "name": pl.String,
-    "aliases": pl.List(pl.String),
-    "identifiers": pl.List(pl.String),
-    "attributes": pl.String,
-    "search_text": pl.List(pl.String),  # id, name, aliases, identifiers folded for search (ml/search_text.py)
-}
 
 
 @asset(partitions_def=library_partitions, group_name="training", kinds={"parquet"})
@@ -43,7 +23,7 @@ def catalog(context: AssetExecutionContext, libraries: LibraryStore, warehouse: 
     """The tags to recognise (validated; a catalog with problems is refused with all of them listed)."""
     library = context.partition_key
     parsed = libraries.catalog(library)
-    table = pl.DataFrame([t.as_row() for t in parsed.tags], schema=CATALOG_SCHEMA)
+    table = frame("catalog", [t.as_row() for t in parsed.tags])
     warehouse.write(library, "catalog", table)
     per_facet = dict(table.group_by("facet").len().sort("facet").iter_rows())
     return MaterializeResult(metadata={"tags": table.height, **{f"facet/{k}": v for k, v in per_facet.items()}})
@@ -106,7 +86,7 @@ def examples(
         for e in good
         if inspected[e.uri]["media_id"] not in unembedded
     ]
-    schema = {**EXAMPLES_SCHEMA, "session": pl.String}
+    schema = {**table_of("examples").columns, "session": pl.String}
     table = pl.DataFrame(rows, schema=schema).unique(["media_id", "facet"], keep="first", maintain_order=True)
     table = with_groups(
         table,
@@ -122,7 +102,7 @@ def examples(
         holdout_frac=config.holdout_frac,
         seed=config.seed,
     )
-    table = table.with_columns(pl.Series("split", list(split), dtype=pl.String)).select(list(EXAMPLES_SCHEMA))
+    table = table.with_columns(pl.Series("split", list(split), dtype=pl.String)).drop("session")
     warehouse.write(library, "examples", table)
     counts = table.group_by("facet", "split").len().sort("facet", "split")
     single = table.filter(pl.col("tag_groups") <= 1).select("facet", "tag_id").unique()

@@ -12,8 +12,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets_defs.common import usable
 from assets_defs.partitions import library_partitions
-from assets_defs.video.frames import FRAMES_SCHEMA
-from assets_defs.video.segments import FRAME_TAGS_SCHEMA, SEGMENTS_SCHEMA, video_segments
+from assets_defs.video.segments import video_segments
 from ml.contact_sheet import pick_thumbnail_times, render_contact_sheet, render_index, thumbnail_jpeg
 from ml.media import MediaProblem
 from ml.video import open_video
@@ -35,11 +34,10 @@ def contact_sheets(
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    frames = _table_or_empty(warehouse, library, "frames", FRAMES_SCHEMA)
-    frame_tags = _table_or_empty(warehouse, library, "frame_tags", FRAME_TAGS_SCHEMA)
-    segments = _table_or_empty(warehouse, library, "video_segments", SEGMENTS_SCHEMA)
-    catalog_table = warehouse.read(library, "catalog")
-    names = {} if catalog_table is None else dict(catalog_table.select("tag_id", "name").iter_rows())
+    frames = warehouse.read(library, "frames")
+    frame_tags = warehouse.read(library, "frame_tags")
+    segments = warehouse.read(library, "video_segments")
+    names = dict(warehouse.read(library, "catalog").select("tag_id", "name").iter_rows())
     index_rows, drawn, failed = [], 0, 0
     for media_id, uri, duration in progress_rows(context, videos.select("media_id", "uri", "duration_s")):
         mine = frames.filter(pl.col("media_id") == media_id).sort("ts")
@@ -97,11 +95,6 @@ def contact_sheets(
             "sheets_without_pictures": failed,
         }
     )
-
-
-def _table_or_empty(warehouse: Warehouse, library: str, table: str, schema: dict) -> pl.DataFrame:
-    df = warehouse.read(library, table)
-    return pl.DataFrame(schema=schema) if df is None else df
 
 
 def names_key(names: dict[str, str]) -> bytes:

@@ -13,7 +13,7 @@ from assets_defs.common import progress, record_quarantine, stage_quarantine, us
 from assets_defs.embedding_runs import backbone_spec
 from assets_defs.keypoints.assets import keypoint_spec
 from assets_defs.media.assets import media
-from assets_defs.ocr.assets import OCR_SCHEMA, ocr_spec
+from assets_defs.ocr.assets import ocr_spec
 from assets_defs.partitions import library_partitions
 from ml.backbones import BackboneSpec
 from ml.video import DEFAULT_BACKEND
@@ -22,21 +22,11 @@ from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
+from resources.tables import frame, table_of
 from resources.warehouse import Warehouse
 
 RANGE_S = 600.0
 EVERY_S = 1.0
-RANGES_SCHEMA = {
-    "media_id": pl.String,
-    "start_s": pl.Float64,
-    "end_s": pl.Float64,
-    "model": pl.String,
-    "frames": pl.Int64,
-    "error": pl.String,
-    "ocr": pl.String,  # the OCR model that read the range's frames, "" when none did
-    "keypoints": pl.String,  # the keypoint settings of the range's frame features, "" when none were taken
-}
-FRAMES_SCHEMA = {"media_id": pl.String, "ts": pl.Float64, "reason": pl.String}
 
 
 @asset(partitions_def=library_partitions, group_name="video", deps=[media, backbone_choice], kinds={"parquet", "ray"})
@@ -61,7 +51,6 @@ def video_frames(
     kp = keypoint_spec(config)
     kp_model = kp.model_id if kp else ""
     done = warehouse.read(library, "video_ranges")
-    done = pl.DataFrame(schema=RANGES_SCHEMA) if done is None else done
     for column in ("ocr", "keypoints"):  # ranges recorded before frames were read for text / keypoints
         if column not in done.columns:
             done = done.with_columns(pl.lit("", pl.String).alias(column))
@@ -118,7 +107,7 @@ def video_frames(
             for r, (redo, missing, had) in zip(results, tasks, strict=True)
             for model in missing
         ],
-        schema=RANGES_SCHEMA,
+        schema=table_of("video_ranges").columns,
     )
     redone = pl.DataFrame(
         [(r.media_id, r.start_s) for r, (redo, _, _) in zip(results, tasks, strict=True) if redo],
@@ -127,17 +116,16 @@ def video_frames(
     )
     if ocr is not None and redone.height:  # the frames' printed text, next to the photos' (the ocr_text view)
         old_text = warehouse.read(library, "frame_text")
-        if old_text is not None:  # drop what a range read before it was redone (ranges tile: ts gives its range)
-            old_text = (
-                old_text.with_columns(range_start=(pl.col("ts") // RANGE_S) * RANGE_S)
-                .join(redone.rename({"start_s": "range_start"}), on=["media_id", "range_start"], how="anti")
-                .drop("range_start")
-            )
-        new_text = pl.DataFrame([{**t, "model": ocr_model} for r in results for t in r.text], schema=OCR_SCHEMA)
-        warehouse.write(library, "frame_text", new_text if old_text is None else pl.concat([old_text, new_text]))
+        old_text = (  # without what a range read before it was redone (ranges tile: ts gives its range)
+            old_text.with_columns(range_start=(pl.col("ts") // RANGE_S) * RANGE_S)
+            .join(redone.rename({"start_s": "range_start"}), on=["media_id", "range_start"], how="anti")
+            .drop("range_start")
+        )
+        new_text = frame("frame_text", [{**t, "model": ocr_model} for r in results for t in r.text])
+        warehouse.write(library, "frame_text", pl.concat([old_text, new_text]))
     frames_old = warehouse.read(library, "frames")
-    frames_new = pl.DataFrame([f for r in results for f in r.frames], schema=FRAMES_SCHEMA)
-    frames = frames_new if frames_old is None else pl.concat([frames_old, frames_new])
+    frames_new = frame("frames", [f for r in results for f in r.frames])
+    frames = pl.concat([frames_old, frames_new])
     warehouse.write(library, "frames", frames.unique(["media_id", "ts"], keep="first").sort("media_id", "ts"))
     # a redone range's old rows all go (other settings); otherwise only the rows of the backbones redone
     kept = done.join(redone, on=["media_id", "start_s"], how="anti").join(

@@ -14,35 +14,18 @@ from assets_defs.common import usable
 from assets_defs.embedding_runs import library_model_id
 from assets_defs.keypoints.assets import keypoint_spec
 from assets_defs.partitions import library_partitions
-from assets_defs.video.frames import EVERY_S, FRAMES_SCHEMA, RANGE_S, video_frames
+from assets_defs.video.frames import EVERY_S, RANGE_S, video_frames
 from ml.frame_scores import score_video_frames, stamp_key, top_tags
 from ml.ocr import OcrSpec
 from ml.segments import SegmentParams, build_segments
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
+from resources.tables import frame, table_of
 from resources.warehouse import Warehouse
+
 
 # the heads' top tag per facet on every sampled frame (raw score, before smoothing): what the model saw;
 # tag_id and score are NULL where the frame is unlike every example of the facet (nothing recognised)
-FRAME_TAGS_SCHEMA = {
-    "media_id": pl.String,
-    "ts": pl.Float64,
-    "facet": pl.String,
-    "tag_id": pl.String,
-    "score": pl.Float64,
-}
-SEGMENTS_SCHEMA = {
-    "media_id": pl.String,
-    "facet": pl.String,
-    "tag_id": pl.String,
-    "start_s": pl.Float64,
-    "end_s": pl.Float64,
-    "peak_score": pl.Float64,
-    "status": pl.String,
-    "head_version": pl.String,
-}
-
-
 @asset(partitions_def=library_partitions, group_name="video", deps=[video_frames], kinds={"parquet"})
 def video_segments(
     context: AssetExecutionContext,
@@ -64,7 +47,6 @@ def video_segments(
     }
     params = SegmentParams(frame_s=EVERY_S)
     frames = warehouse.read(library, "frames")
-    frames = pl.DataFrame(schema=FRAMES_SCHEMA) if frames is None else frames
     cuts_of = {
         m: g["ts"].to_list() for (m,), g in frames.filter(pl.col("reason") == "scene-change").group_by("media_id")
     }
@@ -72,7 +54,7 @@ def video_segments(
     kp_model = kp.model_id if kp else ""
     frame_text = warehouse.read(library, "frame_text")
     boxes_of: dict[str, dict[float, list[tuple[str, float]]]] = {}  # per video, per frame: the text read
-    if frame_text is not None and any(head.reads_text for _, head in heads.values()):
+    if any(head.reads_text for _, head in heads.values()):
         current = frame_text.filter(pl.col("model") == OcrSpec().model_id)  # the current OCR settings' reading
         for media_id, ts, text, confidence in current.select("media_id", "ts", "text", "confidence").iter_rows():
             boxes_of.setdefault(media_id, {}).setdefault(stamp_key(ts), []).append((text, confidence))
@@ -115,12 +97,12 @@ def video_segments(
                         "tag_id": tag_ids,
                         "score": scores,
                     },
-                    schema=FRAME_TAGS_SCHEMA,
+                    schema=table_of("frame_tags").columns,
                 )
             )
-    table = pl.DataFrame(rows, schema=SEGMENTS_SCHEMA)
+    table = frame("video_segments", rows)
     warehouse.write(library, "video_segments", table)
-    frame_tags = pl.concat(frame_rows) if frame_rows else pl.DataFrame(schema=FRAME_TAGS_SCHEMA)
+    frame_tags = pl.concat(frame_rows) if frame_rows else frame("frame_tags")
     warehouse.write(library, "frame_tags", frame_tags.sort("media_id", "ts", "facet"))
     counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
     return MaterializeResult(
