@@ -3,6 +3,7 @@ every candidate backbone) and `examples` (the example photos with the library's 
 and look-alike clusters are the groups of the holdout split: ml/groups.py).
 
 Both write into the same per-model store, so what `examples` embeds is never embedded again by `embeddings`.
+Which backbones to embed with is not decided here but in resources/backbone_plan.py.
 """
 
 from __future__ import annotations
@@ -11,23 +12,13 @@ import hashlib
 
 from assets_defs.common import chunked, progress
 from assets_defs.photo_runs import missing
-from ml.backbones import BackboneSpec, cached_backbone
+from ml.backbones import BackboneSpec
 from ml.embedding import ChunkResult, EmbedItem, embed_chunk
-from resources.model_store import ModelStore
+from resources.backbone_plan import BackbonePlan
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
 
 CHUNK = 256
-
-
-def backbone_spec(config, model_store: ModelStore, threads: int = 0, name: str | None = None) -> BackboneSpec:
-    """The library's backbone, or the backbone `name` (a candidate: the fine-tuned one)."""
-    return BackboneSpec(name=name or config.backbone, cache_dir=model_store.backbone_cache_dir(), threads=threads)
-
-
-def library_model_id(config, model_store: ModelStore) -> str:
-    """The embedding key of the library's backbone (the model is built once per process)."""
-    return cached_backbone(backbone_spec(config, model_store)).model_id
 
 
 def balanced_chunk(n_items: int, slots: int, max_chunk: int = CHUNK) -> int:
@@ -62,41 +53,37 @@ def embed_calls(
 
 
 def calls_per_model(
-    config,
-    model_store: ModelStore,
+    plan: BackbonePlan,
     models,
     items: list[EmbedItem],
-    warehouse: Warehouse,
-    library: str,
     runner: TaskRunner,
     s3_endpoint_url: str | None,
 ) -> tuple[list[tuple], dict[str, int]]:
-    """The embed_chunk calls for `items` with every (backbone name, model id) of `models`, each for the items it
-    has no vector for yet; and per model id how many items it had already."""
+    """The embed_chunk calls for `items` with every (backbone name, model id) of `models` (from `plan`), each for
+    the items it has no vector for yet; and per model id how many items it had already."""
+    warehouse, library = plan.warehouse, plan.library
     calls, had = [], {}
     for name, model_id in models:
         todo = missing(items, warehouse.embedded_ids(library, model_id))
         had[model_id] = len(items) - len(todo)
-        spec = backbone_spec(config, model_store, threads=runner.threads_per_task(), name=name)
+        spec = plan.spec(name=name, threads=runner.threads_per_task())
         calls += embed_calls(spec, model_id, todo, warehouse, library, runner, s3_endpoint_url)
     return calls, had
 
 
 def embed_missing(
     context,
-    config,
-    model_store: ModelStore,
+    plan: BackbonePlan,
     runner: TaskRunner,
-    warehouse: Warehouse,
-    library: str,
     items: list[EmbedItem],
     s3_endpoint_url: str | None,
 ) -> list[ChunkResult]:
     """Embed the `items` the library's backbone has no vector for yet (progress in the Dagster log)."""
-    model_id = library_model_id(config, model_store)
+    warehouse, library = plan.warehouse, plan.library
+    model_id = plan.library_model_id()
     todo = missing(items, warehouse.embedded_ids(library, model_id))
     if not todo:
         return []
-    spec = backbone_spec(config, model_store, threads=runner.threads_per_task())
+    spec = plan.spec(threads=runner.threads_per_task())
     calls = embed_calls(spec, model_id, todo, warehouse, library, runner, s3_endpoint_url)
     return runner.map(embed_chunk, calls, on_result=progress(context, "embed examples"))

@@ -11,11 +11,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ml.backbones import BackboneSpec, cached_backbone
+from ml.backbones import cached_backbone
 from ml.media import decode_image, open_uri, read_uri
 from ml.search_text import search_terms
 from ml.sniff import HEAD_BYTES, sniff
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryError
 from resources.sql_sandbox import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, SqlResult, run_sandboxed
 
@@ -202,8 +203,7 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
     res = resources()
     config = res["libraries"].config(library)
     warehouse = res["warehouse"]
-    spec = BackboneSpec(name=config.backbone, cache_dir=res["model_store"].backbone_cache_dir())
-    backbone = cached_backbone(spec)
+    backbone = cached_backbone(BackbonePlan(config, res["model_store"], warehouse, library).spec())
     if len(query) == 64 and not Path(query).exists():
         _, vectors = warehouse.read_embeddings(library, backbone.model_id, [query])
         if len(vectors) == 0:

@@ -7,10 +7,10 @@ import shutil
 import polars as pl
 from dagster import DagsterInstance, materialize
 
-from assets_defs.backbones.assets import models_in_use
 from assets_defs.partitions import library_partitions
 from ml.backbone_choice import views_backbone
 from ml.backbones import BackboneSpec, cached_backbone
+from resources.backbone_plan import BackbonePlan
 
 
 def _model(res, name):
@@ -66,7 +66,7 @@ def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(
         again = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
         assert again.success
         assert set(wh.read(name, "backbone_choice")["role"]) == {"base"}
-        in_use = models_in_use(libraries.config(name), res["model_store"], wh, name)
+        in_use = BackbonePlan(libraries.config(name), res["model_store"], wh, name).in_use()
         assert {model for _, model in in_use.values()} == {base}
         new_id = wh.read(name, "media").filter(pl.col("uri").str.ends_with("new.jpg"))["media_id"][0]
         assert new_id in wh.embedded_ids(name, base) and new_id not in wh.embedded_ids(name, views)

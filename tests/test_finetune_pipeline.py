@@ -6,8 +6,8 @@ import json
 import polars as pl
 from dagster import DagsterInstance, materialize
 
-from assets_defs.finetune.assets import training_rows
 from assets_defs.partitions import library_partitions
+from resources.backbone_plan import training_rows
 
 
 def test_finetuned_backbone_competes_and_is_used_where_chosen(

@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, materialize
 
-from assets_defs.embedding_runs import library_model_id
 from assets_defs.heads.assets import evaluation_report, head_version, heads, ocr_boxes, promoted_heads
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import EXAMPLES_SCHEMA
 from ml.embedding import write_embeddings
 from ml.ocr import OcrSpec
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryConfig
 
 TAGS = ["p0", "p1", "p2"]
@@ -78,7 +78,8 @@ def library(local_resources, tmp_path):
 
 def set_examples(res, library: str, table: pl.DataFrame, vectors: np.ndarray, part: str) -> None:
     """What `examples` would have written: the table, and the photos' vectors under the library's backbone."""
-    model = library_model_id(res["libraries"].config(library), res["model_store"])
+    config = res["libraries"].config(library)
+    model = BackbonePlan(config, res["model_store"], res["warehouse"], library).library_model_id()
     res["warehouse"].write(library, "examples", table)
     out = res["warehouse"].embeddings_dir(library, model) / f"part-{part}.parquet"
     write_embeddings(str(out), table["media_id"].to_list(), model, vectors)

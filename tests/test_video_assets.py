@@ -11,13 +11,13 @@ import pytest
 from dagster import DagsterInstance, build_asset_context, materialize
 from PIL import Image
 
-from assets_defs.embedding_runs import backbone_spec, library_model_id
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.video.assets import video_frames, video_segments
 from ml.backbones import cached_backbone
 from ml.heads import train_facet_head
 from ml.video import write_h264
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryConfig
 
 FPS, CUT_S = 10, 2.4
@@ -78,7 +78,7 @@ def test_a_library_with_a_video_gets_its_frames_once(local_resources, videos):
     assert len(cuts) == 1 and CUT_S - 1e-6 <= cuts[0] <= CUT_S + 0.25
     assert meta["frames_new"] == frames.height == 5
 
-    model = library_model_id(res["libraries"].config(library), res["model_store"])
+    model = BackbonePlan(res["libraries"].config(library), res["model_store"], wh, library).library_model_id()
     ranges = wh.read(library, "video_ranges")
     assert ranges.select("start_s", "model", "frames", "error").rows() == [(0.0, model, 5, None)]
     (video_id,) = ranges["media_id"].to_list()
@@ -130,7 +130,7 @@ def test_segments_follow_the_promoted_head_on_the_frames(local_resources, videos
         instance.add_dynamic_partitions(library_partitions.name, [library])
         assert materialize_frames(res, library, instance).success
 
-        backbone = cached_backbone(backbone_spec(config, model_store))
+        backbone = cached_backbone(BackbonePlan(config, model_store, wh, library).spec())
         X = backbone.embed(colour_photos(RED, 12, seed=1) + colour_photos(BLUE, 12, seed=2))
         y = np.array(["red"] * 12 + ["blue"] * 12)
         hold = np.arange(24) % 4 == 0

@@ -9,7 +9,7 @@ picks go to the `backbone_choice` table.
 
 The library's photos and video frames are then embedded only with the backbones that some facet reads, plus the
 base one that `vector_index` and `similar` read: a candidate that loses costs the examples' embedding, never
-the library's.
+the library's. Which candidates there are and which are in use is decided in resources/backbone_plan.py.
 """
 
 import json
@@ -18,14 +18,14 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import now_iso, progress
-from assets_defs.embedding_runs import backbone_spec, calls_per_model
-from assets_defs.finetune.assets import finetuned_backbone, finetuned_name
+from assets_defs.embedding_runs import calls_per_model
+from assets_defs.finetune.assets import finetuned_backbone
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
-from ml.backbone_choice import choose, finetuned_views_backbone, probe, views_backbone
-from ml.backbones import cached_backbone
+from ml.backbone_choice import choose, probe
 from ml.embedding import EmbedItem, embed_chunk
-from resources.libraries import LibraryConfig, LibraryStore
+from resources.backbone_plan import BackbonePlan
+from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
@@ -40,51 +40,6 @@ CHOICE_SCHEMA = {
     "probes": pl.String,  # JSON {role: {top1, balanced, n_holdout, C, seconds, model}}
     "chosen_at": pl.String,
 }
-
-
-def candidate_backbones(config: LibraryConfig, warehouse: Warehouse, library: str) -> dict[str, str]:
-    """{role: backbone name} of the candidates: base, views (when on), finetuned (when trained), and
-    finetuned-views (both)."""
-    out = {"base": config.backbone}
-    views = views_backbone(config.backbone) if config.views else None
-    if views:
-        out["views"] = views
-    tuned = finetuned_name(config, warehouse, library)
-    if tuned:
-        out["finetuned"] = tuned
-        if config.views:
-            out["finetuned-views"] = finetuned_views_backbone(tuned)
-    return out
-
-
-def candidate_models(config, model_store: ModelStore, warehouse: Warehouse, library: str) -> dict[str, tuple[str, str]]:
-    """{role: (backbone name, model id)} of every candidate. Building each once also exports its ONNX file
-    before workers need it."""
-    return {
-        role: (name, cached_backbone(backbone_spec(config, model_store, name=name)).model_id)
-        for role, name in candidate_backbones(config, warehouse, library).items()
-    }
-
-
-def models_in_use(
-    config, model_store: ModelStore, warehouse: Warehouse, library: str, with_base: bool = True
-) -> dict[str, tuple[str, str]]:
-    """{role: (backbone name, model id)} of the backbones the library's media are embedded with: those
-    `backbone_choice` picked for some facet, and the base one (`with_base`: photos, which `vector_index` and
-    `similar` read with it; video frames are read by the heads only). Before any choice: the base one."""
-    chosen = warehouse.read(library, "backbone_choice")
-    roles = set() if chosen is None else set(chosen["role"].to_list())
-    if with_base or not roles:
-        roles.add("base")
-    return {r: m for r, m in candidate_models(config, model_store, warehouse, library).items() if r in roles}
-
-
-def chosen_roles(warehouse: Warehouse, library: str) -> dict[str, dict]:
-    """{facet: its row of the `backbone_choice` table, probes parsed}."""
-    table = warehouse.read(library, "backbone_choice")
-    if table is None:
-        return {}
-    return {r["facet"]: {**r, "probes": json.loads(r["probes"])} for r in table.iter_rows(named=True)}
 
 
 @asset(
@@ -109,12 +64,11 @@ def backbone_choice(
     table = warehouse.read(library, "examples")
     if table is None or table.height == 0:
         raise ValueError(f"library {library!r} has no usable examples")
-    models = candidate_models(config, model_store, warehouse, library)
+    plan = BackbonePlan(config, model_store, warehouse, library)
+    models = plan.candidate_models()
     photos = table.unique("media_id", keep="first", maintain_order=True).select("media_id", "uri")
     items = [EmbedItem(m, u) for m, u in photos.iter_rows()]
-    calls, _ = calls_per_model(
-        config, model_store, models.values(), items, warehouse, library, runner, media_store.s3_endpoint_url()
-    )
+    calls, _ = calls_per_model(plan, models.values(), items, runner, media_store.s3_endpoint_url())
     context.log.info(f"{library}: candidates {json.dumps({r: m for r, (_, m) in models.items()})}")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed examples per candidate"))
     for failure in (f for r in results for f in r.failures):

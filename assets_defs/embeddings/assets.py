@@ -8,7 +8,7 @@ the backbone once and writes one Parquet part file.
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets_defs.backbones.assets import backbone_choice, models_in_use
+from assets_defs.backbones.assets import backbone_choice
 from assets_defs.common import progress, record_quarantine, stage_quarantine
 from assets_defs.embedding_runs import calls_per_model
 from assets_defs.media.assets import media
@@ -16,6 +16,7 @@ from assets_defs.partitions import library_partitions
 from assets_defs.photo_runs import items_to_embed
 from assets_defs.training.assets import examples
 from ml.embedding import embed_chunk
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
@@ -41,11 +42,10 @@ def embeddings(
     head reads (`backbone_choice`); only missing ones are computed."""
     library = context.partition_key
     config = libraries.config(library)
-    models = models_in_use(config, model_store, warehouse, library)
+    plan = BackbonePlan(config, model_store, warehouse, library)
+    models = plan.in_use()
     items = items_to_embed(warehouse, library)
-    calls, had = calls_per_model(
-        config, model_store, models.values(), items, warehouse, library, runner, media_store.s3_endpoint_url()
-    )
+    calls, had = calls_per_model(plan, models.values(), items, runner, media_store.s3_endpoint_url())
     for model_id, n in had.items():
         context.log.info(f"{library}: {len(items)} items, {n} already embedded with {model_id}, {len(items) - n} to do")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed"))

@@ -6,11 +6,11 @@ held out in any facet is never seen, so the holdout that chooses between the bac
 facet gets its own classifier during training (ml/finetune.py); what is kept is the feature extractor, a
 backbone of its own (`efficientnet-lite0-ft:<weights>`, model id `efficientnet-lite0-ft@<hash>`) whose
 embeddings are cached apart. A training set already fine-tuned on (same photos, tags and settings) is never
-trained again. On by default (a 10-minute budget), off while the library's `finetune.budget_min` is 0 or its
-backbone is not the default one.
+trained again (the training-set key, and which fine-tuned backbone the other assets read, are decided in
+resources/backbone_plan.py). On by default (a 10-minute budget), off while the library's `finetune.budget_min`
+is 0 or its backbone is not the default one.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -20,9 +20,10 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets_defs.common import now_iso
 from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import examples
-from ml.backbones import BackboneSpec, cached_backbone
+from ml.backbones import cached_backbone
 from ml.finetune import FinetuneConfig, finetune, shrink
 from ml.media import MediaProblem, decode_image, read_uri
+from resources.backbone_plan import BackbonePlan, finetune_key, trained_on, training_rows
 from resources.libraries import LibraryConfig, LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
@@ -41,42 +42,6 @@ FINETUNED_SCHEMA = {
     "losses": pl.String,  # JSON, mean training loss per epoch
     "trained_at": pl.String,
 }
-FORMAT = "1"  # part of the training-set key: bumped when training changes in a way that needs a rerun
-
-
-def training_rows(table: pl.DataFrame) -> pl.DataFrame:
-    """Example rows of the photos that are in the train split of every facet they are labelled in."""
-    held = table.filter(pl.col("split") == "holdout")["media_id"].unique()
-    return table.filter(~pl.col("media_id").is_in(held.implode()))
-
-
-def finetune_key(config: LibraryConfig, rows: pl.DataFrame) -> str:
-    digest = hashlib.sha256()
-    settings = config.finetune.model_dump(exclude={"device"})
-    digest.update(json.dumps([FORMAT, config.backbone, config.seed, settings], sort_keys=True).encode())
-    for media_id, facet, tag_id in rows.select("media_id", "facet", "tag_id").sort("media_id", "facet").iter_rows():
-        digest.update(f"{media_id}:{facet}:{tag_id};".encode())
-    return digest.hexdigest()[:16]
-
-
-def trained_on(history: pl.DataFrame | None, key: str) -> str | None:
-    """The backbone name fine-tuned on the training set `key`, while its weights file exists."""
-    if history is None:
-        return None
-    names = history.filter(pl.col("key") == key)["backbone"].to_list()
-    return names[-1] if names and Path(names[-1].split(":", 1)[1]).is_file() else None
-
-
-def finetuned_name(config: LibraryConfig, warehouse: Warehouse, library: str) -> str | None:
-    """The backbone fine-tuned on the current training set, if any (a candidate of assets_defs/backbones).
-
-    Only a backbone trained on the current train split counts: one trained on an earlier split may have
-    seen photos that are in today's holdout.
-    """
-    table = warehouse.read(library, "examples")
-    if not config.finetunes or table is None:
-        return None
-    return trained_on(warehouse.read(library, "finetuned_backbone"), finetune_key(config, training_rows(table)))
 
 
 @asset(partitions_def=library_partitions, group_name="training", deps=[examples], kinds={"pytorch"})
@@ -126,7 +91,7 @@ def finetuned_backbone(
         context.log.warning(f"{library}: no fine-tuned backbone, heads use {config.backbone} only: {exc}")
         return MaterializeResult(metadata={"enabled": True, "model": "", "skipped": str(exc)})
     name = f"efficientnet-lite0-ft:{result.weights_path}"
-    model_id = cached_backbone(BackboneSpec(name=name, cache_dir=model_store.backbone_cache_dir())).model_id
+    model_id = cached_backbone(BackbonePlan(config, model_store, warehouse, library).spec(name=name)).model_id
     row = {
         "key": key,
         "backbone": name,

@@ -23,9 +23,8 @@ from dagster import (
     asset,
 )
 
-from assets_defs.backbones.assets import backbone_choice, chosen_roles
+from assets_defs.backbones.assets import backbone_choice
 from assets_defs.common import now_iso
-from assets_defs.embedding_runs import library_model_id
 from assets_defs.embeddings.assets import embeddings
 from assets_defs.keypoints.assets import keypoint_spec, keypoints, read_features
 from assets_defs.ocr.assets import ocr_text
@@ -36,6 +35,7 @@ from ml.heads import train_facet_head
 from ml.media import MediaProblem, decode_image, read_uri
 from ml.ocr import OcrSpec
 from ml.report import THUMB, promise_figures, render_evaluation, tag_metrics
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
@@ -95,8 +95,9 @@ def heads(
     """Candidate heads per facet ({facet: version}); each compared across strategies on the holdout."""
     library = context.partition_key
     config = libraries.config(library)
-    choice = chosen_roles(warehouse, library)
-    base_model = library_model_id(config, model_store)
+    plan = BackbonePlan(config, model_store, warehouse, library)
+    choice = plan.chosen_roles()
+    base_model = plan.library_model_id()
     training = warehouse.read(library, "examples")
     if training.height == 0:
         raise ValueError(f"library {library!r} has no usable examples")

@@ -4,10 +4,10 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets_defs.common import usable
-from assets_defs.embedding_runs import library_model_id
 from assets_defs.embeddings.assets import embeddings
 from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
 from resources.vector_store import VectorStore
@@ -25,7 +25,7 @@ def vector_index(
     """Upserts every usable photo's vector (ids are stable, so re-upserting is idempotent)."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = library_model_id(config, model_store)
+    model_id = BackbonePlan(config, model_store, warehouse, library).library_model_id()
     photos = usable(warehouse.read(library, "media"), "image")
     first_uri = dict(photos.unique("media_id", keep="first").select("media_id", "uri").iter_rows())
     indexed = warehouse.read(library, "vector_index")

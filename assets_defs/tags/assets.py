@@ -4,7 +4,6 @@ import numpy as np
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import usable
-from assets_defs.embedding_runs import library_model_id
 from assets_defs.embeddings.assets import embeddings
 from assets_defs.heads.assets import ocr_boxes
 from assets_defs.keypoints.assets import keypoint_spec, keypoints, read_features
@@ -14,6 +13,7 @@ from assets_defs.partitions import library_partitions
 from assets_defs.training.assets import catalog
 from assets_defs.video.assets import video_segments
 from ml.heads import predict_table
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
 from resources.tables import frame
@@ -36,7 +36,7 @@ def tags(
     """One row per (photo, facet): the head's top tag, `applied` above the tag's threshold, else `review`."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = library_model_id(config, model_store)
+    model_id = BackbonePlan(config, model_store, warehouse, library).library_model_id()
     media_table = warehouse.read(library, "media")
     photos = usable(media_table, "image")
     wanted = photos["media_id"].unique(maintain_order=True).to_list()

@@ -4,12 +4,13 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets_defs.common import chunked, progress, record_quarantine
-from assets_defs.embedding_runs import embed_missing, library_model_id
+from assets_defs.embedding_runs import embed_missing
 from assets_defs.partitions import library_partitions
 from ml.embedding import EmbedItem
 from ml.groups import PhotoFacts, holdout_units, shoot_groups
 from ml.inspect import inspect_media
 from ml.splits import group_holdout_split
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
@@ -64,9 +65,8 @@ def examples(
     ]
     good = [e for e in listed if inspected[e.uri]["status"] == "ok"]
     photos = list({inspected[e.uri]["media_id"]: e.uri for e in good}.items())
-    results = embed_missing(
-        context, config, model_store, runner, warehouse, library, [EmbedItem(m, u) for m, u in photos], endpoint
-    )
+    plan = BackbonePlan(config, model_store, warehouse, library)
+    results = embed_missing(context, plan, runner, [EmbedItem(m, u) for m, u in photos], endpoint)
     unembedded = {f["media_id"] for r in results for f in r.failures}
     bad += [{**f, "reason": f"cannot embed: {f['reason']}"} for r in results for f in r.failures]
     record_quarantine(warehouse, library, "examples", bad)
@@ -91,7 +91,7 @@ def examples(
     table = with_groups(
         table,
         *warehouse.read_embeddings(
-            library, library_model_id(config, model_store), table["media_id"].unique(maintain_order=True).to_list()
+            library, plan.library_model_id(), table["media_id"].unique(maintain_order=True).to_list()
         ),
     )
     split = group_holdout_split(

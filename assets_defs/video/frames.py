@@ -8,9 +8,8 @@ A long video is cut into time ranges (10 minutes by default), each a Ray task th
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets_defs.backbones.assets import backbone_choice, models_in_use
+from assets_defs.backbones.assets import backbone_choice
 from assets_defs.common import progress, record_quarantine, stage_quarantine, usable
-from assets_defs.embedding_runs import backbone_spec
 from assets_defs.keypoints.assets import keypoint_spec
 from assets_defs.media.assets import media
 from assets_defs.ocr.assets import ocr_spec
@@ -18,6 +17,7 @@ from assets_defs.partitions import library_partitions
 from ml.backbones import BackboneSpec
 from ml.video import DEFAULT_BACKEND
 from ml.video_embedding import embed_video_range, time_ranges
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
@@ -42,7 +42,8 @@ def video_frames(
     library = context.partition_key
     config = libraries.config(library)
     # every backbone a facet's head reads embeds the frames (decoded once); nothing else reads frame vectors
-    in_use = models_in_use(config, model_store, warehouse, library, with_base=False)
+    plan = BackbonePlan(config, model_store, warehouse, library)
+    in_use = plan.in_use(with_base=False)
     wanted = {model: name for name, model in in_use.values()}
     videos = usable(warehouse.read(library, "media"), "video")
     videos = videos.unique("media_id", keep="first", maintain_order=True)
@@ -60,7 +61,7 @@ def video_frames(
         state.setdefault((m, s), {"models": set(), "ocr": o, "keypoints": k})["models"].add(model)
 
     def spec_of(model: str) -> BackboneSpec:
-        return backbone_spec(config, model_store, threads=runner.threads_per_task(), name=wanted[model])
+        return plan.spec(name=wanted[model], threads=runner.threads_per_task())
 
     calls, tasks = [], []
     for media_id, uri, duration in videos.select("media_id", "uri", "duration_s").iter_rows():

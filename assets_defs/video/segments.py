@@ -11,13 +11,13 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets_defs.common import usable
-from assets_defs.embedding_runs import library_model_id
 from assets_defs.keypoints.assets import keypoint_spec
 from assets_defs.partitions import library_partitions
 from assets_defs.video.frames import EVERY_S, RANGE_S, video_frames
 from ml.frame_scores import score_video_frames, stamp_key, top_tags
 from ml.ocr import OcrSpec
 from ml.segments import SegmentParams, build_segments
+from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
 from resources.tables import frame, table_of
@@ -39,7 +39,7 @@ def video_segments(
     memory holds scores (not embeddings) for a whole video."""
     library = context.partition_key
     config = libraries.config(library)
-    model_id = library_model_id(config, model_store)
+    model_id = BackbonePlan(config, model_store, warehouse, library).library_model_id()
     videos = usable(warehouse.read(library, "media"), "video")
     heads = {
         facet: (version, model_store.load_head(library, facet, version))
