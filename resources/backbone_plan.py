@@ -43,10 +43,8 @@ def finetune_key(config: LibraryConfig, rows: pl.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def trained_on(history: pl.DataFrame | None, key: str) -> str | None:
+def trained_on(history: pl.DataFrame, key: str) -> str | None:
     """The backbone name fine-tuned on the training set `key`, while its weights file exists."""
-    if history is None:
-        return None
     names = history.filter(pl.col("key") == key)["backbone"].to_list()
     return names[-1] if names and Path(names[-1].split(":", 1)[1]).is_file() else None
 
@@ -78,7 +76,7 @@ class BackbonePlan:
         seen photos that are in today's holdout.
         """
         table = self.warehouse.read(self.library, "examples")
-        if not self.config.finetunes or table is None:
+        if not self.config.finetunes or table.height == 0:
             return None
         history = self.warehouse.read(self.library, "finetuned_backbone")
         return trained_on(history, finetune_key(self.config, training_rows(table)))
@@ -110,7 +108,7 @@ class BackbonePlan:
         `backbone_choice` picked for some facet, and the base one (`with_base`: photos, which `vector_index` and
         `similar` read with it; video frames are read by the heads only). Before any choice: the base one."""
         chosen = self.warehouse.read(self.library, "backbone_choice")
-        roles = set() if chosen is None else set(chosen["role"].to_list())
+        roles = set(chosen["role"].to_list())
         if with_base or not roles:
             roles.add("base")
         return {r: m for r, m in self.candidate_models().items() if r in roles}
@@ -118,6 +116,4 @@ class BackbonePlan:
     def chosen_roles(self) -> dict[str, dict]:
         """{facet: its row of the `backbone_choice` table, probes parsed}."""
         table = self.warehouse.read(self.library, "backbone_choice")
-        if table is None:
-            return {}
         return {r["facet"]: {**r, "probes": json.loads(r["probes"])} for r in table.iter_rows(named=True)}

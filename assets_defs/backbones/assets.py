@@ -29,17 +29,8 @@ from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
+from resources.tables import frame
 from resources.warehouse import Warehouse
-
-CHOICE_SCHEMA = {
-    "facet": pl.String,
-    "role": pl.String,  # base | views | finetuned | finetuned-views
-    "backbone": pl.String,  # the name BackboneSpec takes
-    "model": pl.String,  # its model id, the key of its embeddings
-    "forced": pl.Boolean,  # chosen by the catalog's facets: section
-    "probes": pl.String,  # JSON {role: {top1, balanced, n_holdout, C, seconds, model}}
-    "chosen_at": pl.String,
-}
 
 
 @asset(
@@ -62,7 +53,7 @@ def backbone_choice(
     config = libraries.config(library)
     parsed = libraries.catalog(library)
     table = warehouse.read(library, "examples")
-    if table is None or table.height == 0:
+    if table.height == 0:
         raise ValueError(f"library {library!r} has no usable examples")
     plan = BackbonePlan(config, model_store, warehouse, library)
     models = plan.candidate_models()
@@ -103,7 +94,7 @@ def backbone_choice(
         )
         compared = ", ".join(f"{r} {p['balanced']:.3f}" for r, p in probes.items())
         context.log.info(f"{facet}: {role} backbone (probe balanced accuracy on the group-aware holdout: {compared})")
-    warehouse.write(library, "backbone_choice", pl.DataFrame(rows, schema=CHOICE_SCHEMA))
+    warehouse.write(library, "backbone_choice", frame("backbone_choice", rows))
     return MaterializeResult(
         metadata={
             "candidates": MetadataValue.json({r: m for r, (_, m) in models.items()}),

@@ -27,21 +27,8 @@ from resources.backbone_plan import BackbonePlan, finetune_key, trained_on, trai
 from resources.libraries import LibraryConfig, LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
+from resources.tables import frame
 from resources.warehouse import Warehouse
-
-FINETUNED_SCHEMA = {
-    "key": pl.String,
-    "backbone": pl.String,  # the name BackboneSpec takes: efficientnet-lite0-ft:<weights file>
-    "model": pl.String,  # its model id, the key of its embeddings
-    "n_images": pl.Int64,
-    "facets": pl.String,  # JSON {facet: number of tags}
-    "epochs_done": pl.Float64,
-    "seconds": pl.Float64,
-    "stopped_by": pl.String,
-    "images_per_s": pl.Float64,
-    "losses": pl.String,  # JSON, mean training loss per epoch
-    "trained_at": pl.String,
-}
 
 
 @asset(partitions_def=library_partitions, group_name="training", deps=[examples], kinds={"pytorch"})
@@ -63,7 +50,6 @@ def finetuned_backbone(
     rows = training_rows(table)
     key = finetune_key(config, rows)
     history = warehouse.read(library, "finetuned_backbone")
-    history = pl.DataFrame(schema=FINETUNED_SCHEMA) if history is None else history
     if trained_on(history, key):
         model_id = history.filter(pl.col("key") == key)["model"][-1]
         context.log.info(f"{library}: training set unchanged, reusing {model_id}")
@@ -105,7 +91,7 @@ def finetuned_backbone(
         "losses": json.dumps(result.losses),
         "trained_at": now_iso(),
     }
-    warehouse.write(library, "finetuned_backbone", pl.concat([history, pl.DataFrame([row], schema=FINETUNED_SCHEMA)]))
+    warehouse.write(library, "finetuned_backbone", pl.concat([history, frame("finetuned_backbone", [row])]))
     if result.stopped_by == "budget":
         context.log.warning(
             f"{library}: the budget of {settings.budget_min} min stopped fine-tuning after "
