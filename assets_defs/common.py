@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import polars as pl
+from dagster import AssetKey, AssetOut, AssetSpec, MaterializeResult, MetadataValue, Nothing, Output
 
-from resources.tables import table_of
+from resources.tables import asset_path, side_tables, table_of
 from resources.warehouse import Warehouse
 
 
@@ -74,3 +75,45 @@ def record_quarantine(warehouse: Warehouse, library: str, stage: str, rows: list
     warehouse.write(library, f"quarantine_{stage}", new)
     warehouse.table_path(library, "quarantine").unlink(missing_ok=True)  # the one-file table of older runs
     return warehouse.read(library, "quarantine")
+
+
+def table_specs(asset: str, deps=(), group_name: str | None = None) -> list[AssetSpec]:
+    """The asset specs of the tables `asset` writes besides its own (resources/tables.py says which), for its
+    `multi_asset`: the asset graph then shows each table, its writer and its readers. They share the writer's
+    deps, so a selection that reaches the writer reaches them."""
+    return [
+        AssetSpec(asset_path(p), deps=list(deps), group_name=group_name, kinds={"parquet"},
+                  description=f"One row per {table_of(p).row} (written by `{asset}`)", skippable=True)
+        for p in side_tables(asset)
+    ]
+
+
+def table_outs(asset: str, group_name: str) -> dict[str, AssetOut]:
+    """`table_specs` for a multi_asset that returns a value to an IO manager (`heads` and its verdicts): one
+    output per side table, of type Nothing (the table is written through the warehouse, not stored again)."""
+    return {
+        p: AssetOut(key=AssetKey(asset_path(p)), group_name=group_name, kinds={"parquet"}, dagster_type=Nothing,
+                    description=f"One row per {table_of(p).row} (written by `{asset}`)", is_required=False)
+        for p in side_tables(asset)
+    }
+
+
+def _table_metadata(warehouse: Warehouse, library: str, part: str) -> dict:
+    files = warehouse.files(library, part)
+    rows = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files) if files else 0
+    meta = {"rows": rows, "files": len(files)}
+    if len(files) == 1:
+        meta["path"] = MetadataValue.path(files[0])
+    return meta
+
+
+def table_results(warehouse: Warehouse, library: str, asset: str):
+    """A materialization of every side table `asset` wrote (rows and file), to yield after its own."""
+    for part in side_tables(asset):
+        yield MaterializeResult(asset_key=asset_path(part), metadata=_table_metadata(warehouse, library, part))
+
+
+def table_outputs(warehouse: Warehouse, library: str, asset: str):
+    """`table_results` for a multi_asset built with `table_outs`."""
+    for part in side_tables(asset):
+        yield Output(None, output_name=part, metadata=_table_metadata(warehouse, library, part))

@@ -144,7 +144,7 @@ def asset_metadata():
     """asset_metadata(result, key): the metadata values of the asset's last materialization in a run, or None."""
 
     def metadata(result, key):
-        mats = result.asset_materializations_for_node(key)
+        mats = [m for m in result.asset_materializations_for_node(key) if m.asset_key.to_user_string() == key]
         return {k: v.value for k, v in mats[-1].metadata.items()} if mats else None
 
     return metadata

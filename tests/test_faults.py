@@ -256,7 +256,7 @@ def test_pipeline_tags_the_rest_and_does_not_read_quarantined_files_again(
     wh = res["warehouse"]
 
     def metadata(result):
-        (mat,) = result.asset_materializations_for_node("media")
+        (mat,) = [m for m in result.asset_materializations_for_node("media") if m.asset_key.path == ["media"]]
         return {k: v.value for k, v in mat.metadata.items()}
 
     with DagsterInstance.ephemeral() as instance:

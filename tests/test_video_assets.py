@@ -29,7 +29,8 @@ def colour_at(t: float) -> tuple[int, int, int]:
 
 
 def metadata(result, key: str) -> dict:
-    return {k: v.value for k, v in result.asset_materializations_for_node(key)[-1].metadata.items()}
+    mats = [m for m in result.asset_materializations_for_node(key) if m.asset_key.to_user_string() == key]
+    return {k: v.value for k, v in mats[-1].metadata.items()}
 
 
 @pytest.fixture

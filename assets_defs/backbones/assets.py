@@ -19,9 +19,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets_defs.common import now_iso, progress
 from assets_defs.embedding_runs import calls_per_model
-from assets_defs.finetune.assets import finetuned_backbone
 from assets_defs.partitions import library_partitions
-from assets_defs.training.assets import examples
 from ml.backbone_choice import choose, probe
 from ml.embedding import EmbedItem, embed_chunk
 from resources.backbone_plan import BackbonePlan
@@ -36,7 +34,7 @@ from resources.warehouse import Warehouse
 @asset(
     partitions_def=library_partitions,
     group_name="training",
-    deps=[examples, finetuned_backbone],
+    deps=["examples", "finetuned_backbone"],
     kinds={"scikitlearn", "ray"},
 )
 def backbone_choice(

@@ -6,15 +6,12 @@ facet. They are cut into chunks and fanned out on the task runner (Ray); each ta
 the backbone once and writes one Parquet part file.
 """
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
-from assets_defs.backbones.assets import backbone_choice
-from assets_defs.common import progress, record_quarantine, stage_quarantine
+from assets_defs.common import progress, record_quarantine, stage_quarantine, table_results, table_specs
 from assets_defs.embedding_runs import calls_per_model
-from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.photo_runs import items_to_embed
-from assets_defs.training.assets import examples
 from ml.embedding import embed_chunk
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
@@ -24,11 +21,18 @@ from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
 
 
-@asset(
+@multi_asset(
+    specs=[
+        AssetSpec(
+            "embeddings",
+            deps=["media", "examples", "backbone_choice"],
+            group_name="embeddings",
+            kinds={"parquet", "ray"},
+        ),
+        *table_specs("embeddings", deps=["media", "examples", "backbone_choice"], group_name="embeddings"),
+    ],
     partitions_def=library_partitions,
-    group_name="embeddings",
-    deps=[media, examples, backbone_choice],
-    kinds={"parquet", "ray"},
+    can_subset=False,
 )
 def embeddings(
     context: AssetExecutionContext,
@@ -37,7 +41,7 @@ def embeddings(
     model_store: ModelStore,
     runner: TaskRunner,
     warehouse: Warehouse,
-) -> MaterializeResult:
+):
     """Image embeddings keyed by (media_id, model), with the library's backbone and every backbone some facet's
     head reads (`backbone_choice`); only missing ones are computed."""
     library = context.partition_key
@@ -59,7 +63,8 @@ def embeddings(
     embedded = sum(r.n_embedded for r in results)
     seconds = {k: round(sum(r.seconds[k] for r in results), 2) for k in ("read_decode", "infer", "write")}
     wall = sum(r.wall_seconds for r in results)
-    return MaterializeResult(
+    yield MaterializeResult(
+        asset_key="embeddings",
         metadata={
             "model": models["base"][1],  # the library's backbone (the one `vector_index` and `similar` use)
             "models": MetadataValue.json({role: model_id for role, (_, model_id) in models.items()}),
@@ -69,5 +74,6 @@ def embeddings(
             "task_seconds": round(wall, 2),
             "images_per_task_second": round(embedded / wall, 1) if wall else 0.0,
             **{f"seconds/{k}": v for k, v in seconds.items()},
-        }
+        },
     )
+    yield from table_results(warehouse, library, "embeddings")

@@ -19,7 +19,6 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets_defs.common import now_iso
 from assets_defs.partitions import library_partitions
-from assets_defs.training.assets import examples
 from ml.backbones import cached_backbone
 from ml.finetune import FinetuneConfig, finetune, shrink
 from ml.media import MediaProblem, decode_image, read_uri
@@ -31,7 +30,7 @@ from resources.tables import frame
 from resources.warehouse import Warehouse
 
 
-@asset(partitions_def=library_partitions, group_name="training", deps=[examples], kinds={"pytorch"})
+@asset(partitions_def=library_partitions, group_name="training", deps=["examples"], kinds={"pytorch"})
 def finetuned_backbone(
     context: AssetExecutionContext,
     libraries: LibraryStore,

@@ -18,18 +18,15 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetOut,
     MetadataValue,
     Output,
-    asset,
+    multi_asset,
 )
 
-from assets_defs.backbones.assets import backbone_choice
-from assets_defs.common import now_iso
-from assets_defs.embeddings.assets import embeddings
-from assets_defs.keypoints.assets import keypoint_spec, keypoints, read_features
-from assets_defs.ocr.assets import ocr_text
+from assets_defs.common import now_iso, table_outputs, table_outs
+from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
-from assets_defs.training.assets import examples
 from ml.contact_sheet import thumbnail_jpeg
 from ml.heads import train_facet_head
 from ml.media import MediaProblem, decode_image, read_uri
@@ -80,11 +77,14 @@ def ocr_boxes(ocr_table: pl.DataFrame) -> dict[str, list[tuple[str, float]]]:
     return out
 
 
-@asset(
+@multi_asset(
+    outs={
+        "heads": AssetOut(group_name="heads", kinds={"scikitlearn", "lightgbm"}),
+        **table_outs("heads", group_name="heads"),
+    },
+    deps=["examples", "backbone_choice", "embeddings", "ocr_text", "keypoints"],
     partitions_def=library_partitions,
-    group_name="heads",
-    deps=[examples, backbone_choice, embeddings, ocr_text, keypoints],
-    kinds={"scikitlearn", "lightgbm"},
+    can_subset=False,
 )
 def heads(
     context: AssetExecutionContext,
@@ -189,7 +189,8 @@ def heads(
     current = pl.concat([history, frame("head_versions", rows)])
     current = current.filter(pl.col("version").is_in(list(candidates.values()))).unique("version").sort("facet")
     promise = promise_figures(current.iter_rows(named=True))
-    return Output(candidates, metadata={"candidates": MetadataValue.json(candidates), **promise})
+    yield Output(candidates, output_name="heads", metadata={"candidates": MetadataValue.json(candidates), **promise})
+    yield from table_outputs(warehouse, library, "heads")
 
 
 @dataclass(frozen=True)
@@ -249,9 +250,14 @@ def train_on(warehouse: Warehouse, library: str, model: str, group: pl.DataFrame
     return head
 
 
-@asset(
+@multi_asset(
+    outs={
+        "evaluation_report": AssetOut(group_name="heads", kinds={"html"}),
+        **table_outs("evaluation_report", "heads"),
+    },
+    deps=["head_versions", "examples", "catalog"],
     partitions_def=library_partitions,
-    group_name="heads",
+    can_subset=False,
     check_specs=[
         AssetCheckSpec(
             CHECK,
@@ -260,7 +266,6 @@ def train_on(warehouse: Warehouse, library: str, model: str, group: pl.DataFrame
             description="every facet's head meets the library's bar on the group-aware holdout (top-1)",
         )
     ],
-    kinds={"html"},
 )
 def evaluation_report(
     context: AssetExecutionContext,
@@ -329,8 +334,11 @@ def evaluation_report(
     problems = [f"{facet}: no head could be trained (see the heads step's log)" for facet in missing]
     accuracy = {f["facet"]: f["metrics"].get("accuracy", 0.0) for f in facets}
     promise = promise_figures(table.sort("facet").iter_rows(named=True))
-    yield Output(None, metadata={"report": MetadataValue.path(str(out)), **promise})
+    report = {"report": MetadataValue.path(str(out)), **promise}
+    yield Output(None, output_name="evaluation_report", metadata=report)
+    yield from table_outputs(warehouse, library, "evaluation_report")
     yield AssetCheckResult(
+        asset_key="evaluation_report",
         check_name=CHECK,
         passed=not failing and not problems and bool(heads),
         severity=AssetCheckSeverity.ERROR,
@@ -339,8 +347,13 @@ def evaluation_report(
     )
 
 
-@asset(partitions_def=library_partitions, group_name="heads", deps=[evaluation_report], kinds={"parquet"})
-def promoted_heads(context: AssetExecutionContext, heads: dict[str, str], warehouse: Warehouse) -> dict[str, str]:
+@multi_asset(
+    outs={"promoted_heads": AssetOut(group_name="heads", kinds={"parquet"}), **table_outs("promoted_heads", "heads")},
+    deps=["evaluation_report"],
+    partitions_def=library_partitions,
+    can_subset=False,
+)
+def promoted_heads(context: AssetExecutionContext, heads: dict[str, str], warehouse: Warehouse):
     """The heads in use ({facet: version}): the candidates that passed the blocking holdout check."""
     library = context.partition_key
     # its own table: `heads` (the asset) writes head_versions, this asset the promotions; the `heads` table is
@@ -355,5 +368,5 @@ def promoted_heads(context: AssetExecutionContext, heads: dict[str, str], wareho
     kept = table.filter(~pl.col("version").is_in(chosen)).with_columns(promoted=pl.lit(False))
     promotions = pl.concat([kept, frame("head_promotions", rows)]).sort("facet", "version")
     warehouse.write(library, "head_promotions", promotions)
-    context.add_output_metadata({"promoted": MetadataValue.json(heads)})
-    return heads
+    yield Output(heads, output_name="promoted_heads", metadata={"promoted": MetadataValue.json(heads)})
+    yield from table_outputs(warehouse, library, "promoted_heads")

@@ -9,10 +9,8 @@ only when its facet's head chose such a strategy. Library option `keypoints: fal
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from assets_defs.photo_runs import items_to_embed, missing, run_missing
-from assets_defs.training.assets import examples
 from ml.keypoints import Features, KeypointSpec, keypoints_chunk
 from resources.libraries import LibraryConfig, LibraryStore
 from resources.media_store import MediaStore
@@ -34,7 +32,7 @@ def read_features(warehouse: Warehouse, library: str, spec: KeypointSpec = Keypo
     return {media_id: Features.from_bytes(xy, desc) for media_id, xy, desc in rows}
 
 
-@asset(partitions_def=library_partitions, group_name="keypoints", deps=[media, examples], kinds={"parquet", "ray"})
+@asset(partitions_def=library_partitions, group_name="keypoints", deps=["media", "examples"], kinds={"parquet", "ray"})
 def keypoints(
     context: AssetExecutionContext,
     libraries: LibraryStore,

@@ -8,9 +8,9 @@ too. The materialisation's metadata counts the reasons and names the first files
 """
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
-from assets_defs.common import chunked, now_iso, progress, record_quarantine
+from assets_defs.common import chunked, now_iso, progress, record_quarantine, table_results, table_specs
 from assets_defs.partitions import library_partitions
 from ml.inspect import inspect_media
 from ml.media import count_reasons, media_kind
@@ -24,14 +24,21 @@ CHUNK = 128
 FIRST_NAMES = 5  # file names shown per quarantine reason
 
 
-@asset(partitions_def=library_partitions, group_name="media", kinds={"parquet"})
+@multi_asset(
+    specs=[
+        AssetSpec("media", deps=[], group_name="media", kinds={"parquet"}),
+        *table_specs("media", deps=[], group_name="media"),
+    ],
+    partitions_def=library_partitions,
+    can_subset=False,
+)
 def media(
     context: AssetExecutionContext,
     libraries: LibraryStore,
     media_store: MediaStore,
     runner: TaskRunner,
     warehouse: Warehouse,
-) -> MaterializeResult:
+):
     """Media files of the library: media_id (sha256), kind, size, status; bad files go to quarantine."""
     library = context.partition_key
     config = libraries.config(library)
@@ -46,8 +53,17 @@ def media(
     # listed but unreadable as media: quarantined from the listing's reason, nothing to read
     for o in fresh:
         if o.problem is not None:
-            rows.append({"uri": o.uri, "kind": media_kind(o.uri), "status": "quarantined", "error": o.problem,
-                         "size": o.size, "modified": o.modified, "first_seen": stamp})
+            rows.append(
+                {
+                    "uri": o.uri,
+                    "kind": media_kind(o.uri),
+                    "status": "quarantined",
+                    "error": o.problem,
+                    "size": o.size,
+                    "modified": o.modified,
+                    "first_seen": stamp,
+                }
+            )
     readable = [o for o in fresh if o.problem is None]
     endpoint = media_store.s3_endpoint_url()
     calls = [([o.uri for o in chunk], endpoint, config.max_pixels) for chunk in chunked(readable, CHUNK)]
@@ -72,7 +88,8 @@ def media(
         context.log.warning(f"quarantined {r['uri']!r}: {r['reason']}")
     by_reason = count_reasons(bad, FIRST_NAMES)
     counts = dict(table.group_by("status").len().iter_rows())
-    return MaterializeResult(
+    yield MaterializeResult(
+        asset_key="media",
         metadata={
             "files": len(objects),
             "new_or_changed": len(fresh),
@@ -81,5 +98,6 @@ def media(
             "quarantined_by_reason": MetadataValue.json(by_reason),
             "kind_from_bytes": len(notes),  # named like one kind, handled as the other (ml/sniff.py)
             "path": MetadataValue.path(str(warehouse.table_path(library, "media"))),
-        }
+        },
     )
+    yield from table_results(warehouse, library, "media")

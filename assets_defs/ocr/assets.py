@@ -7,12 +7,11 @@ fanned out on the task runner; a photo already read with the same OCR settings i
 """
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
-from assets_defs.media.assets import media
+from assets_defs.common import table_results, table_specs
 from assets_defs.partitions import library_partitions
 from assets_defs.photo_runs import items_to_embed, missing, run_missing
-from assets_defs.training.assets import catalog, examples
 from ml.ocr import OcrSpec, ocr_chunk
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
@@ -36,21 +35,29 @@ def ocr_spec(config, catalog_table: pl.DataFrame | None, runner: TaskRunner) -> 
     return OcrSpec(threads=runner.threads_per_task() or 1) if ocr_wanted(config.ocr, catalog_table) else None
 
 
-@asset(partitions_def=library_partitions, group_name="ocr", deps=[catalog, media, examples], kinds={"parquet", "ray"})
+@multi_asset(
+    specs=[
+        AssetSpec("ocr_text", deps=["catalog", "media", "examples"], group_name="ocr", kinds={"parquet", "ray"}),
+        *table_specs("ocr_text", deps=["catalog", "media", "examples"], group_name="ocr"),
+    ],
+    partitions_def=library_partitions,
+    can_subset=False,
+)
 def ocr_text(
     context: AssetExecutionContext,
     libraries: LibraryStore,
     media_store: MediaStore,
     runner: TaskRunner,
     warehouse: Warehouse,
-) -> MaterializeResult:
+):
     """Text boxes read on photos and example photos (`ocr_text`), and which photos were read (`ocr_runs`)."""
     library = context.partition_key
     config = libraries.config(library)
     spec = ocr_spec(config, warehouse.read(library, "catalog"), runner)
     if spec is None:
         context.log.info(f"{library}: OCR is {config.ocr!r} and no catalog tag has identifiers: nothing to read")
-        return MaterializeResult(metadata={"enabled": False})
+        yield MaterializeResult(asset_key="ocr_text", metadata={"enabled": False})
+        return
     model = spec.model_id
     runs = warehouse.read(library, "ocr_runs")
     done = set(runs.filter(pl.col("model") == model)["media_id"].to_list())
@@ -66,7 +73,8 @@ def ocr_text(
     for e in errors:  # already quarantined by `media` or `examples` when they cannot be decoded
         context.log.warning(f"not read {e['uri']}: {e['reason']}")
     ms = new_runs["ms"]
-    return MaterializeResult(
+    yield MaterializeResult(
+        asset_key="ocr_text",
         metadata={
             "enabled": True,
             "model": model,
@@ -76,5 +84,6 @@ def ocr_text(
             "photos_with_text_now": int((new_runs["boxes"] > 0).sum()) if new_runs.height else 0,
             "ms_per_photo_median": float(ms.median()) if ms.len() else 0.0,
             "failed": len(errors),
-        }
+        },
     )
+    yield from table_results(warehouse, library, "ocr_text")

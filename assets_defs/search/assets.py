@@ -4,8 +4,6 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets_defs.common import usable
-from assets_defs.embeddings.assets import embeddings
-from assets_defs.media.assets import media
 from assets_defs.partitions import library_partitions
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
@@ -14,7 +12,7 @@ from resources.vector_store import VectorStore
 from resources.warehouse import Warehouse
 
 
-@asset(partitions_def=library_partitions, group_name="search", deps=[media, embeddings], kinds={"qdrant"})
+@asset(partitions_def=library_partitions, group_name="search", deps=["media", "embeddings"], kinds={"qdrant"})
 def vector_index(
     context: AssetExecutionContext,
     libraries: LibraryStore,

@@ -1,29 +1,24 @@
 """Tags on photos from the promoted heads, and the DuckDB views analysts query."""
 
 import numpy as np
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import usable
-from assets_defs.embeddings.assets import embeddings
 from assets_defs.heads.assets import ocr_boxes
-from assets_defs.keypoints.assets import keypoint_spec, keypoints, read_features
-from assets_defs.media.assets import media
-from assets_defs.ocr.assets import ocr_text
+from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
-from assets_defs.training.assets import catalog
-from assets_defs.video.assets import video_segments
 from ml.heads import predict_table
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
-from resources.tables import frame
+from resources.tables import frame, view_assets
 from resources.warehouse import Warehouse
 
 
 @asset(
     partitions_def=library_partitions,
     group_name="tags",
-    deps=[media, embeddings, ocr_text, keypoints],
+    deps=["media", "embeddings", "ocr_text", "keypoints"],
     kinds={"parquet"},
 )
 def tags(
@@ -81,7 +76,7 @@ def tags(
 @asset(
     partitions_def=library_partitions,
     group_name="tags",
-    deps=[catalog, media, tags, video_segments, ocr_text],
+    deps=[AssetKey(path) for path in view_assets()],  # every table a view reads (resources/tables.py)
     kinds={"duckdb"},
 )
 def warehouse_views(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:

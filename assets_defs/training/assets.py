@@ -1,9 +1,9 @@
 """Training inputs: the `catalog` table and the `examples` training set with its group-aware holdout split."""
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, asset, multi_asset
 
-from assets_defs.common import chunked, progress, record_quarantine
+from assets_defs.common import chunked, progress, record_quarantine, table_results, table_specs
 from assets_defs.embedding_runs import embed_missing
 from assets_defs.partitions import library_partitions
 from ml.embedding import EmbedItem
@@ -30,7 +30,14 @@ def catalog(context: AssetExecutionContext, libraries: LibraryStore, warehouse: 
     return MaterializeResult(metadata={"tags": table.height, **{f"facet/{k}": v for k, v in per_facet.items()}})
 
 
-@asset(partitions_def=library_partitions, group_name="training", deps=[catalog], kinds={"parquet"})
+@multi_asset(
+    specs=[
+        AssetSpec("examples", deps=["catalog"], group_name="training", kinds={"parquet"}),
+        *table_specs("examples", deps=["catalog"], group_name="training"),
+    ],
+    partitions_def=library_partitions,
+    can_subset=False,
+)
 def examples(
     context: AssetExecutionContext,
     libraries: LibraryStore,
@@ -38,7 +45,7 @@ def examples(
     model_store: ModelStore,
     runner: TaskRunner,
     warehouse: Warehouse,
-) -> MaterializeResult:
+):
     """Labelled example photos with their groups and a group-aware train/holdout split; bad photos quarantined.
 
     Groups (ml/groups.py): the manifest's `group`, else shoot folders, EXIF sessions, runs of file numbers and
@@ -111,7 +118,8 @@ def examples(
         f"{library}: {table['group'].n_unique()} holdout groups ({kinds}); {single.height} tags have a single "
         "shoot and are split by look-alike clusters (their figures are optimistic)"
     )
-    return MaterializeResult(
+    yield MaterializeResult(
+        asset_key="examples",
         metadata={
             "examples": table.height,
             "quarantined": len(bad),
@@ -119,8 +127,9 @@ def examples(
             "single_group_tags": single.height,
             **{f"group_kind/{k}": v for k, v in sorted(kinds.items())},
             **{f"{f}/{s}": n for f, s, n in counts.iter_rows()},
-        }
+        },
     )
+    yield from table_results(warehouse, library, "examples")
 
 
 def with_groups(table: pl.DataFrame, ids: list[str], vectors) -> pl.DataFrame:

@@ -12,7 +12,6 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets_defs.common import usable
 from assets_defs.partitions import library_partitions
-from assets_defs.video.segments import video_segments
 from ml.contact_sheet import pick_thumbnail_times, render_contact_sheet, render_index, thumbnail_jpeg
 from ml.media import MediaProblem
 from ml.video import open_video
@@ -20,7 +19,12 @@ from resources.media_store import MediaStore
 from resources.warehouse import Warehouse
 
 
-@asset(partitions_def=library_partitions, group_name="video", deps=[video_segments], kinds={"html"})
+@asset(
+    partitions_def=library_partitions,
+    group_name="video",
+    deps=["video_segments", "frames", "frame_tags", "catalog", "media"],
+    kinds={"html"},
+)
 def contact_sheets(
     context: AssetExecutionContext,
     media_store: MediaStore,

@@ -6,12 +6,10 @@ A long video is cut into time ranges (10 minutes by default), each a Ray task th
 """
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
-from assets_defs.backbones.assets import backbone_choice
-from assets_defs.common import progress, record_quarantine, stage_quarantine, usable
+from assets_defs.common import progress, record_quarantine, stage_quarantine, table_results, table_specs, usable
 from assets_defs.keypoints.assets import keypoint_spec
-from assets_defs.media.assets import media
 from assets_defs.ocr.assets import ocr_spec
 from assets_defs.partitions import library_partitions
 from ml.backbones import BackboneSpec
@@ -29,7 +27,16 @@ RANGE_S = 600.0
 EVERY_S = 1.0
 
 
-@asset(partitions_def=library_partitions, group_name="video", deps=[media, backbone_choice], kinds={"parquet", "ray"})
+@multi_asset(
+    specs=[
+        AssetSpec(
+            "video_frames", deps=["media", "catalog", "backbone_choice"], group_name="video", kinds={"parquet", "ray"}
+        ),
+        *table_specs("video_frames", deps=["media", "catalog", "backbone_choice"], group_name="video"),
+    ],
+    partitions_def=library_partitions,
+    can_subset=False,
+)
 def video_frames(
     context: AssetExecutionContext,
     libraries: LibraryStore,
@@ -37,7 +44,7 @@ def video_frames(
     model_store: ModelStore,
     runner: TaskRunner,
     warehouse: Warehouse,
-) -> MaterializeResult:
+):
     """Frames sampled from every usable video (interval + scene changes), embedded; the `frames` table."""
     library = context.partition_key
     config = libraries.config(library)
@@ -146,12 +153,14 @@ def video_frames(
             for r in failed
         ]
         record_quarantine(warehouse, library, "video", prior + rows)
-    return MaterializeResult(
+    yield MaterializeResult(
+        asset_key="video_frames",
         metadata={
             "videos": videos.height,
             "ranges_embedded": len(calls),
             "frames_new": frames_new.height,
             "frames_total": frames.height,
             "ranges_failed": len(failed),
-        }
+        },
     )
+    yield from table_results(warehouse, library, "video_frames")

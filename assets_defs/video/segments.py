@@ -8,12 +8,12 @@ calibrated thresholds.
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetIn, AssetSpec, MaterializeResult, multi_asset
 
-from assets_defs.common import usable
+from assets_defs.common import table_results, table_specs, usable
 from assets_defs.keypoints.assets import keypoint_spec
 from assets_defs.partitions import library_partitions
-from assets_defs.video.frames import EVERY_S, RANGE_S, video_frames
+from assets_defs.video.frames import EVERY_S, RANGE_S
 from ml.frame_scores import score_video_frames, stamp_key, top_tags
 from ml.ocr import OcrSpec
 from ml.segments import SegmentParams, build_segments
@@ -23,17 +23,27 @@ from resources.model_store import ModelStore
 from resources.tables import frame, table_of
 from resources.warehouse import Warehouse
 
+READS = ["promoted_heads", "media", "video_frames", "frames", "frame_text", "frame_keypoints", "embeddings"]
+
 
 # the heads' top tag per facet on every sampled frame (raw score, before smoothing): what the model saw;
 # tag_id and score are NULL where the frame is unlike every example of the facet (nothing recognised)
-@asset(partitions_def=library_partitions, group_name="video", deps=[video_frames], kinds={"parquet"})
+@multi_asset(
+    specs=[
+        AssetSpec("video_segments", deps=READS, group_name="video", kinds={"parquet"}),
+        *table_specs("video_segments", deps=READS, group_name="video"),
+    ],
+    ins={"promoted_heads": AssetIn()},
+    partitions_def=library_partitions,
+    can_subset=False,
+)
 def video_segments(
     context: AssetExecutionContext,
     promoted_heads: dict[str, str],
     libraries: LibraryStore,
     model_store: ModelStore,
     warehouse: Warehouse,
-) -> MaterializeResult:
+):
     """Stretches of video per tag, with start/end seconds, peak score and applied/review status; and
     `frame_tags`, the top tag per facet on every sampled frame. Frames are scored one time range at a time, so
     memory holds scores (not embeddings) for a whole video."""
@@ -105,7 +115,8 @@ def video_segments(
     frame_tags = pl.concat(frame_rows) if frame_rows else frame("frame_tags")
     warehouse.write(library, "frame_tags", frame_tags.sort("media_id", "ts", "facet"))
     counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
-    return MaterializeResult(
+    yield MaterializeResult(
+        asset_key="video_segments",
         metadata={
             "videos": videos.height,
             "segments": table.height,
@@ -113,3 +124,4 @@ def video_segments(
             "review": counts.get("review", 0),
         }
     )
+    yield from table_results(warehouse, library, "video_segments")
