@@ -24,6 +24,7 @@ from resources.libraries import ConfigError, LibraryStore
 from resources.media_store import LocalMediaStore, S3MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import InProcessRunner, RayRunner
+from resources.table_io import TableIOManager
 from resources.vector_store import QdrantLocal, QdrantServer
 from resources.warehouse import Warehouse
 
@@ -60,10 +61,12 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
             runtime_env=_runtime_env(env),
             show_progress=show_progress,
         )
+    warehouse = Warehouse(root=str(home / "warehouse"), duckdb_path=str(home / "tagsmith.duckdb"))
     return {
         "libraries": LibraryStore(root=str(home / "libraries")),
         "media_store": media_store,
-        "warehouse": Warehouse(root=str(home / "warehouse"), duckdb_path=str(home / "tagsmith.duckdb")),
+        "warehouse": warehouse,
+        "tables": TableIOManager(warehouse=warehouse),
         "vector_store": vector_store,
         "runner": runner,
         "model_store": ModelStore(root=str(home / "models")),

@@ -5,7 +5,8 @@ library's schema (the shared DuckDB file is never opened, so there is nothing to
 `information_schema`), and a writer holding that file's lock cannot make the call fail. Before the user's SQL
 runs, the connection is locked down by DuckDB's own settings:
 
-- `allowed_paths` = exactly the library's Parquet files (`Warehouse.view_sources`): the views read them; any
+- `allowed_paths` = exactly the library's Parquet files (`Warehouse.view_sources`, listed when the call starts;
+  the shared DuckDB file's views read globs instead, so they see parts added later): the views read them; any
   other path (`/etc/passwd`, another library's `tags.parquet`, `../other/...`, a glob, a URL) is refused.
   Exact files rather than `allowed_directories`: a directory prefix would also admit the library's reports and
   whatever lands beside its tables, and exact strings leave no `..` or prefix (`shoes` / `shoes_old`) to reason

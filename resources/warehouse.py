@@ -1,6 +1,9 @@
 """Tables analysts query: Parquet files per library, registered as DuckDB views (schema = library).
 
-Writers replace a table atomically (temp file + rename), so a reader never sees half a table. Embeddings
+Which tables exist, their columns and writers: resources/tables.py (the registry); `write` checks a frame
+against it and `read` returns an empty frame of the declared columns for a table no run has written; the views
+are built from it (resources/table_views.py). Writers replace a table atomically (temp file + rename), so a
+reader never sees half a table. Embeddings
 are append-only part files (one per Ray task), keyed by (media_id, ts, model): a vector is never computed
 twice, and adding media adds files instead of rewriting the store.
 """

@@ -35,13 +35,16 @@ def local_resources(tmp_path, model_root):
     from resources.media_store import LocalMediaStore
     from resources.model_store import ModelStore
     from resources.ray_runner import InProcessRunner
+    from resources.table_io import TableIOManager
     from resources.vector_store import QdrantLocal
     from resources.warehouse import Warehouse
 
+    warehouse = Warehouse(root=str(tmp_path / "warehouse"), duckdb_path=str(tmp_path / "t.duckdb"))
     return {
         "libraries": LibraryStore(root=str(tmp_path / "libraries")),
         "media_store": LocalMediaStore(root=str(tmp_path / "media")),
-        "warehouse": Warehouse(root=str(tmp_path / "warehouse"), duckdb_path=str(tmp_path / "t.duckdb")),
+        "warehouse": warehouse,
+        "tables": TableIOManager(warehouse=warehouse),
         "vector_store": QdrantLocal(path=str(tmp_path / "qdrant")),
         "runner": InProcessRunner(),
         "model_store": ModelStore(root=str(model_root)),

@@ -11,6 +11,7 @@ from assets_defs.search.assets import vector_index
 from assets_defs.training.assets import catalog, examples
 from ml.search_text import search_terms
 from resources.libraries import LibraryConfig
+from resources.tables import TABLES
 
 
 @pytest.fixture
@@ -35,6 +36,12 @@ def test_photo_pipeline_end_to_end(local_resources, small_demo, instance, add_li
     result = run_all(res, name, instance)
     assert result.success
     wh = res["warehouse"]
+
+    # every Parquet file the run wrote belongs to a table declared in resources/tables.py
+    base = wh.library_dir(name)
+    globs = [g for t in TABLES.values() for g in t.globs()]
+    stray = [p.name for p in base.rglob("*.parquet") if not any(p.match(str(base / g)) for g in globs)]
+    assert not stray
 
     # bad input quarantined with reasons; every other upload tagged
     quarantine = wh.read(name, "quarantine")

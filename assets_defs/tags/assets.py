@@ -1,7 +1,8 @@
 """Tags on photos from the promoted heads, and the DuckDB views analysts query."""
 
 import numpy as np
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+import polars as pl
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, Output, asset
 
 from assets_defs.common import usable
 from assets_defs.heads.assets import ocr_boxes
@@ -20,6 +21,7 @@ from resources.warehouse import Warehouse
     group_name="tags",
     deps=["media", "embeddings", "ocr_text", "keypoints"],
     kinds={"parquet"},
+    io_manager_key="tables",
 )
 def tags(
     context: AssetExecutionContext,
@@ -27,8 +29,9 @@ def tags(
     libraries: LibraryStore,
     model_store: ModelStore,
     warehouse: Warehouse,
-) -> MaterializeResult:
-    """One row per (photo, facet): the head's top tag, `applied` above the tag's threshold, else `review`."""
+) -> Output[pl.DataFrame]:
+    """One row per (photo, facet): the head's top tag, `applied` above the tag's threshold, else `review`. The
+    table goes to the `tables` IO manager (resources/table_io.py)."""
     library = context.partition_key
     config = libraries.config(library)
     model_id = BackbonePlan(config, model_store, warehouse, library).library_model_id()
@@ -60,9 +63,9 @@ def tags(
         for row in predict_table(head, ids, X, boxes, features) if ids else []:
             rows.append({**row, "head_version": version})
     table = frame("tags", rows)
-    warehouse.write(library, "tags", table)
     counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
-    return MaterializeResult(
+    return Output(
+        table,
         metadata={
             "photos_tagged": table["media_id"].n_unique(),
             "backbones": MetadataValue.json({f: h.model_id or model_id for f, (_, h) in sorted(heads.items())}),

@@ -1,7 +1,7 @@
 """Training inputs: the `catalog` table and the `examples` training set with its group-aware holdout split."""
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, asset, multi_asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, Output, asset, multi_asset
 
 from assets_defs.common import chunked, progress, record_quarantine, table_results, table_specs
 from assets_defs.embedding_runs import embed_missing
@@ -19,15 +19,14 @@ from resources.tables import frame, table_of
 from resources.warehouse import Warehouse
 
 
-@asset(partitions_def=library_partitions, group_name="training", kinds={"parquet"})
-def catalog(context: AssetExecutionContext, libraries: LibraryStore, warehouse: Warehouse) -> MaterializeResult:
-    """The tags to recognise (validated; a catalog with problems is refused with all of them listed)."""
-    library = context.partition_key
-    parsed = libraries.catalog(library)
+@asset(partitions_def=library_partitions, group_name="training", kinds={"parquet"}, io_manager_key="tables")
+def catalog(context: AssetExecutionContext, libraries: LibraryStore) -> Output[pl.DataFrame]:
+    """The tags to recognise (validated; a catalog with problems is refused with all of them listed). The
+    table goes to the `tables` IO manager (resources/table_io.py)."""
+    parsed = libraries.catalog(context.partition_key)
     table = frame("catalog", [t.as_row() for t in parsed.tags])
-    warehouse.write(library, "catalog", table)
     per_facet = dict(table.group_by("facet").len().sort("facet").iter_rows())
-    return MaterializeResult(metadata={"tags": table.height, **{f"facet/{k}": v for k, v in per_facet.items()}})
+    return Output(table, metadata={"tags": table.height, **{f"facet/{k}": v for k, v in per_facet.items()}})
 
 
 @multi_asset(
