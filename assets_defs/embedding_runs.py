@@ -13,6 +13,7 @@ from assets_defs.common import chunked, progress
 from assets_defs.photo_runs import missing
 from ml.backbones import BackboneSpec, cached_backbone
 from ml.embedding import ChunkResult, EmbedItem, embed_chunk
+from ml.media import MediaReader
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
@@ -47,7 +48,7 @@ def embed_calls(
     warehouse: Warehouse,
     library: str,
     runner: TaskRunner,
-    s3_endpoint_url: str | None,
+    reader: MediaReader,
 ) -> list[tuple]:
     """The embed_chunk calls for `todo` with one backbone: balanced chunks, one Parquet part file each."""
     out_dir = warehouse.embeddings_dir(library, model_id)
@@ -57,7 +58,7 @@ def embed_calls(
     calls = []
     for chunk in chunked(todo, size):
         digest = hashlib.sha256("".join(i.media_id for i in chunk).encode()).hexdigest()[:16]
-        calls.append((spec, list(chunk), str(out_dir / f"part-{digest}.parquet"), s3_endpoint_url, decode_threads))
+        calls.append((spec, list(chunk), str(out_dir / f"part-{digest}.parquet"), reader, decode_threads))
     return calls
 
 
@@ -69,7 +70,7 @@ def calls_per_model(
     warehouse: Warehouse,
     library: str,
     runner: TaskRunner,
-    s3_endpoint_url: str | None,
+    reader: MediaReader,
 ) -> tuple[list[tuple], dict[str, int]]:
     """The embed_chunk calls for `items` with every (backbone name, model id) of `models`, each for the items it
     has no vector for yet; and per model id how many items it had already."""
@@ -78,7 +79,7 @@ def calls_per_model(
         todo = missing(items, warehouse.embedded_ids(library, model_id))
         had[model_id] = len(items) - len(todo)
         spec = backbone_spec(config, model_store, threads=runner.threads_per_task(), name=name)
-        calls += embed_calls(spec, model_id, todo, warehouse, library, runner, s3_endpoint_url)
+        calls += embed_calls(spec, model_id, todo, warehouse, library, runner, reader)
     return calls, had
 
 
@@ -90,7 +91,7 @@ def embed_missing(
     warehouse: Warehouse,
     library: str,
     items: list[EmbedItem],
-    s3_endpoint_url: str | None,
+    reader: MediaReader,
 ) -> list[ChunkResult]:
     """Embed the `items` the library's backbone has no vector for yet (progress in the Dagster log)."""
     model_id = library_model_id(config, model_store)
@@ -98,5 +99,5 @@ def embed_missing(
     if not todo:
         return []
     spec = backbone_spec(config, model_store, threads=runner.threads_per_task())
-    calls = embed_calls(spec, model_id, todo, warehouse, library, runner, s3_endpoint_url)
+    calls = embed_calls(spec, model_id, todo, warehouse, library, runner, reader)
     return runner.map(embed_chunk, calls, on_result=progress(context, "embed examples"))

@@ -113,7 +113,7 @@ def backbone_choice(
     photos = table.unique("media_id", keep="first", maintain_order=True).select("media_id", "uri")
     items = [EmbedItem(m, u) for m, u in photos.iter_rows()]
     calls, _ = calls_per_model(
-        config, model_store, models.values(), items, warehouse, library, runner, media_store.s3_endpoint_url()
+        config, model_store, models.values(), items, warehouse, library, runner, media_store.reader()
     )
     context.log.info(f"{library}: candidates {json.dumps({r: m for r, (_, m) in models.items()})}")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed examples per candidate"))

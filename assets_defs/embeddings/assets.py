@@ -44,7 +44,7 @@ def embeddings(
     models = models_in_use(config, model_store, warehouse, library)
     items = items_to_embed(warehouse, library)
     calls, had = calls_per_model(
-        config, model_store, models.values(), items, warehouse, library, runner, media_store.s3_endpoint_url()
+        config, model_store, models.values(), items, warehouse, library, runner, media_store.reader()
     )
     for model_id, n in had.items():
         context.log.info(f"{library}: {len(items)} items, {n} already embedded with {model_id}, {len(items) - n} to do")
