@@ -14,6 +14,7 @@ from assets_defs.common import chunked, progress
 from assets_defs.photo_runs import missing
 from ml.backbones import BackboneSpec
 from ml.embedding import ChunkResult, EmbedItem, embed_chunk
+from ml.media import MediaReader
 from resources.backbone_plan import BackbonePlan
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
@@ -38,7 +39,7 @@ def embed_calls(
     warehouse: Warehouse,
     library: str,
     runner: TaskRunner,
-    s3_endpoint_url: str | None,
+    reader: MediaReader,
 ) -> list[tuple]:
     """The embed_chunk calls for `todo` with one backbone: balanced chunks, one Parquet part file each."""
     out_dir = warehouse.embeddings_dir(library, model_id)
@@ -48,7 +49,7 @@ def embed_calls(
     calls = []
     for chunk in chunked(todo, size):
         digest = hashlib.sha256("".join(i.media_id for i in chunk).encode()).hexdigest()[:16]
-        calls.append((spec, list(chunk), str(out_dir / f"part-{digest}.parquet"), s3_endpoint_url, decode_threads))
+        calls.append((spec, list(chunk), str(out_dir / f"part-{digest}.parquet"), reader, decode_threads))
     return calls
 
 
@@ -57,7 +58,7 @@ def calls_per_model(
     models,
     items: list[EmbedItem],
     runner: TaskRunner,
-    s3_endpoint_url: str | None,
+    reader: MediaReader,
 ) -> tuple[list[tuple], dict[str, int]]:
     """The embed_chunk calls for `items` with every (backbone name, model id) of `models` (from `plan`), each for
     the items it has no vector for yet; and per model id how many items it had already."""
@@ -67,7 +68,7 @@ def calls_per_model(
         todo = missing(items, warehouse.embedded_ids(library, model_id))
         had[model_id] = len(items) - len(todo)
         spec = plan.spec(name=name, threads=runner.threads_per_task())
-        calls += embed_calls(spec, model_id, todo, warehouse, library, runner, s3_endpoint_url)
+        calls += embed_calls(spec, model_id, todo, warehouse, library, runner, reader)
     return calls, had
 
 
@@ -76,7 +77,7 @@ def embed_missing(
     plan: BackbonePlan,
     runner: TaskRunner,
     items: list[EmbedItem],
-    s3_endpoint_url: str | None,
+    reader: MediaReader,
 ) -> list[ChunkResult]:
     """Embed the `items` the library's backbone has no vector for yet (progress in the Dagster log)."""
     warehouse, library = plan.warehouse, plan.library
@@ -85,5 +86,5 @@ def embed_missing(
     if not todo:
         return []
     spec = plan.spec(threads=runner.threads_per_task())
-    calls = embed_calls(spec, model_id, todo, warehouse, library, runner, s3_endpoint_url)
+    calls = embed_calls(spec, model_id, todo, warehouse, library, runner, reader)
     return runner.map(embed_chunk, calls, on_result=progress(context, "embed examples"))

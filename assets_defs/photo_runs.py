@@ -14,6 +14,7 @@ import polars as pl
 
 from assets_defs.common import chunked, progress, usable
 from ml.embedding import EmbedItem
+from ml.media import MediaReader
 from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
 
@@ -38,10 +39,10 @@ def run_missing(
     spec,
     todo: list[EmbedItem],
     chunk_size: int,
-    s3_endpoint_url: str | None,
+    reader: MediaReader,
     what: str,
 ) -> list:
-    """`task(spec, [(media_id, uri), ...], s3_endpoint_url)` on the runner for `todo`, `chunk_size` items a task,
+    """`task(spec, [(media_id, uri), ...], reader)` on the runner for `todo`, `chunk_size` items a task,
     progress logged as `what`; the task results in chunk order (none when there is nothing to do)."""
-    calls = [(spec, [(i.media_id, i.uri) for i in chunk], s3_endpoint_url) for chunk in chunked(todo, chunk_size)]
+    calls = [(spec, [(i.media_id, i.uri) for i in chunk], reader) for chunk in chunked(todo, chunk_size)]
     return runner.map(task, calls, on_result=progress(context, what))

@@ -41,7 +41,7 @@ from benchmarks.grocery import OUT_DIR, Dataset, load_dataset
 from benchmarks.probes import balanced, top1
 from ml.backbones import Backbone, BackboneSpec, cached_backbone, l2_normalise
 from ml.embedding import EmbedItem, embed_chunk
-from ml.media import decode_image
+from ml.media import LocalFiles, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def embed_dataset(spec: BackboneSpec, data: Dataset, decode_threads: int) -> dic
     try:
         for index, start in enumerate(range(0, n, CHUNK)):
             out = scratch / f"chunk-{index:03d}.parquet"
-            result = embed_chunk(spec, items[start : start + CHUNK], str(out), None, decode_threads)
+            result = embed_chunk(spec, items[start : start + CHUNK], str(out), LocalFiles(), decode_threads)
             wall += result.wall_seconds
             failures += result.failures
             for key, value in result.seconds.items():

@@ -30,6 +30,7 @@ from pathlib import Path
 from benchmarks.throughput import write_photos
 from ml.backbones import BackboneSpec, cached_backbone
 from ml.embedding import embed_chunk
+from ml.media import LocalFiles
 from resources import PROJECT_ROOT
 from resources.ray_runner import RayRunner, placed
 
@@ -172,7 +173,7 @@ def _signal_group(pgid: int, sig: int) -> None:
 def embed_on_cluster(runner: RayRunner, spec: BackboneSpec, items: list, chunk: int, out_dir: Path):
     """Embed `items` in chunks through `runner`; returns the placed results and the wall seconds."""
     calls = [
-        (embed_chunk, spec, items[i : i + chunk], str(out_dir / f"part-{i:05d}.parquet"), None, 1)
+        (embed_chunk, spec, items[i : i + chunk], str(out_dir / f"part-{i:05d}.parquet"), LocalFiles(), 1)
         for i in range(0, len(items), chunk)
     ]
     started = time.perf_counter()

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFilter
 import ml.embedding
 from ml.backbones import DEFAULT_BACKBONE, Backbone, BackboneSpec, register_backbone
 from ml.embedding import ChunkResult, EmbedItem, embed_chunk
-from ml.media import decode_image
+from ml.media import LocalFiles, decode_image
 from resources.ray_runner import InProcessRunner, RayRunner, TaskRunner
 
 log = logging.getLogger("benchmarks.throughput")
@@ -217,7 +217,7 @@ def run_pipeline_pass(config: Config, items: list[EmbedItem], out_dir: Path, pas
     name = DEFAULT_BACKBONE if config.spin else NO_SPIN
     spec = BackboneSpec(name=name, cache_dir=cache_dir, device="cpu", threads=config.threads)
     calls = [
-        (config.draft, spec, items[i : i + chunk], str(out_dir / f"{pass_name}-part-{i:06d}.parquet"), None,
+        (config.draft, spec, items[i : i + chunk], str(out_dir / f"{pass_name}-part-{i:06d}.parquet"), LocalFiles(),
          config.decode_threads)
         for i in range(0, len(items), chunk)
     ]

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from ml.groups import exif_session
 from ml.media import (
     DEFAULT_MAX_PIXELS,
+    LocalFiles,
     MediaProblem,
+    MediaReader,
     media_kind,
-    open_uri,
     probe_image,
     sha256_bytes,
 )
@@ -28,12 +29,12 @@ NOT_REGULAR = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", s
                stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder"}
 
 
-def probe_video(uri: str, s3_endpoint_url: str | None = None):
+def probe_video(uri: str, media: MediaReader = LocalFiles()):
     """Open the video with the frame readers to prove it is usable (header and first frame); VideoInfo or
     MediaProblem. An S3 object is read by byte ranges, never whole."""
     from ml.video import open_video
 
-    reader = open_video(uri, s3_endpoint_url=s3_endpoint_url)
+    reader = open_video(uri, media=media)
     info = reader.info
     reader.close()
     return info
@@ -58,13 +59,13 @@ def _check_regular(uri: str) -> None:
         raise MediaProblem(f"not a regular file: {NOT_REGULAR.get(stat.S_IFMT(mode), 'a special file')}")
 
 
-def _inspect_one(row: dict, s3_endpoint_url: str | None, max_pixels: int | None) -> None:
+def _inspect_one(row: dict, reader: MediaReader, max_pixels: int | None) -> None:
     """Fill `row` for one uri, raising MediaProblem at the first problem (the row keeps what was learnt)."""
     uri = row["uri"]
     _check_regular(uri)
     declared = row["kind"]
     try:
-        with open_uri(uri, s3_endpoint_url) as stream:
+        with reader.open(uri) as stream:
             head = stream.read(HEAD_BYTES)
             found = sniff(head)
             kind = found.kind or declared
@@ -90,7 +91,7 @@ def _inspect_one(row: dict, s3_endpoint_url: str | None, max_pixels: int | None)
     row["kind"] = kind
     if kind == "video":
         try:
-            info = probe_video(uri, s3_endpoint_url)
+            info = probe_video(uri, reader)
         except MediaProblem as exc:
             raise MediaProblem(_video_reason(exc.reason).replace(f": '{uri}'", "")) from None
         row.update(width=info.width, height=info.height, duration_s=round(info.duration_s, 3))
@@ -100,7 +101,7 @@ def _inspect_one(row: dict, s3_endpoint_url: str | None, max_pixels: int | None)
 
 
 def inspect_media(
-    uris: Sequence[str], s3_endpoint_url: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    uris: Sequence[str], reader: MediaReader = LocalFiles(), max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> list[dict]:
     """One row per uri: media_id, kind (what the bytes are), width, height (as displayed), duration_s, bytes,
     status ('ok' or 'quarantined'), error (the reason), note (a wrong extension, or None), and for a photo
@@ -125,7 +126,7 @@ def inspect_media(
             "session": None,  # EXIF capture date and camera of a photo (ml/groups.py: one session, one group)
         }
         try:
-            _inspect_one(row, s3_endpoint_url, max_pixels)
+            _inspect_one(row, reader, max_pixels)
         except MediaProblem as exc:
             row.update(status="quarantined", error=exc.reason)
         except Exception as exc:  # noqa: BLE001 - recorded as the file's reason: one file never fails its chunk

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ml.media import MediaProblem, decode_image, read_uri
+from ml.media import LocalFiles, MediaProblem, MediaReader, decode_image
 
 RATIO = 0.8  # Lowe's ratio test
 MIN_MATCHES = 8  # fewer good matches cannot support a homography
@@ -169,13 +169,13 @@ class KeypointChunkResult:
 
 
 def keypoints_chunk(
-    spec: KeypointSpec, items: list[tuple[str, str]], s3_endpoint_url: str | None = None
+    spec: KeypointSpec, items: list[tuple[str, str]], reader: MediaReader = LocalFiles()
 ) -> KeypointChunkResult:
     """Local features of (media_id, uri) photos: the Ray unit of work; undecodable photos are reported."""
     result = KeypointChunkResult()
     for media_id, uri in items:
         try:
-            image = decode_image(read_uri(uri, s3_endpoint_url), draft_size=spec.size)
+            image = decode_image(reader.read(uri), draft_size=spec.size)
         except (MediaProblem, OSError) as exc:
             result.errors.append({"media_id": media_id, "uri": uri, "reason": getattr(exc, "reason", str(exc))})
             continue

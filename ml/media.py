@@ -13,11 +13,11 @@ animation, and the size checked against a pixel limit from the header before any
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -68,65 +68,44 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@functools.lru_cache(maxsize=8)
-def s3_client(s3_endpoint_url: str | None = None):
-    """One boto3 S3 client per process and endpoint, not one per photo: building a client costs tens of ms
-    (botocore loads its service model), and a client is safe to share between threads."""
-    import boto3
+class MediaReader(Protocol):
+    """Where media bytes come from: ml code reads through one of these and never opens a store itself.
 
-    return boto3.client("s3", endpoint_url=s3_endpoint_url or None)
-
-
-class S3RangeFile(io.RawIOBase):
-    """A seekable, read-only file over one S3 object, read with ranged GETs.
-
-    Videos are opened through this (PyAV takes any file object), so a 4-hour file on S3 is read where the
-    decoder reads (the index, then the time range a task samples) and never downloaded whole or held in
-    memory. Written here because the well-kept alternative, s3fs, pins aiobotocore/botocore versions that
-    fight the pinned boto3 of this stack; these are the few lines of it we need.
+    `ml/` is pure ML code: it knows local paths and nothing of S3. The reader that also opens s3:// objects
+    (ranged GETs, one boto3 client per process) is `resources.media_store.StoreReader`; assets pass the media
+    store's `reader()`, which is picklable, so it crosses into Ray tasks like any other argument.
     """
 
-    def __init__(self, uri: str, s3_endpoint_url: str | None = None):
-        super().__init__()
-        self.uri = uri
-        self.bucket, _, self.key = uri[5:].partition("/")
-        self.client = s3_client(s3_endpoint_url)
-        try:
-            self.size = int(self.client.head_object(Bucket=self.bucket, Key=self.key)["ContentLength"])
-        except Exception as exc:  # noqa: BLE001 - botocore's ClientError and connection errors alike
-            raise OSError(f"cannot open {uri}: {exc}") from None
-        self.pos = 0
+    def open(self, uri: str) -> BinaryIO:
+        """A seekable binary file over the media at `uri`; the caller closes it."""
+        ...
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def readinto(self, buffer) -> int:
-        if self.pos >= self.size or len(buffer) == 0:
-            return 0
-        end = min(self.pos + len(buffer), self.size) - 1
-        body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={self.pos}-{end}")["Body"]
-        data = body.read()
-        buffer[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
+    def read(self, uri: str) -> bytes:
+        """All the bytes of the media at `uri`."""
+        ...
 
 
-def open_uri(uri: str, s3_endpoint_url: str | None = None, buffer_size: int = 4 << 20) -> io.BufferedReader:
-    """A seekable binary file for a local path or an s3:// object, read in `buffer_size` pieces."""
+def _local_only(uri: str) -> None:
     if uri.startswith("s3://"):
-        return io.BufferedReader(S3RangeFile(uri, s3_endpoint_url), buffer_size=buffer_size)
-    return open(uri, "rb", buffering=buffer_size)  # noqa: SIM115 - the caller closes it
+        raise ValueError(
+            f"cannot read {uri}: ml's LocalFiles reads local paths only; configure an S3 media store "
+            "(TAGSMITH_MEDIA_BACKEND=s3) and pass its reader()"
+        )
+
+
+@dataclass(frozen=True)
+class LocalFiles:
+    """The default `MediaReader`: plain local paths, read through a `buffer_size` buffer."""
+
+    buffer_size: int = 4 << 20
+
+    def open(self, uri: str) -> BinaryIO:
+        _local_only(uri)
+        return open(uri, "rb", buffering=self.buffer_size)  # noqa: SIM115 - the caller closes it
+
+    def read(self, uri: str) -> bytes:
+        _local_only(uri)
+        return Path(uri).read_bytes()
 
 
 def sha256_stream(stream, chunk_size: int = 4 << 20) -> tuple[str, int]:
@@ -136,14 +115,6 @@ def sha256_stream(stream, chunk_size: int = 4 << 20) -> tuple[str, int]:
         digest.update(chunk)
         total += len(chunk)
     return digest.hexdigest(), total
-
-
-def read_uri(uri: str, s3_endpoint_url: str | None = None) -> bytes:
-    """Bytes of a local path or an s3:// object (boto3; DuckDB cannot fetch its httpfs extension here)."""
-    if uri.startswith("s3://"):
-        bucket, _, key = uri[5:].partition("/")
-        return s3_client(s3_endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
-    return Path(uri).read_bytes()
 
 
 def reason_kind(reason: str) -> str:

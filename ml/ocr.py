@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from ml.media import MediaProblem, decode_image, read_uri
+from ml.media import LocalFiles, MediaProblem, MediaReader, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class OcrChunkResult:
     seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "ocr": 0.0})
 
 
-def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], s3_endpoint_url: str | None = None) -> OcrChunkResult:
+def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], reader: MediaReader = LocalFiles()) -> OcrChunkResult:
     """OCR of (media_id, uri) photos: the Ray unit of work. A photo that cannot be decoded is reported, not
     raised, so the other photos of the chunk are read."""
     engine = cached_engine(spec)
@@ -107,7 +107,7 @@ def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], s3_endpoint_url: str 
         t = time.perf_counter()
         try:
             # RapidOCR shrinks anything past 2000 px anyway: let the JPEG decoder skip the pixels it would drop
-            image = decode_image(read_uri(uri, s3_endpoint_url), draft_size=2000)
+            image = decode_image(reader.read(uri), draft_size=2000)
         except (MediaProblem, OSError) as exc:
             result.errors.append({"media_id": media_id, "uri": uri, "reason": getattr(exc, "reason", str(exc))})
             continue

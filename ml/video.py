@@ -28,7 +28,7 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image
 
-from ml.media import MediaProblem
+from ml.media import LocalFiles, MediaProblem, MediaReader
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _rotate(image: Image.Image, rotation: int) -> Image.Image:
 class PyAVReader:
     """PyAV (FFmpeg) backend: GOP-aware seeking, display rotation, variable frame rate safe (uses pts).
 
-    `source` is a path or a seekable binary file object (an S3 object read by ranges, ml.media.open_uri).
+    `source` is a path or a seekable binary file object (an S3 object read by ranges: a `MediaReader`'s open).
     """
 
     name = "pyav"
@@ -268,14 +268,13 @@ def write_h264(
                 out.mux(packet)
 
 
-def open_video(uri: str, prefer: str = DEFAULT_BACKEND, s3_endpoint_url: str | None = None):
+def open_video(uri: str, prefer: str = DEFAULT_BACKEND, media: MediaReader = LocalFiles()):
     """A reader for a local path or s3:// uri, trying `prefer` first and the other backend if it cannot open it.
 
-    S3 objects are read by byte ranges through PyAV (never downloaded whole). Raises MediaProblem with every
-    backend's reason when none can open the file: the caller quarantines it.
+    S3 objects are opened by `media` (the media store's reader: byte ranges, never downloaded whole) and read
+    through PyAV; a local path goes to the backend as a path. Raises MediaProblem with every backend's reason
+    when none can open the file: the caller quarantines it.
     """
-    from ml.media import open_uri
-
     if prefer not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     order = [prefer] + [b for b in BACKENDS if b != prefer]
@@ -287,7 +286,7 @@ def open_video(uri: str, prefer: str = DEFAULT_BACKEND, s3_endpoint_url: str | N
             if name == "decord":
                 return DecordReader(uri)
             try:
-                source = open_uri(uri, s3_endpoint_url) if uri.startswith("s3://") else uri
+                source = media.open(uri) if uri.startswith("s3://") else uri
             except OSError as exc:
                 raise MediaProblem(str(exc)) from None
             return PyAVReader(source)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from ml.backbones import BackboneSpec, cached_backbone, l2_normalise
 from ml.embedding import embeddings_schema
 from ml.keypoints import KeypointSpec, extract
-from ml.media import MediaProblem
+from ml.media import LocalFiles, MediaProblem, MediaReader
 from ml.ocr import OcrSpec, cached_engine
 from ml.video import DEFAULT_BACKEND, open_video, sample_frames
 
@@ -51,7 +51,7 @@ def embed_video_range(
     end_s: float,
     out_path: str,
     every_s: float = 1.0,
-    s3_endpoint_url: str | None = None,
+    media: MediaReader = LocalFiles(),
     prefer: str = DEFAULT_BACKEND,
     ocr: OcrSpec | None = None,
     keypoints: KeypointSpec | None = None,
@@ -59,7 +59,7 @@ def embed_video_range(
     more: Sequence[tuple[BackboneSpec, str]] = (),
 ) -> VideoRangeResult:
     """Sample [start_s, end_s) of the video at `uri` (local path or s3://), embed the frames, write them to
-    `out_path`. Only that range is decoded (an S3 object is read by byte ranges). With `ocr`, every sampled
+    `out_path`. Only that range is decoded (`media` reads an S3 object by byte ranges). With `ocr`, every sampled
     frame is also read for printed text (`result.text`), from the same decoded picture; with `keypoints`, its
     ORB features go to `keypoints_out` (one file per range, like the embeddings). `more`: other backbones
     (a fine-tuned one) that embed the same decoded frames, each written to its own path."""
@@ -67,7 +67,7 @@ def embed_video_range(
     backbones = [(cached_backbone(spec), out_path)] + [(cached_backbone(s), path) for s, path in more]
     reader_of_text = cached_engine(ocr) if ocr is not None else None
     try:
-        reader = open_video(uri, prefer=prefer, s3_endpoint_url=s3_endpoint_url)
+        reader = open_video(uri, prefer=prefer, media=media)
     except MediaProblem as exc:
         result.error = exc.reason
         return result

@@ -9,6 +9,10 @@ Ray per task: TAGSMITH_RAY_TASK_CPUS / TAGSMITH_RAY_TASK_GPUS; TAGSMITH_RAY_RUNT
 Secrets never sit in a resource's config: TAGSMITH_QDRANT_API_KEY goes in as `dagster.EnvVar`, resolved when
 the run starts. S3 credentials are not config at all: boto3's default chain (AWS_* variables, profiles,
 instance roles) finds them.
+
+The resource classes are imported inside the functions that build them, not at the top: a Ray worker that
+unpickles a `resources.s3_media.StoreReader` (every media-reading task) imports this package, and should not
+pay for Dagster, Qdrant and the rest (about 1.5 s and 80 MB a worker) to read a file.
 """
 
 from __future__ import annotations
@@ -17,16 +21,10 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dagster import EnvVar
-
-from resources.libraries import ConfigError, LibraryStore
-from resources.media_store import LocalMediaStore, S3MediaStore
-from resources.model_store import ModelStore
-from resources.ray_runner import InProcessRunner, RayRunner
-from resources.table_io import TableIOManager
-from resources.vector_store import QdrantLocal, QdrantServer
-from resources.warehouse import Warehouse
+if TYPE_CHECKING:
+    from resources.libraries import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +35,16 @@ def tagsmith_home(env: Mapping[str, str] | None = None) -> Path:
 
 
 def build_resources(env: Mapping[str, str] | None = None) -> dict:
+    from dagster import EnvVar
+
+    from resources.libraries import LibraryStore
+    from resources.media_store import LocalMediaStore, S3MediaStore
+    from resources.model_store import ModelStore
+    from resources.ray_runner import InProcessRunner, RayRunner
+    from resources.table_io import TableIOManager
+    from resources.vector_store import QdrantLocal, QdrantServer
+    from resources.warehouse import Warehouse
+
     env = os.environ if env is None else env
     home = tagsmith_home(env)
     if env.get("TAGSMITH_MEDIA_BACKEND", "local") == "s3":
@@ -102,4 +110,6 @@ def _runtime_env(env: Mapping[str, str]) -> dict | None:
 
 def _env_error(problem: str) -> ConfigError:
     """A bad environment variable is the user's mistake: the CLI says it in one line."""
+    from resources.libraries import ConfigError
+
     return ConfigError("environment", [problem])

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ml.media import open_uri, s3_client, sha256_stream
+from ml.media import sha256_stream
 from resources.media_store import MediaStore
+from resources.s3_media import StoreReader, s3_client
 
 CHUNK = 8 << 20  # read size when hashing and copying: memory stays flat for a long video
 
@@ -174,7 +175,7 @@ class S3Destination:
         etag = head["ETag"].strip('"')
         if "-" not in etag and len(etag) == 32:  # a single-PUT object's ETag is the MD5 of its bytes
             return etag == digest.md5
-        with open_uri(f"s3://{self.bucket}/{self.key(relative)}", self.endpoint_url, CHUNK) as stream:
+        with StoreReader(self.endpoint_url).open(f"s3://{self.bucket}/{self.key(relative)}", CHUNK) as stream:
             return sha256_stream(stream, CHUNK)[0] == digest.sha256
 
     def write(self, source: Path, relative: str, digest: Digest, overwrite: bool) -> bool:

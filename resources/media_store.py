@@ -1,4 +1,9 @@
-"""Where media lives: a local folder (embedded default) or S3, swapped by configuration only."""
+"""Where media lives: a local folder (embedded default) or S3, swapped by configuration only; and how it is read.
+
+All S3 I/O of media lives in resources (here and resources/s3_media.py), not in `ml/`: pure ML code reads
+through the `ml.media.MediaReader` it is given. `MediaStore.reader()` (a `StoreReader`: local paths and s3://
+objects alike) is what assets hand to ml functions and Ray tasks.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from ml.media import media_kind, read_uri, s3_client
+from ml.media import media_kind
+from resources.s3_media import StoreReader, s3_client
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,15 @@ class MediaStore(ConfigurableResource):
     def list_media(self, location: str) -> list[StoredObject]:
         raise NotImplementedError
 
+    def reader(self) -> StoreReader:
+        """What ml functions and Ray tasks read media through (picklable: it carries only the endpoint)."""
+        return StoreReader(self.s3_endpoint_url())
+
     def read_bytes(self, uri: str) -> bytes:
-        return read_uri(uri, self.s3_endpoint_url())
+        return self.reader().read(uri)
 
     def s3_endpoint_url(self) -> str | None:
+        """The S3 endpoint (None: AWS's own), for what is not reading: listing and `tagsmith ingest`'s writes."""
         return None
 
 

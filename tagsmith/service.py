@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 
 from ml.backbones import cached_backbone
-from ml.media import decode_image, open_uri, read_uri
+from ml.media import decode_image
 from ml.search_text import search_terms
 from ml.sniff import HEAD_BYTES, sniff
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
@@ -210,10 +210,11 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
             raise LookupError(f"no embedding for media_id {query} in library {library!r}")
         vector = vectors[0]
     else:
-        with open_uri(query, res["media_store"].s3_endpoint_url()) as stream:  # by its bytes, as `media` does
+        reader = res["media_store"].reader()
+        with reader.open(query) as stream:  # by its bytes, as `media` does
             if sniff(stream.read(HEAD_BYTES)).kind == "video":
                 raise ValueError(f"{query} is a video: `similar` takes a photo (use `segments` or `search` for videos)")
-        data = read_uri(query, res["media_store"].s3_endpoint_url())
+        data = reader.read(query)
         vector = backbone.embed([decode_image(data, max_pixels=config.max_pixels)])[0]
     return res["vector_store"].search(library, vector, limit=limit)
 

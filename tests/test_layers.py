@@ -120,6 +120,29 @@ def test_every_floor_imports_only_its_own_or_lower_floors():
     assert upward_imports(graph) == []
 
 
+def third_party_imports(path: Path) -> set[str]:
+    """The top-level names of every absolute import in the file, at any depth (`import boto3.s3` -> boto3)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_ml_does_no_s3_io():
+    """S3 reads live in resources/media_store.py: ml code reads through the `MediaReader` it is given."""
+    files = sorted((ROOT / "ml").rglob("*.py"))
+    assert files  # the walk found ml
+    offenders = sorted(
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in files
+        for name in third_party_imports(path) & {"boto3", "botocore", "s3fs", "aiobotocore"}
+    )
+    assert offenders == []
+
+
 def test_no_modules_import_each_other_in_a_circle():
     assert import_cycles(import_graph(ROOT)) == []
 
@@ -166,3 +189,15 @@ def test_a_cycle_through_a_package_and_relative_imports_is_caught(tmp_path):
     assert import_cycles(graph) == [["ml.backbones", "ml.views"]]
     (root / "ml/views.py").write_text("from ml.backbones.registry import Backbone\n")  # the fix: no circle
     assert import_cycles(import_graph(root)) == []
+
+
+def test_an_s3_import_is_caught_even_inside_a_function(tmp_path):
+    root = _house(
+        tmp_path,
+        {
+            "ml/media.py": "def read():\n    import boto3.session\n",
+            "ml/video.py": "from botocore.exceptions import ClientError\nfrom .media import read\n",
+        },
+    )
+    assert third_party_imports(root / "ml/media.py") == {"boto3"}
+    assert third_party_imports(root / "ml/video.py") == {"botocore"}  # a relative import is the house's own

@@ -10,6 +10,7 @@ import pytest
 from assets_defs.photo_runs import items_to_embed, missing, run_missing
 from ml.embedding import EmbedItem
 from resources.ray_runner import InProcessRunner
+from resources.s3_media import StoreReader
 from resources.tables import frame
 from resources.warehouse import Warehouse
 
@@ -54,20 +55,20 @@ def test_missing_keeps_the_order_of_what_is_not_done():
     assert missing(items, set()) == items
 
 
-def test_run_missing_sends_chunks_of_id_and_uri_with_the_spec_and_endpoint():
+def test_run_missing_sends_chunks_of_id_and_uri_with_the_spec_and_reader():
     calls = []
 
-    def task(spec, chunk, endpoint):
-        calls.append((spec, chunk, endpoint))
+    def task(spec, chunk, reader):
+        calls.append((spec, chunk, reader))
         return len(chunk)
 
     todo = [EmbedItem(f"m{i}", f"/m/{i}.jpg") for i in range(5)]
-    results = run_missing(Context(), InProcessRunner(), task, "spec-1", todo, 2, "http://s3", "test")
+    results = run_missing(Context(), InProcessRunner(), task, "spec-1", todo, 2, StoreReader("http://s3"), "test")
     assert results == [2, 2, 1]
     assert [c[1] for c in calls] == [
         [("m0", "/m/0.jpg"), ("m1", "/m/1.jpg")],
         [("m2", "/m/2.jpg"), ("m3", "/m/3.jpg")],
         [("m4", "/m/4.jpg")],
     ]
-    assert {(c[0], c[2]) for c in calls} == {("spec-1", "http://s3")}
-    assert run_missing(Context(), InProcessRunner(), task, "spec-1", [], 2, None, "test") == []
+    assert {(c[0], c[2]) for c in calls} == {("spec-1", StoreReader("http://s3"))}
+    assert run_missing(Context(), InProcessRunner(), task, "spec-1", [], 2, StoreReader(), "test") == []

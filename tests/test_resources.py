@@ -5,6 +5,7 @@ import pytest
 from resources import build_resources
 from resources.media_store import LocalMediaStore, S3MediaStore
 from resources.ray_runner import InProcessRunner, RayRunner
+from resources.s3_media import StoreReader
 from resources.vector_store import QdrantLocal, QdrantServer
 
 
@@ -30,6 +31,7 @@ def test_scale_out_by_environment_only(tmp_path):
     )
     assert isinstance(res["media_store"], S3MediaStore)
     assert res["media_store"].s3_endpoint_url() == "http://127.0.0.1:9000"
+    assert res["media_store"].reader() == StoreReader("http://127.0.0.1:9000")
     assert isinstance(res["vector_store"], QdrantServer) and res["vector_store"].url == "http://qdrant:6333"
     assert res["runner"].address == "ray://head:10001" and res["runner"].show_progress
     inprocess = build_resources({"TAGSMITH_HOME": str(tmp_path), "TAGSMITH_RUNNER": "inprocess"})["runner"]

@@ -45,7 +45,8 @@ def test_s3_objects_read_by_range_like_a_local_file(s3_endpoint, tmp_path):
 
     import boto3
 
-    from ml.media import S3RangeFile, open_uri, sha256_bytes, sha256_stream
+    from ml.media import sha256_bytes, sha256_stream
+    from resources.s3_media import S3RangeFile, StoreReader
 
     data = bytes(range(256)) * 1000
     client = boto3.client("s3", endpoint_url=s3_endpoint)
@@ -58,10 +59,11 @@ def test_s3_objects_read_by_range_like_a_local_file(s3_endpoint, tmp_path):
     raw.seek(-5, io.SEEK_END)
     assert raw.read(100) == data[-5:]  # short read at the end
     assert raw.read(1) == b""
-    with open_uri("s3://raw-bytes/k.bin", s3_endpoint, buffer_size=4096) as stream:
+    with StoreReader(s3_endpoint).open("s3://raw-bytes/k.bin", buffer_size=4096) as stream:
         assert sha256_stream(stream, chunk_size=10_000) == (sha256_bytes(data), len(data))
-    with pytest.raises(OSError, match="cannot open"):
+    with pytest.raises(OSError, match="cannot open s3://raw-bytes/missing.bin"):
         S3RangeFile("s3://raw-bytes/missing.bin", s3_endpoint)
+    assert StoreReader(s3_endpoint).read("s3://raw-bytes/k.bin") == data
 
 
 def test_videos_on_s3_are_probed_and_embedded_by_range(s3_endpoint, tmp_path, model_root):
@@ -73,6 +75,7 @@ def test_videos_on_s3_are_probed_and_embedded_by_range(s3_endpoint, tmp_path, mo
     from ml.inspect import inspect_media
     from ml.video import write_h264
     from ml.video_embedding import embed_video_range
+    from resources.s3_media import StoreReader
 
     clip = tmp_path / "event.mp4"
     frames = (np.full((96, 128, 3), (40, 80, 200), np.uint8) for _ in range(40))
@@ -81,14 +84,15 @@ def test_videos_on_s3_are_probed_and_embedded_by_range(s3_endpoint, tmp_path, mo
     client.create_bucket(Bucket="videos")
     client.upload_file(str(clip), "videos", "event.mp4")
     (local,) = inspect_media([str(clip)])
-    (remote,) = inspect_media(["s3://videos/event.mp4"], s3_endpoint)
+    (remote,) = inspect_media(["s3://videos/event.mp4"], StoreReader(s3_endpoint))
     assert remote["status"] == "ok", remote
     assert remote["media_id"] == local["media_id"] and remote["bytes"] == clip.stat().st_size
     assert remote["duration_s"] == pytest.approx(4.0, abs=0.15)
 
     spec = BackboneSpec(cache_dir=str(model_root))
     out = tmp_path / "r.parquet"
-    result = embed_video_range(spec, local["media_id"], "s3://videos/event.mp4", 1.0, 3.0, str(out), 1.0, s3_endpoint)
+    reader = StoreReader(s3_endpoint)
+    result = embed_video_range(spec, local["media_id"], "s3://videos/event.mp4", 1.0, 3.0, str(out), 1.0, reader)
     assert result.error is None
     assert [f["ts"] for f in result.frames] == pytest.approx([1.0, 2.0])
     assert pq.read_table(out)["ts"].to_pylist() == pytest.approx([1.0, 2.0])

@@ -57,7 +57,7 @@ def backbone_choice(
     models = plan.candidate_models()
     photos = table.unique("media_id", keep="first", maintain_order=True).select("media_id", "uri")
     items = [EmbedItem(m, u) for m, u in photos.iter_rows()]
-    calls, _ = calls_per_model(plan, models.values(), items, runner, media_store.s3_endpoint_url())
+    calls, _ = calls_per_model(plan, models.values(), items, runner, media_store.reader())
     context.log.info(f"{library}: candidates {json.dumps({r: m for r, (_, m) in models.items()})}")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed examples per candidate"))
     for failure in (f for r in results for f in r.failures):

@@ -49,7 +49,7 @@ def embeddings(
     plan = BackbonePlan(config, model_store, warehouse, library)
     models = plan.in_use()
     items = items_to_embed(warehouse, library)
-    calls, had = calls_per_model(plan, models.values(), items, runner, media_store.s3_endpoint_url())
+    calls, had = calls_per_model(plan, models.values(), items, runner, media_store.reader())
     for model_id, n in had.items():
         context.log.info(f"{library}: {len(items)} items, {n} already embedded with {model_id}, {len(items) - n} to do")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed"))

@@ -21,7 +21,7 @@ from assets_defs.common import now_iso
 from assets_defs.partitions import library_partitions
 from ml.backbones import cached_backbone
 from ml.finetune import FinetuneConfig, finetune, shrink
-from ml.media import MediaProblem, decode_image, read_uri
+from ml.media import MediaProblem, decode_image
 from resources.backbone_plan import BackbonePlan, finetune_key, trained_on, training_rows
 from resources.libraries import LibraryConfig, LibraryStore
 from resources.media_store import MediaStore
@@ -57,7 +57,7 @@ def finetuned_backbone(
     photos = rows.unique("media_id", keep="first", maintain_order=True).select("media_id", "uri")
     for media_id, uri in photos.iter_rows():
         try:  # drafted at 512 px, kept at 256 px short side: what the augmented crops are cut from
-            images.append(shrink(decode_image(read_uri(uri, media_store.s3_endpoint_url()), 512), 256))
+            images.append(shrink(decode_image(media_store.read_bytes(uri), 512), 256))
             kept.append(media_id)
         except (MediaProblem, OSError) as exc:  # examples were inspected; a file changed since is left out
             context.log.warning(f"fine-tuning without {uri}: {getattr(exc, 'reason', exc)}")

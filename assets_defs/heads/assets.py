@@ -29,7 +29,7 @@ from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
 from ml.contact_sheet import thumbnail_jpeg
 from ml.heads import train_facet_head
-from ml.media import MediaProblem, decode_image, read_uri
+from ml.media import MediaProblem, decode_image
 from ml.ocr import OcrSpec
 from ml.report import THUMB, promise_figures, render_evaluation, tag_metrics
 from resources.backbone_plan import BackbonePlan
@@ -302,7 +302,7 @@ def evaluation_report(
         if uri is None:
             return None
         try:
-            return thumbnail_jpeg(decode_image(read_uri(uri, media_store.s3_endpoint_url()), 256), width=THUMB)
+            return thumbnail_jpeg(decode_image(media_store.read_bytes(uri), 256), width=THUMB)
         except (MediaProblem, OSError):
             return None
 

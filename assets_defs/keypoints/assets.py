@@ -52,8 +52,7 @@ def keypoints(
     done = set(old["media_id"].to_list())
     todo = missing(items_to_embed(warehouse, library), done)
     context.log.info(f"{library}: {len(done)} photos have keypoints ({spec.model_id}), {len(todo)} to extract")
-    s3_endpoint_url = media_store.s3_endpoint_url()
-    results = run_missing(context, runner, keypoints_chunk, spec, todo, CHUNK, s3_endpoint_url, "keypoints")
+    results = run_missing(context, runner, keypoints_chunk, spec, todo, CHUNK, media_store.reader(), "keypoints")
     new = frame("keypoints", [{**r, "model": spec.model_id} for res in results for r in res.rows])
     warehouse.write(library, "keypoints", pl.concat([old.join(new.select("media_id"), on="media_id", how="anti"), new]))
     for res in results:

@@ -65,8 +65,8 @@ def media(
                 }
             )
     readable = [o for o in fresh if o.problem is None]
-    endpoint = media_store.s3_endpoint_url()
-    calls = [([o.uri for o in chunk], endpoint, config.max_pixels) for chunk in chunked(readable, CHUNK)]
+    reader = media_store.reader()
+    calls = [([o.uri for o in chunk], reader, config.max_pixels) for chunk in chunked(readable, CHUNK)]
     by_uri = {o.uri: o for o in readable}
     notes = []
     for result in runner.map(inspect_media, calls, on_result=progress(context, "inspect media")):

@@ -63,7 +63,7 @@ def ocr_text(
     done = set(runs.filter(pl.col("model") == model)["media_id"].to_list())
     todo = missing(items_to_embed(warehouse, library), done)
     context.log.info(f"{library}: {len(done)} photos already read with {model}, {len(todo)} to read")
-    results = run_missing(context, runner, ocr_chunk, spec, todo, CHUNK, media_store.s3_endpoint_url(), "ocr")
+    results = run_missing(context, runner, ocr_chunk, spec, todo, CHUNK, media_store.reader(), "ocr")
     new_rows = frame("ocr_text", [{**r, "model": model} for res in results for r in res.rows])
     new_runs = frame("ocr_runs", [{**d, "model": model} for res in results for d in res.done])
     # keyed by photo and model: a photo read again replaces its boxes, so no rerun duplicates a row

@@ -59,8 +59,8 @@ def examples(
     if not listed:
         raise ValueError(f"library {library!r} has no examples: `tagsmith examples {library} MANIFEST`")
     uris = sorted({e.uri for e in listed})
-    endpoint = media_store.s3_endpoint_url()
-    calls = [(list(chunk), endpoint, config.max_pixels) for chunk in chunked(uris, 128)]
+    reader = media_store.reader()
+    calls = [(list(chunk), reader, config.max_pixels) for chunk in chunked(uris, 128)]
     inspected = {
         r["uri"]: r for rs in runner.map(inspect_media, calls, progress(context, "inspect examples")) for r in rs
     }
@@ -72,7 +72,7 @@ def examples(
     good = [e for e in listed if inspected[e.uri]["status"] == "ok"]
     photos = list({inspected[e.uri]["media_id"]: e.uri for e in good}.items())
     plan = BackbonePlan(config, model_store, warehouse, library)
-    results = embed_missing(context, plan, runner, [EmbedItem(m, u) for m, u in photos], endpoint)
+    results = embed_missing(context, plan, runner, [EmbedItem(m, u) for m, u in photos], reader)
     unembedded = {f["media_id"] for r in results for f in r.failures}
     bad += [{**f, "reason": f"cannot embed: {f['reason']}"} for r in results for f in r.failures]
     record_quarantine(warehouse, library, "examples", bad)

@@ -73,7 +73,7 @@ def contact_sheets(
         wanted = pick_thumbnail_times(list(mine.select("ts", "reason").iter_rows()), seg["start_s"].to_list())
         thumbs: dict[float, bytes] = {}
         try:
-            reader = open_video(uri, s3_endpoint_url=media_store.s3_endpoint_url())
+            reader = open_video(uri, media=media_store.reader())
             try:
                 for frame in reader.frames_at(wanted):
                     nearest = min(wanted, key=lambda t, ts=frame.ts: abs(t - ts))

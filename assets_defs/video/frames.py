@@ -89,7 +89,7 @@ def video_frames(
                     end,
                     str(warehouse.video_range_path(library, first, media_id, start)),
                     EVERY_S,
-                    media_store.s3_endpoint_url(),
+                    media_store.reader(),
                     DEFAULT_BACKEND,
                     ocr if redo else None,
                     kp if redo else None,
