@@ -224,8 +224,10 @@ class Warehouse(ConfigurableResource):
             if not spec.view or spec.sql:
                 continue
             files = table_files(base, spec)
+            if files and not exact:  # the globs that match something now (DuckDB refuses one that matches nothing)
+                files = [str(base / g) for g in spec.globs() if any(p.is_file() for p in base.glob(g))]
             if files:
-                sources[name] = files if exact else [str(base / g) for g in spec.globs()]
+                sources[name] = files
         return sources
 
     def register_views(self, library: str) -> list[str]:

@@ -85,7 +85,8 @@ def test_the_shared_views_read_parts_by_glob_and_see_a_part_added_later(wh):
         wh.write("lib", f"quarantine_{stage}", frame(f"quarantine_{stage}", rows))
 
     part("media", "/m/a.jpg")
-    wh.register_views("lib")
+    wh.write("lib", "ocr_text", frame("ocr_text", {"media_id": ["m1"], "text": ["AS-100"]}))  # no frame_text part
+    assert {"quarantine", "ocr_text"} <= set(wh.register_views("lib"))
     part("video", "/m/v.mp4")  # a stage that ran after the views were made
     with wh.connect() as con:
         uris = [u for (u,) in con.execute("SELECT uri FROM lib.quarantine ORDER BY uri").fetchall()]
