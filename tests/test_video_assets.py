@@ -142,7 +142,7 @@ def test_segments_follow_the_promoted_head_on_the_frames(local_resources, videos
         model_store.save_head(library, "colour", "colour-test", head)
 
         with build_asset_context(partition_key=library, instance=instance) as context:
-            result = video_segments(
+            result, *tables = video_segments(  # a multi_asset: its own result, then its side tables'
                 context,
                 promoted_heads={"colour": "colour-test"},
                 libraries=res["libraries"],
@@ -150,6 +150,7 @@ def test_segments_follow_the_promoted_head_on_the_frames(local_resources, videos
                 warehouse=wh,
             )
     assert result.metadata["videos"] == 1 and result.metadata["segments"] == 2
+    assert [t.asset_key.path for t in tables] == [["frame_tags"]] and tables[0].metadata["rows"] > 0
     segments = wh.read(library, "video_segments").sort("start_s")
     assert segments["tag_id"].to_list() == ["red", "blue"]
     assert segments["status"].to_list() == ["applied", "review"]  # blue's score never reaches its threshold
