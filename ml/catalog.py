@@ -73,12 +73,24 @@ FORCEABLE = VISUAL_STRATEGIES + tuple(
 )
 
 
+# the precision applied tags of a facet must keep on new photos when the catalog does not say: a sponsor given a
+# competitor's photo is the costly error, so sponsor tags are applied only where the holdout says 95 %
+PRECISION_BY_FACET = {"sponsor": 0.95}
+FACET_SETTINGS = ("strategy", "backbone", "target_precision")
+
+
 @dataclass(frozen=True)
 class Catalog:
     tags: tuple[CatalogTag, ...]
     # per facet: {"strategy": name, "backbone": one of BACKBONE_CHOICES} forces the head's strategy / backbone
-    # instead of the holdout's best (YAML `facets:`)
+    # instead of the holdout's best; "target_precision" overrides the library's for the facet (YAML `facets:`)
     facet_settings: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def target_precision(self, facet: str, library_default: float) -> float:
+        """The precision the facet's thresholds are calibrated for: the catalog's `facets:` setting, else the
+        facet's default (PRECISION_BY_FACET), else the library's `target_precision`."""
+        setting = (self.facet_settings.get(facet) or {}).get("target_precision")
+        return float(setting if setting is not None else PRECISION_BY_FACET.get(facet, library_default))
 
     def forced_strategy(self, facet: str) -> str | None:
         return (self.facet_settings.get(facet) or {}).get("strategy")
@@ -155,8 +167,8 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
 
 
 def _facet_settings(node, facets: set[str], source: str, problems: list[str]) -> dict:
-    """The YAML `facets:` section: {facet: {strategy: name, backbone: one of BACKBONE_CHOICES}}, checked against the
-    tags' facets."""
+    """The YAML `facets:` section: {facet: {strategy: name, backbone: one of BACKBONE_CHOICES, target_precision:
+    0.5..0.999}}, checked against the tags' facets."""
     if node is None:
         return {}
     where = f"{source}:{node.start_mark.line + 1}"
@@ -169,8 +181,14 @@ def _facet_settings(node, facets: set[str], source: str, problems: list[str]) ->
         if facet not in facets:
             problems.append(f"{where}: facets: {facet!r} is not the facet of any tag")
             continue
-        if not isinstance(settings, dict) or set(settings) - {"strategy", "backbone"}:
-            problems.append(f"{where}: facets: {facet}: only 'strategy' and 'backbone' can be set")
+        if not isinstance(settings, dict) or set(settings) - set(FACET_SETTINGS):
+            problems.append(f"{where}: facets: {facet}: only {', '.join(map(repr, FACET_SETTINGS))} can be set")
+            continue
+        precision = settings.get("target_precision")
+        if precision is not None and (
+            isinstance(precision, bool) or not isinstance(precision, int | float) or not 0.5 <= precision <= 0.999
+        ):
+            problems.append(f"{where}: facets: {facet}: target_precision must be a number from 0.5 to 0.999")
             continue
         strategy = settings.get("strategy")
         if strategy is not None and strategy not in FORCEABLE:

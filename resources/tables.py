@@ -53,10 +53,14 @@ class Table:
         cols = ", ".join(f'NULL::{duckdb_type(t)} AS "{c}"' for c, t in self.columns.items())
         return f"SELECT {cols} WHERE false"
 
-    def conform(self, df: pl.DataFrame, part: str) -> pl.DataFrame:
-        """`df` with the declared columns in order and types; a missing or unknown column is an error."""
+    def conform(self, df: pl.DataFrame, part: str, reading: bool = False) -> pl.DataFrame:
+        """`df` with the declared columns in order and types; a missing or unknown column is an error, except
+        that a file written before a column was declared reads with that column null (`reading`)."""
         missing = [c for c in self.columns if c not in df.columns]
         extra = [c for c in df.columns if c not in self.columns]
+        if reading and missing and not extra:
+            df = df.with_columns(pl.lit(None, dtype=self.columns[c]).alias(c) for c in missing)
+            missing = []
         if missing or extra:
             raise ValueError(f"table {part!r}: columns missing {missing}, not declared {extra} (resources/tables.py)")
         return df.select([pl.col(c).cast(t, strict=True) for c, t in self.columns.items()])
@@ -137,8 +141,9 @@ _TABLES = [
            "applied_precision": F, "applied_recall": F, "threshold": F},
           ("version", "tag_id"), "evaluation_report"),
     Table("tags", "(photo, facet): the head's top tag",
-          {"media_id": S, "facet": S, "tag_id": S, "score": F, "status": S, "head_version": S},
-          ("media_id", "facet"), "tags", {"status": "applied (above the tag's threshold) / review"}),
+          {"media_id": S, "facet": S, "tag_id": S, "score": F, "status": S, "head_version": S, "box": pl.List(F)},
+          ("media_id", "facet"), "tags", {"status": "applied (above the tag's threshold) / review",
+                                          "box": "x, y, w, h of the region, 0-1; null: the whole photo"}),
     Table("ocr_text", "text box read on a photo (ts null) or a video frame",
           {"media_id": S, "ts": F, "text": S, "confidence": F, "box": pl.List(F), "model": S},
           ("media_id", "ts", "model", "box"), None,

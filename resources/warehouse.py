@@ -101,7 +101,7 @@ class Warehouse(ConfigurableResource):
         files = self.files(library, table)
         if not files:
             return spec.empty()
-        return spec.conform(pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed"), table)
+        return spec.conform(pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed"), table, True)
 
     def write(self, library: str, table: str, df: pl.DataFrame) -> Path:
         """Replace `table` (or one part of it) by `df` atomically, in the declared columns and types."""

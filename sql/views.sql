@@ -2,7 +2,7 @@
 
 -- Every tag on a photo with the tag's names and the photo's location.
 CREATE OR REPLACE VIEW tag_details AS
-SELECT t.media_id, m.uri, t.facet, t.tag_id, c.name, c.aliases, c.identifiers, t.score, t.status, t.head_version
+SELECT t.media_id, m.uri, t.facet, t.tag_id, c.name, c.aliases, c.identifiers, t.score, t.status, t.head_version, t.box
 FROM tags t
 JOIN catalog c USING (facet, tag_id)
 JOIN (SELECT media_id, min(uri) AS uri FROM media GROUP BY media_id) m USING (media_id);

@@ -102,7 +102,11 @@ def test_catalog_can_force_a_facets_strategy_and_refuses_unknown_ones():
     bad = "facets:\n  product: {backbone: resnet, colour: red}\n" + tags
     with pytest.raises(ValidationError) as info:
         parse_catalog(bad, "c.yaml")
-    assert any("only 'strategy' and 'backbone'" in p for p in info.value.problems)
+    assert any("only 'strategy', 'backbone', 'target_precision'" in p for p in info.value.problems)
+    for bad_precision in ("0.3", "1.0", "high", "true"):
+        with pytest.raises(ValidationError) as info:
+            parse_catalog(f"facets:\n  product: {{target_precision: {bad_precision}}}\n" + tags, "c.yaml")
+        assert any("target_precision must be a number from 0.5 to 0.999" in p for p in info.value.problems)
     with pytest.raises(ValidationError) as info:
         parse_catalog("facets:\n  product: {backbone: resnet}\n" + tags, "c.yaml")
     wanted = "backbone 'resnet' is not one of ['base', 'views', 'finetuned', 'finetuned-views']"

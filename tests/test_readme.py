@@ -39,6 +39,18 @@ def test_readme_manifest_with_groups_parses_against_the_readme_catalog(tmp_path)
     assert groups == ["manifest:2026-05-04 studio", "manifest:2026-06-11 rooftop"]
 
 
+def test_readme_facets_snippet_parses_with_the_readme_tags():
+    from ml.catalog import parse_catalog
+
+    tags = next(b for b in blocks("yaml") if "tag_id: aurora-shell" in b)
+    snippet = next(b for b in blocks("yaml") if b.startswith("facets:"))
+    assert "tags: [...]" in snippet
+    catalog = parse_catalog(snippet.split("tags: [...]")[0] + tags, "README.md")
+    assert catalog.forced_strategy("product") == "logreg+ocr" and catalog.forced_backbone("colorway") == "finetuned"
+    assert catalog.target_precision("shot_type", 0.9) == 0.8 and catalog.target_precision("product", 0.9) == 0.9
+    assert catalog.target_precision("sponsor", 0.9) == 0.95  # the default of a sponsor facet
+
+
 def test_readme_library_yaml_snippet_shows_the_defaults_a_new_library_gets(tmp_path):
     import yaml
 

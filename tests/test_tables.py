@@ -97,3 +97,14 @@ def test_the_shared_views_read_parts_by_glob_and_see_a_part_added_later(wh):
     assert [Path(f).name for f in wh.view_sources("lib")["quarantine"]] == [
         "quarantine_media.parquet", "quarantine_video.parquet"
     ]
+
+
+def test_a_file_written_before_a_column_was_declared_reads_with_it_null(wh):
+    older = frame("tags", {"media_id": ["m1"], "facet": ["product"], "tag_id": ["a"]}).drop("box")
+    path = wh.table_path("shop", "tags")
+    path.parent.mkdir(parents=True)
+    older.write_parquet(path)  # as a run before `box` existed left it
+    read = wh.read("shop", "tags")
+    assert read.schema == frame("tags").schema and read["box"].to_list() == [None]
+    with pytest.raises(ValueError, match=r"missing \['box'\]"):
+        wh.write("shop", "tags", older)  # writers must give every declared column

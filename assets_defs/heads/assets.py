@@ -46,9 +46,11 @@ HEAD_FORMAT = "8"  # 3: printed text; 4: mistake-free thresholds pooled; 5: hold
 # 8: group-aware holdout, thresholds with a lower bound, the new-shoot promise, text learnt from the print
 
 
-def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str = "") -> str:
+def head_version(
+    facet: str, model: str, rows: pl.DataFrame, config, extra: str = "", target_precision: float | None = None
+) -> str:
     """A hash of everything a head is trained from; `extra`: the OCR model, identifiers and tag names, a forced
-    strategy."""
+    strategy; `target_precision`: the facet's (the catalog's or its default), else the library's."""
     digest = hashlib.sha256()
     for part in (
         HEAD_FORMAT,
@@ -56,7 +58,7 @@ def head_version(facet: str, model: str, rows: pl.DataFrame, config, extra: str 
         facet,
         model,
         json.dumps(sorted(config.head_strategies)),
-        str(config.target_precision),
+        str(config.target_precision if target_precision is None else target_precision),
         str(config.seed),
     ):
         digest.update(part.encode())
@@ -146,14 +148,15 @@ def heads(
         evidence = Evidence(boxes_of if reads_text else None, facet_ids, features_of, facet_names)
         # the chosen backbone and what it was chosen against: a new candidate means a new comparison on record
         compared = "|".join(sorted(p["model"] for p in picked["probes"].values()))
-        version = head_version(facet, f"{picked['model']}<{compared}", group, config, extra)
+        target = parsed.target_precision(facet, config.target_precision)
+        version = head_version(facet, f"{picked['model']}<{compared}", group, config, extra, target)
         bar = config.bar_for(facet)
         existing = history.filter(pl.col("version") == version)
         if existing.height and model_store.head_path(library, facet, version).exists():
             context.log.info(f"{facet}: training set unchanged, reusing {version}")
         else:
             try:
-                head = train_on(warehouse, library, picked["model"], group, config, force, evidence)
+                head = train_on(warehouse, library, picked["model"], group, config, force, evidence, target)
             except ValueError as exc:  # the examples' problem
                 problems.append(f"{facet}: {exc}")
                 continue
@@ -205,7 +208,16 @@ class Evidence:
     names: dict[str, list[str]] = field(default_factory=dict)
 
 
-def train_on(warehouse: Warehouse, library: str, model: str, group: pl.DataFrame, config, force, evidence: Evidence):
+def train_on(
+    warehouse: Warehouse,
+    library: str,
+    model: str,
+    group: pl.DataFrame,
+    config,
+    force,
+    evidence: Evidence,
+    target_precision: float,
+):
     """One facet's head on one backbone's embeddings, its strategies compared on the holdout (ml/heads.py)."""
     ids, X = warehouse.read_embeddings(library, model, group["media_id"].to_list())
     labelled = pl.DataFrame({"media_id": ids}, schema={"media_id": pl.String}).join(group, on="media_id", how="left")
@@ -236,7 +248,7 @@ def train_on(warehouse: Warehouse, library: str, model: str, group: pl.DataFrame
         y[~is_train],
         strategies=tuple(config.head_strategies),
         seed=config.seed,
-        target_precision=config.target_precision,
+        target_precision=target_precision,
         force=force,
         groups_train=labelled["group"].to_numpy()[is_train],
         groups_hold=labelled["group"].to_numpy()[~is_train],
