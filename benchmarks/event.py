@@ -9,6 +9,10 @@ detections, mean box IoU of the right ones, the share of no-logo photos given a 
 Goal of the issue: precision >= 0.95 at recall >= 0.90; no-logo false positives <= 5 %.
 
     python -m benchmarks.event            # ~1 min on 2 cores
+    python -m benchmarks.event --report   # also the sponsor report of the event's photos, with a screenshot
+
+The report (`--report`) is `ml/sponsor_report.py` on the photos' detections, written to
+benchmarks/out/event_report/ (index.html, a page per sponsor, index.png from headless Chromium).
 """
 
 from __future__ import annotations
@@ -23,16 +27,40 @@ from pathlib import Path
 from PIL import Image
 
 from ml.regions import LogoIndex, RegionSpec, box_iou, detect
+from ml.sponsor_figures import sponsor_figures, thumbnail_with_box
+from ml.sponsor_report import render_event_report
+from tagsmith.browser import screenshot
 from tagsmith.demo_event import write_demo_event
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 NO_SPONSOR = "no-sponsor"
 
 
+def write_report(truth, examples: dict, photos: list[str], found: dict) -> None:
+    folder = truth.root / "event" / "photos"
+    hits = [
+        {"media_id": f, "uri": str(folder / f), "tag_id": d.tag_id, "score": d.score, "box": d.box}
+        for f in photos
+        for d in found[f]
+    ]
+    names = {t: t.title() for t in examples}
+    figures = sponsor_figures(hits, [], [], names)
+
+    def thumbnail(uri: str, box) -> bytes:
+        return thumbnail_with_box(Image.open(uri).convert("RGB"), box)
+
+    out = OUT_DIR / "event_report"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, html in render_event_report("Demo event", figures, thumbnail).items():
+        (out / name).write_text(html, encoding="utf-8")
+    print(f"report: {out / 'index.html'}; screenshot: {screenshot(out / 'index.html', out / 'index.png')}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threshold", type=float, default=None, help="detection threshold (default: RegionSpec's)")
+    parser.add_argument("--report", action="store_true", help="write the sponsor report of the photos")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         truth = write_demo_event(Path(tmp), seed=args.seed)
@@ -50,6 +78,8 @@ def main() -> None:
         found = {f: detect(index, Image.open(truth.root / "event" / "photos" / f).convert("RGB"), args.threshold)
                  for f in photos}
         per_photo_s = (time.perf_counter() - start) / len(photos)
+        if args.report:
+            write_report(truth, examples, photos, found)
 
     right = made = 0
     ious: list[float] = []
