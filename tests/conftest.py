@@ -181,3 +181,30 @@ def media_with_video(small_demo, tmp_path, write_video):
         shutil.copy(photo, folder / photo.name)
     write_video(folder / "event.mp4", photos[:2])
     return folder, photos
+
+
+@pytest.fixture(scope="session")
+def read_csv():
+    """read_csv(path) -> (header, rows as dicts): the truth and manifest files the demo generators write."""
+    import csv
+
+    def read(path):
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def tree_digest():
+    """tree_digest(root): one hash over every file's relative path and bytes (equal: byte-identical trees)."""
+    import hashlib
+
+    def digest(root):
+        h = hashlib.sha256()
+        for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+        return h.hexdigest()
+
+    return digest

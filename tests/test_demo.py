@@ -6,8 +6,6 @@ many photos are drawn, not how.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,18 +20,8 @@ SMALL = {"examples_per_product": 2, "uploads_per_product": 1, "image_size": 128,
 CORRUPT = {"IMG_9001.jpg", "IMG_9002.jpg", "IMG_9003.jpg"}
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames or []), list(reader)
 
 
-def _tree_digest(root: Path) -> str:
-    """One hash over every file's relative path and bytes: equal digests mean byte-identical libraries."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +79,9 @@ def test_lookalike_pairs_differ_only_in_printed_identifiers(catalog: list[dict])
     assert all(by_id[p["attributes"]["lookalike"]] for p in products if "lookalike" in p["attributes"])
 
 
-def test_manifest_matches_catalog_and_files(demo: DemoSummary, catalog: list[dict]) -> None:
+def test_manifest_matches_catalog_and_files(demo: DemoSummary, catalog: list[dict], read_csv) -> None:
     facet_of = {t["tag_id"]: t["facet"] for t in catalog}
-    header, rows = _read_csv(demo.examples_manifest)
+    header, rows = read_csv(demo.examples_manifest)
     assert header == ["path", "tag_id", "facet"]
     facets_by_path: dict[str, list[str]] = defaultdict(list)
     for row in rows:
@@ -115,9 +103,9 @@ def test_manifest_matches_catalog_and_files(demo: DemoSummary, catalog: list[dic
     assert all(s == {"packshot", "lifestyle"} for s in shots.values())
 
 
-def test_truth_references_uploads_and_leaks_no_labels(demo: DemoSummary, catalog: list[dict]) -> None:
+def test_truth_references_uploads_and_leaks_no_labels(demo: DemoSummary, catalog: list[dict], read_csv) -> None:
     facet_of = {t["tag_id"]: t["facet"] for t in catalog}
-    header, rows = _read_csv(demo.truth_path)
+    header, rows = read_csv(demo.truth_path)
     assert header == ["path", "facet", "tag_id"]
     paths = {r["path"] for r in rows}
     assert len(paths) == demo.n_uploads and len(rows) == 3 * demo.n_uploads
@@ -139,11 +127,11 @@ def test_corrupt_uploads_fail_to_decode(demo: DemoSummary, monkeypatch: pytest.M
                 img.load()
 
 
-def test_same_seed_same_bytes_other_seed_differs(demo: DemoSummary, tmp_path: Path) -> None:
+def test_same_seed_same_bytes_other_seed_differs(demo: DemoSummary, tmp_path: Path, tree_digest) -> None:
     again = generate_demo_library(tmp_path / "again", seed=7, **SMALL)
     other = generate_demo_library(tmp_path / "other", seed=8, **SMALL)
-    assert _tree_digest(again.root) == _tree_digest(demo.root)
-    assert _tree_digest(other.root) != _tree_digest(demo.root)
+    assert tree_digest(again.root) == tree_digest(demo.root)
+    assert tree_digest(other.root) != tree_digest(demo.root)
     assert other.catalog_path.read_bytes() == demo.catalog_path.read_bytes()  # the catalog is not random
 
 
@@ -163,12 +151,12 @@ def test_regenerating_replaces_old_photos_and_refuses_foreign_folders(tmp_path: 
     assert [p.name for p in foreign.iterdir()] == ["holiday.jpg"]
 
 
-def test_examples_cover_every_colourway_and_shot(tmp_path: Path, catalog: list[dict]) -> None:
+def test_examples_cover_every_colourway_and_shot(tmp_path: Path, catalog: list[dict], read_csv) -> None:
     # 6 per product = 2 shots x up to 3 colourways: the plan must not pin a colourway to one shot type
     summary = generate_demo_library(
         tmp_path / "lib", examples_per_product=6, uploads_per_product=0, image_size=64, corrupt=False, videos=0
     )
-    _, rows = _read_csv(summary.examples_manifest)
+    _, rows = read_csv(summary.examples_manifest)
     by_path: dict[str, dict[str, str]] = defaultdict(dict)
     for row in rows:
         by_path[row["path"]][row["facet"]] = row["tag_id"]
@@ -180,7 +168,7 @@ def test_examples_cover_every_colourway_and_shot(tmp_path: Path, catalog: list[d
         assert seen[product["tag_id"]] == expected, product["tag_id"]
 
 
-def test_demo_videos_have_truth_that_matches_the_pictures(tmp_path: Path) -> None:
+def test_demo_videos_have_truth_that_matches_the_pictures(tmp_path: Path, read_csv) -> None:
     from ml.video import open_video
     from tagsmith.demo_video import _SceneRenderer, plan_video
 
@@ -207,7 +195,7 @@ def test_demo_videos_have_truth_that_matches_the_pictures(tmp_path: Path) -> Non
     summary = generate_demo_library(tmp_path / "lib", **{**SMALL, "videos": 1, "video_seconds": 12.0})
     names = {p.name for p in summary.uploads_dir.iterdir()}
     assert {"CLIP_0001.mp4", "PHONE_0001.mov", "CLIP_9004.mp4", "CLIP_9005.mov", "CLIP_9006.mp4"} <= names
-    _, rows = _read_csv(summary.video_truth_path)
+    _, rows = read_csv(summary.video_truth_path)
     assert rows and {r["facet"] for r in rows} == {"product", "colorway"}
     assert all(0 <= float(r["start_s"]) < float(r["end_s"]) <= 20.0 for r in rows)
     phone = open_video(str(summary.uploads_dir / "PHONE_0001.mov"))
@@ -215,12 +203,12 @@ def test_demo_videos_have_truth_that_matches_the_pictures(tmp_path: Path) -> Non
     phone.close()
 
 
-def test_second_shoot_has_its_own_truth_and_another_light(tmp_path: Path) -> None:
+def test_second_shoot_has_its_own_truth_and_another_light(tmp_path: Path, read_csv) -> None:
     summary = generate_demo_library(
         tmp_path / "lib", examples_per_product=1, uploads_per_product=1, image_size=96, corrupt=False, videos=0,
         second_shoot_per_product=1,
     )
-    header, rows = _read_csv(summary.root / "truth_shoot2.csv")
+    header, rows = read_csv(summary.root / "truth_shoot2.csv")
     assert header == ["path", "facet", "tag_id"] and len(rows) == 3 * summary.n_products
     shoot2 = sorted(summary.uploads_dir.glob("SHOOT2_*.jpg"))
     assert len(shoot2) == summary.n_products and {r["path"] for r in rows} == {p.name for p in shoot2}

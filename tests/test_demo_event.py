@@ -4,8 +4,6 @@ says, and it is reproducible. Small counts keep the module to a few seconds; the
 
 from __future__ import annotations
 
-import csv
-import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -27,17 +25,8 @@ def event(tmp_path_factory: pytest.TempPathFactory) -> EventTruth:
     return write_demo_event(tmp_path_factory.mktemp("event") / "ev", seed=5, **SMALL)
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames or []), list(reader)
 
 
-def _tree_digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def test_catalog_and_manifest_validate(event: EventTruth) -> None:
@@ -79,8 +68,8 @@ def test_event_photo_counts_and_box_sizes(event: EventTruth) -> None:
             assert img.format == "JPEG" and img.size == PHOTO_SIZE
 
 
-def test_truth_csv_matches_memory(event: EventTruth) -> None:
-    header, rows = _read_csv(event.root / "event" / "truth_photos.csv")
+def test_truth_csv_matches_memory(event: EventTruth, read_csv) -> None:
+    header, rows = read_csv(event.root / "event" / "truth_photos.csv")
     assert header == ["file", "tag_id", "x", "y", "w", "h"]
     from_csv: dict[str, list[tuple]] = {}
     for r in rows:
@@ -90,7 +79,7 @@ def test_truth_csv_matches_memory(event: EventTruth) -> None:
         else:
             assert not any(r[k] for k in "xywh")
     assert from_csv == {name: [tuple(b) for b in boxes] for name, boxes in event.photos.items()}
-    header, rows = _read_csv(event.root / "event" / "truth_video.csv")
+    header, rows = read_csv(event.root / "event" / "truth_video.csv")
     assert header == ["file", "tag_id", "start_s", "end_s"]
     assert [(r["tag_id"], float(r["start_s"]), float(r["end_s"])) for r in rows] == [
         (s.tag_id, s.start_s, s.end_s) for s in event.video
@@ -119,9 +108,9 @@ def test_truth_boxes_are_where_the_logos_are(event: EventTruth) -> None:
     assert checked == 4
 
 
-def test_same_seed_same_bytes_other_seed_differs(event: EventTruth, tmp_path: Path) -> None:
+def test_same_seed_same_bytes_other_seed_differs(event: EventTruth, tmp_path: Path, tree_digest) -> None:
     again = write_demo_event(tmp_path / "again", seed=5, **SMALL)
-    assert _tree_digest(again.root) == _tree_digest(event.root)
+    assert tree_digest(again.root) == tree_digest(event.root)
     other = write_demo_event(tmp_path / "other", seed=6, **{**SMALL, "video_seconds": 10.0})
     one, two = (r / "event" / "photos" / "EVENT_0001.jpg" for r in (event.root, other.root))
     assert one.read_bytes() != two.read_bytes()
