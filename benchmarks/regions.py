@@ -1,6 +1,6 @@
 """Small logos in busy photos (ml/regions.py): seconds per photo for `detect`, ORB vs RootSIFT, and how well.
 
-A generated set (benchmarks/logo_scenes.py, seed 0): 6 tags x 12 examples (the logo at 10-40 % of a 480x360
+A generated set (tagsmith/logo_scenes.py, seed 0): 6 tags x 12 examples (the logo at 10-40 % of a 480x360
 frame on clutter), and 40 photos of 640x480, 25 % without a logo, the others with 1-3 logos at 1.5-4 % of the
 frame, turned up to 30 degrees, tilted up to 30 %, a quarter of them a third hidden; one photo in five also shows
 the look-alike (ACME's shape and colours, another word), which no tag owns. A detection is right when its tag is
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.logo_scenes import LOGOS, LOOKALIKE, Placement, clutter, example_photo, scene
 from ml.regions import Detection, LogoIndex, RegionSpec, box_iou, detect
+from tagsmith.logo_scenes import LOGOS, LOOKALIKE, Placement, clutter, example_photo, scene
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)

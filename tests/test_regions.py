@@ -1,12 +1,12 @@
 """Small logos in busy photos (ml/regions.py): each pasted logo found with its tag and a box, nothing found where
 there is no logo, a look-alike (same shape and colours, another word) not taken for the logo, and sliding-window
-proposals covering the frame. Photos are generated here (benchmarks/logo_scenes.py), from seeded generators."""
+proposals covering the frame. Photos are generated here (tagsmith/logo_scenes.py), from seeded generators."""
 
 import numpy as np
 import pytest
 
-from benchmarks.logo_scenes import LOGOS, LOOKALIKE, Placement, clutter, example_photo, scene
 from ml.regions import Detection, LogoIndex, box_iou, detect, proposals, suppress
+from tagsmith.logo_scenes import LOGOS, LOOKALIKE, Placement, clutter, example_photo, scene
 
 TAGS = LOGOS[:5]
 
