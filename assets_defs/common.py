@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import polars as pl
-from dagster import AssetKey, AssetOut, AssetSpec, MaterializeResult, MetadataValue, Nothing, Output
+from dagster import AssetKey, AssetOut, AssetSpec, MaterializeResult, MetadataValue, Nothing, Output, multi_asset
 
+from assets_defs.partitions import library_partitions
 from resources.tables import asset_path, side_tables, table_of
 from resources.warehouse import Warehouse
 
@@ -86,6 +87,21 @@ def table_specs(asset: str, deps=(), group_name: str | None = None) -> list[Asse
                   description=f"One row per {table_of(p).row} (written by `{asset}`)", skippable=True)
         for p in side_tables(asset)
     ]
+
+
+def writes_tables(asset: str, deps=(), group_name: str | None = None, kinds: set[str] | None = None, **kwargs):
+    """The `multi_asset` decorator of a per-library step that writes `asset`'s table and its side tables
+    (`table_specs`): one spec each, the same deps, never materialised apart. `kwargs` go to `multi_asset`
+    (`ins` of a step that also takes an IO-managed input)."""
+    return multi_asset(
+        specs=[
+            AssetSpec(asset, deps=list(deps), group_name=group_name, kinds=kinds or {"parquet"}),
+            *table_specs(asset, deps=deps, group_name=group_name),
+        ],
+        partitions_def=library_partitions,
+        can_subset=False,
+        **kwargs,
+    )
 
 
 def table_outs(asset: str, group_name: str) -> dict[str, AssetOut]:

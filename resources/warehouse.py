@@ -223,8 +223,9 @@ class Warehouse(ConfigurableResource):
         for name, spec in TABLES.items():
             if not spec.view or spec.sql:
                 continue
-            files = table_files(base, spec)
-            if files and not exact:  # the globs that match something now (DuckDB refuses one that matches nothing)
+            if exact:
+                files = table_files(base, spec)
+            else:  # the globs that match something now (DuckDB refuses one that matches nothing)
                 files = [str(base / g) for g in spec.globs() if any(p.is_file() for p in base.glob(g))]
             if files:
                 sources[name] = files

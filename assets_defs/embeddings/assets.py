@@ -6,11 +6,10 @@ facet. They are cut into chunks and fanned out on the task runner (Ray); each ta
 the backbone once and writes one Parquet part file.
 """
 
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from assets_defs.common import progress, record_quarantine, stage_quarantine, table_results, table_specs
+from assets_defs.common import progress, record_quarantine, stage_quarantine, table_results, writes_tables
 from assets_defs.embedding_runs import calls_per_model
-from assets_defs.partitions import library_partitions
 from assets_defs.photo_runs import items_to_embed
 from ml.embedding import embed_chunk
 from resources.backbone_plan import BackbonePlan
@@ -21,18 +20,8 @@ from resources.ray_runner import TaskRunner
 from resources.warehouse import Warehouse
 
 
-@multi_asset(
-    specs=[
-        AssetSpec(
-            "embeddings",
-            deps=["media", "examples", "backbone_choice"],
-            group_name="embeddings",
-            kinds={"parquet", "ray"},
-        ),
-        *table_specs("embeddings", deps=["media", "examples", "backbone_choice"], group_name="embeddings"),
-    ],
-    partitions_def=library_partitions,
-    can_subset=False,
+@writes_tables(
+    "embeddings", deps=["media", "examples", "backbone_choice"], group_name="embeddings", kinds={"parquet", "ray"}
 )
 def embeddings(
     context: AssetExecutionContext,

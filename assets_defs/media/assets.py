@@ -8,10 +8,9 @@ too. The materialisation's metadata counts the reasons and names the first files
 """
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from assets_defs.common import chunked, now_iso, progress, record_quarantine, table_results, table_specs
-from assets_defs.partitions import library_partitions
+from assets_defs.common import chunked, now_iso, progress, record_quarantine, table_results, writes_tables
 from ml.inspect import inspect_media
 from ml.media import count_reasons, media_kind
 from resources.libraries import LibraryStore
@@ -24,14 +23,7 @@ CHUNK = 128
 FIRST_NAMES = 5  # file names shown per quarantine reason
 
 
-@multi_asset(
-    specs=[
-        AssetSpec("media", deps=[], group_name="media", kinds={"parquet"}),
-        *table_specs("media", deps=[], group_name="media"),
-    ],
-    partitions_def=library_partitions,
-    can_subset=False,
-)
+@writes_tables("media", group_name="media")
 def media(
     context: AssetExecutionContext,
     libraries: LibraryStore,

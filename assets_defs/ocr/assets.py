@@ -7,10 +7,9 @@ fanned out on the task runner; a photo already read with the same OCR settings i
 """
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, MaterializeResult
 
-from assets_defs.common import table_results, table_specs
-from assets_defs.partitions import library_partitions
+from assets_defs.common import table_results, writes_tables
 from assets_defs.photo_runs import items_to_embed, missing, run_missing
 from ml.ocr import OcrSpec, ocr_chunk
 from resources.libraries import LibraryStore
@@ -35,14 +34,7 @@ def ocr_spec(config, catalog_table: pl.DataFrame | None, runner: TaskRunner) -> 
     return OcrSpec(threads=runner.threads_per_task() or 1) if ocr_wanted(config.ocr, catalog_table) else None
 
 
-@multi_asset(
-    specs=[
-        AssetSpec("ocr_text", deps=["catalog", "media", "examples"], group_name="ocr", kinds={"parquet", "ray"}),
-        *table_specs("ocr_text", deps=["catalog", "media", "examples"], group_name="ocr"),
-    ],
-    partitions_def=library_partitions,
-    can_subset=False,
-)
+@writes_tables("ocr_text", deps=["catalog", "media", "examples"], group_name="ocr", kinds={"parquet", "ray"})
 def ocr_text(
     context: AssetExecutionContext,
     libraries: LibraryStore,

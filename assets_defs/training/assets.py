@@ -1,9 +1,9 @@
 """Training inputs: the `catalog` table and the `examples` training set with its group-aware holdout split."""
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, Output, asset, multi_asset
+from dagster import AssetExecutionContext, MaterializeResult, Output, asset
 
-from assets_defs.common import chunked, progress, record_quarantine, table_results, table_specs
+from assets_defs.common import chunked, progress, record_quarantine, table_results, writes_tables
 from assets_defs.embedding_runs import embed_missing
 from assets_defs.partitions import library_partitions
 from ml.embedding import EmbedItem
@@ -29,14 +29,7 @@ def catalog(context: AssetExecutionContext, libraries: LibraryStore) -> Output[p
     return Output(table, metadata={"tags": table.height, **{f"facet/{k}": v for k, v in per_facet.items()}})
 
 
-@multi_asset(
-    specs=[
-        AssetSpec("examples", deps=["catalog"], group_name="training", kinds={"parquet"}),
-        *table_specs("examples", deps=["catalog"], group_name="training"),
-    ],
-    partitions_def=library_partitions,
-    can_subset=False,
-)
+@writes_tables("examples", deps=["catalog"], group_name="training")
 def examples(
     context: AssetExecutionContext,
     libraries: LibraryStore,

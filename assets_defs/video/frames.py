@@ -6,12 +6,11 @@ A long video is cut into time ranges (10 minutes by default), each a Ray task th
 """
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, MaterializeResult
 
-from assets_defs.common import progress, record_quarantine, stage_quarantine, table_results, table_specs, usable
+from assets_defs.common import progress, record_quarantine, stage_quarantine, table_results, usable, writes_tables
 from assets_defs.keypoints.assets import keypoint_spec
 from assets_defs.ocr.assets import ocr_spec
-from assets_defs.partitions import library_partitions
 from ml.backbones import BackboneSpec
 from ml.video import DEFAULT_BACKEND
 from ml.video_embedding import embed_video_range, time_ranges
@@ -27,15 +26,8 @@ RANGE_S = 600.0
 EVERY_S = 1.0
 
 
-@multi_asset(
-    specs=[
-        AssetSpec(
-            "video_frames", deps=["media", "catalog", "backbone_choice"], group_name="video", kinds={"parquet", "ray"}
-        ),
-        *table_specs("video_frames", deps=["media", "catalog", "backbone_choice"], group_name="video"),
-    ],
-    partitions_def=library_partitions,
-    can_subset=False,
+@writes_tables(
+    "video_frames", deps=["media", "catalog", "backbone_choice"], group_name="video", kinds={"parquet", "ray"}
 )
 def video_frames(
     context: AssetExecutionContext,

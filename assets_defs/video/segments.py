@@ -8,11 +8,10 @@ calibrated thresholds.
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, AssetSpec, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetIn, MaterializeResult
 
-from assets_defs.common import table_results, table_specs, usable
+from assets_defs.common import table_results, usable, writes_tables
 from assets_defs.keypoints.assets import keypoint_spec
-from assets_defs.partitions import library_partitions
 from assets_defs.video.frames import EVERY_S, RANGE_S
 from ml.frame_scores import score_video_frames, stamp_key, top_tags
 from ml.ocr import OcrSpec
@@ -28,15 +27,7 @@ READS = ["promoted_heads", "media", "video_frames", "frames", "frame_text", "fra
 
 # the heads' top tag per facet on every sampled frame (raw score, before smoothing): what the model saw;
 # tag_id and score are NULL where the frame is unlike every example of the facet (nothing recognised)
-@multi_asset(
-    specs=[
-        AssetSpec("video_segments", deps=READS, group_name="video", kinds={"parquet"}),
-        *table_specs("video_segments", deps=READS, group_name="video"),
-    ],
-    ins={"promoted_heads": AssetIn()},
-    partitions_def=library_partitions,
-    can_subset=False,
-)
+@writes_tables("video_segments", deps=READS, group_name="video", ins={"promoted_heads": AssetIn()})
 def video_segments(
     context: AssetExecutionContext,
     promoted_heads: dict[str, str],
