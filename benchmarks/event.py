@@ -26,6 +26,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ml.catalog import NONE_TAG
 from ml.regions import LogoIndex, RegionSpec, box_iou, detect
 from ml.sponsor_figures import sponsor_figures, thumbnail_with_box
 from ml.sponsor_report import render_event_report
@@ -33,7 +34,6 @@ from tagsmith.browser import screenshot
 from tagsmith.demo_event import write_demo_event
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
-NO_SPONSOR = "no-sponsor"
 
 
 def write_report(truth, examples: dict, photos: list[str], found: dict) -> None:
@@ -67,7 +67,7 @@ def main() -> None:
         rows = list(csv.DictReader(truth.examples_manifest.open(encoding="utf-8")))
         examples: dict[str, list[Image.Image]] = {}
         for row in rows:
-            if row["tag_id"] != NO_SPONSOR:
+            if row["tag_id"] != NONE_TAG:
                 image = Image.open(truth.examples_manifest.parent / row["path"]).convert("RGB")
                 examples.setdefault(row["tag_id"], []).append(image)
         start = time.perf_counter()

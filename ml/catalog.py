@@ -76,7 +76,12 @@ FORCEABLE = VISUAL_STRATEGIES + tuple(
 # the precision applied tags of a facet must keep on new photos when the catalog does not say: a sponsor given a
 # competitor's photo is the costly error, so sponsor tags are applied only where the holdout says 95 %
 PRECISION_BY_FACET = {"sponsor": 0.95}
-FACET_SETTINGS = ("strategy", "backbone", "target_precision")
+# `single`: one answer per photo (colourway, shot type); `multi`: any number of the facet's tags, or none of them
+# (sponsors, products in event photos, inventory), found where they are (ml/region_head.py)
+MODES = ("single", "multi")
+MODE_BY_FACET = {"sponsor": "multi"}
+FACET_SETTINGS = ("mode", "strategy", "backbone", "target_precision")
+NONE_TAG = "none"  # reserved: an example of a multi facet that shows none of its tags (an explicit negative)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,13 @@ class Catalog:
         facet's default (PRECISION_BY_FACET), else the library's `target_precision`."""
         setting = (self.facet_settings.get(facet) or {}).get("target_precision")
         return float(setting if setting is not None else PRECISION_BY_FACET.get(facet, library_default))
+
+    def mode(self, facet: str) -> str:
+        """`multi` or `single`: the catalog's `facets:` setting, else the facet's default (MODE_BY_FACET)."""
+        return (self.facet_settings.get(facet) or {}).get("mode") or MODE_BY_FACET.get(facet, "single")
+
+    def multi_facets(self) -> list[str]:
+        return [f for f in self.facets() if self.mode(f) == "multi"]
 
     def forced_strategy(self, facet: str) -> str | None:
         return (self.facet_settings.get(facet) or {}).get("strategy")
@@ -136,6 +148,8 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
             problems.append(f"{where}: missing tag_id")
         elif not SLUG.match(tag_id):
             problems.append(f"{where}: tag_id {tag_id!r} must be a lowercase slug (a-z, 0-9, '-', '_', '.')")
+        elif tag_id == NONE_TAG:
+            problems.append(f"{where}: tag_id 'none' is reserved: it labels examples that show none of a facet's tags")
         if not facet:
             problems.append(f"{where}: missing facet")
         elif not SLUG.match(facet):
@@ -167,8 +181,8 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
 
 
 def _facet_settings(node, facets: set[str], source: str, problems: list[str]) -> dict:
-    """The YAML `facets:` section: {facet: {strategy: name, backbone: one of BACKBONE_CHOICES, target_precision:
-    0.5..0.999}}, checked against the tags' facets."""
+    """The YAML `facets:` section: {facet: {mode: single/multi, strategy: name, backbone: one of BACKBONE_CHOICES,
+    target_precision: 0.5..0.999}}, checked against the tags' facets."""
     if node is None:
         return {}
     where = f"{source}:{node.start_mark.line + 1}"
@@ -184,6 +198,10 @@ def _facet_settings(node, facets: set[str], source: str, problems: list[str]) ->
         if not isinstance(settings, dict) or set(settings) - set(FACET_SETTINGS):
             problems.append(f"{where}: facets: {facet}: only {', '.join(map(repr, FACET_SETTINGS))} can be set")
             continue
+        mode = settings.get("mode")
+        if mode is not None and mode not in MODES:
+            problems.append(f"{where}: facets: {facet}: mode {mode!r} is not one of {list(MODES)}")
+            continue
         precision = settings.get("target_precision")
         if precision is not None and (
             isinstance(precision, bool) or not isinstance(precision, int | float) or not 0.5 <= precision <= 0.999
@@ -193,6 +211,9 @@ def _facet_settings(node, facets: set[str], source: str, problems: list[str]) ->
         strategy = settings.get("strategy")
         if strategy is not None and strategy not in FORCEABLE:
             problems.append(f"{where}: facets: {facet}: strategy {strategy!r} is not one of {list(FORCEABLE)}")
+            continue
+        if (mode or MODE_BY_FACET.get(facet)) == "multi" and ({"strategy", "backbone"} & set(settings)):
+            problems.append(f"{where}: facets: {facet}: a multi facet has no strategy or backbone to force")
             continue
         backbone = settings.get("backbone")
         if backbone is not None and backbone not in BACKBONE_CHOICES:
@@ -261,7 +282,6 @@ def parse_examples_manifest(path: Path, catalog: Catalog) -> list[Example]:
     tags = catalog.by_id()
     problems: list[str] = []
     examples: list[Example] = []
-    seen: dict[tuple[str, str], int] = {}
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -271,6 +291,8 @@ def parse_examples_manifest(path: Path, catalog: Catalog) -> list[Example]:
     if missing:
         need = f"{path}:1: header needs columns path,tag_id[,facet][,group]; missing {sorted(missing)}"
         raise ValidationError(str(path), [need])
+    multi = catalog.multi_facets()
+    seen: dict[tuple[str, str], dict[str, int]] = {}  # (photo, facet) -> {tag: line}
     for i, row in enumerate(reader):
         line = i + 2
         where = f"{path}:{line}"
@@ -283,26 +305,55 @@ def parse_examples_manifest(path: Path, catalog: Catalog) -> list[Example]:
         uri = raw_path if raw_path.startswith("s3://") else str((path.parent / raw_path).resolve())
         if not uri.startswith("s3://") and not Path(uri).is_file():
             problems.append(f"{where}: file not found: {raw_path}")
-        tag = tags.get(tag_id)
-        if tag is None:
-            problems.append(f"{where}: unknown tag_id {tag_id!r}")
+        if tag_id == NONE_TAG:
+            facet, problem = _none_facet(facet, multi)
+            if problem:
+                problems.append(f"{where}: {problem}")
+                continue
+        else:
+            tag = tags.get(tag_id)
+            if tag is None:
+                problems.append(f"{where}: unknown tag_id {tag_id!r}")
+                continue
+            if facet and facet != tag.facet:
+                problems.append(f"{where}: tag {tag_id!r} is in facet {tag.facet!r}, not {facet!r}")
+                continue
+            facet = tag.facet
+        problem = _labelled_twice(seen.setdefault((uri, facet), {}), tag_id, facet, facet in multi)
+        if problem:
+            problems.append(f"{where}: {raw_path} {problem}")
             continue
-        if facet and facet != tag.facet:
-            problems.append(f"{where}: tag {tag_id!r} is in facet {tag.facet!r}, not {facet!r}")
-            continue
-        key = (uri, tag.facet)
-        if key in seen:
-            first = seen[key]
-            problems.append(f"{where}: {raw_path} already labelled for facet {tag.facet!r} on line {first}")
-            continue
-        seen[key] = line
+        seen[(uri, facet)][tag_id] = line
         group = _nfc(row.get("group") or "") or None
-        examples.append(Example(uri=uri, tag_id=tag_id, facet=tag.facet, line=line, group=group))
+        examples.append(Example(uri=uri, tag_id=tag_id, facet=facet, line=line, group=group))
     if not examples and not problems:
         problems.append(f"{path}: no examples")
     if problems:
         raise ValidationError(str(path), problems)
     return examples
+
+
+def _none_facet(facet: str, multi: list[str]) -> tuple[str, str | None]:
+    """The facet a `none` example is for: the row's, which must be multi, or the catalog's only multi facet."""
+    if facet:
+        if facet not in multi:
+            return facet, f"'none' examples are for multi facets; {facet!r} is single (set its facets: mode)"
+        return facet, None
+    if len(multi) == 1:
+        return multi[0], None
+    if not multi:
+        return "", "'none' examples are for multi facets, and the catalog has none (facets: {FACET: {mode: multi}})"
+    return "", f"a 'none' example needs its facet (one of {multi}) in the facet column"
+
+
+def _labelled_twice(labels: dict[str, int], tag_id: str, facet: str, multi: bool) -> str | None:
+    """Why a photo may not take this label beside its others (None: it may). A multi facet takes several tags
+    per photo, but not one twice and not `none` beside a tag; a single facet takes one."""
+    if tag_id in labels or (labels and not multi):
+        return f"already labelled for facet {facet!r} on line {labels.get(tag_id) or min(labels.values())}"
+    if labels and NONE_TAG in {tag_id, *labels}:
+        return f"is labelled both 'none' and a tag of facet {facet!r} (line {min(labels.values())})"
+    return None
 
 
 def examples_from_folders(root: Path, catalog: Catalog) -> list[Example]:
@@ -311,8 +362,15 @@ def examples_from_folders(root: Path, catalog: Catalog) -> list[Example]:
     tags = catalog.by_id()
     problems: list[str] = []
     examples: list[Example] = []
+    multi = catalog.multi_facets()
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         tag = tags.get(folder.name)
+        if folder.name == NONE_TAG:  # the none examples of the catalog's only multi facet
+            facet, problem = _none_facet("", multi)
+            if problem:
+                problems.append(f"{folder}: {problem}")
+                continue
+            tag = CatalogTag(NONE_TAG, facet, NONE_TAG)
         if tag is None:
             problems.append(f"{folder}: folder name is not a tag_id in the catalog")
             continue

@@ -3,7 +3,7 @@
 Three things, drawn from the sponsors of `tagsmith/demo_logos.py`:
 - example photos, what a team hands over per sponsor: the logo large (10-40 % of the frame) on a banner, a
   shirt or a cup, in varied light, angle, blur and JPEG quality; plus "none" examples (event clutter, blank
-  boards, signs with other words) labelled `no-sponsor`;
+  boards, signs with other words) labelled with the reserved tag `none`;
 - event photos: a crowd and a stage, 0-3 logos each, small (1-5 % of the frame), rotated, keystoned,
   sometimes partly hidden by a head, a pole or a raised flag (at most 30 % of the logo); the truth is each
   logo's *visible* bounding box;
@@ -29,10 +29,10 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw
 
+from ml.catalog import NONE_TAG
 from ml.video import write_h264
 from tagsmith.demo_logos import (
     LOGO_ASPECT,
-    NONE_TAG,
     SPONSORS,
     Box,
     Op,
@@ -302,7 +302,7 @@ def write_demo_event(folder: Path, seed: int, *, photos: int = 60, examples_per_
                      none_examples: int = 12, video_seconds: float = 36.0) -> EventTruth:
     """Write the event under `folder` and return its truth:
 
-    sponsors.yaml               the sponsor catalog (facet `sponsor`; `no-sponsor` labels the none examples)
+    sponsors.yaml               the sponsor catalog (facet `sponsor`, multi by default; `none` labels the none examples)
     examples/SPONSOR_*.jpg      example photos, file names shuffled so they leak no label
     examples/manifest.csv       path,tag_id,facet (paths relative to the manifest, as ml/catalog.py reads them)
     event/photos/EVENT_*.jpg    event photos, 640x480

@@ -17,7 +17,6 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from tagsmith.demo_products import RGB, Rng, _colour, _font, _to_image
 
-NONE_TAG = "no-sponsor"  # the tag of the explicit "no logo here" examples
 LOGO_ASPECT = 2.6  # every logo canvas is this wide per unit of height
 _BASE_H = 160  # logos are drawn once at this height and resized (LANCZOS) to the size they are shown at
 SIGNS = ("EXIT", "GATE 3", "BAR", "MERCH", "TICKETS", "STAGE B", "FOOD", "VIP", "PRESS", "WC")
@@ -46,16 +45,14 @@ SPONSORS: list[SponsorSpec] = [
 
 
 def build_sponsor_catalog() -> list[dict[str, Any]]:
-    """Catalog entries in the DESIGN "Catalog" shape; the word mark is the identifier OCR matches. The
-    `no-sponsor` entry labels the explicit "none" examples (event clutter, no logo): it has no identifiers."""
+    """Catalog entries in the DESIGN "Catalog" shape; the word mark is the identifier OCR matches. The explicit
+    "no logo here" examples are labelled with the reserved tag `none` (ml/catalog.py), not a catalog entry."""
     tags: list[dict[str, Any]] = []
     for s in SPONSORS:
         attrs = {"shape": s.shape, "plate": "#{:02x}{:02x}{:02x}".format(*s.plate),
                  **({"lookalike": s.lookalike} if s.lookalike else {})}
         tags.append({"tag_id": s.tag_id, "facet": "sponsor", "name": s.name, "aliases": [],
                      "identifiers": [s.name], "attributes": attrs})
-    tags.append({"tag_id": NONE_TAG, "facet": "sponsor", "name": "No sponsor", "aliases": ["none", "kein Sponsor"],
-                 "identifiers": [], "attributes": {"none": True}})
     return tags
 
 

@@ -102,7 +102,7 @@ def test_catalog_can_force_a_facets_strategy_and_refuses_unknown_ones():
     bad = "facets:\n  product: {backbone: resnet, colour: red}\n" + tags
     with pytest.raises(ValidationError) as info:
         parse_catalog(bad, "c.yaml")
-    assert any("only 'strategy', 'backbone', 'target_precision'" in p for p in info.value.problems)
+    assert any("only 'mode', 'strategy', 'backbone', 'target_precision'" in p for p in info.value.problems)
     for bad_precision in ("0.3", "1.0", "high", "true"):
         with pytest.raises(ValidationError) as info:
             parse_catalog(f"facets:\n  product: {{target_precision: {bad_precision}}}\n" + tags, "c.yaml")
@@ -111,3 +111,56 @@ def test_catalog_can_force_a_facets_strategy_and_refuses_unknown_ones():
         parse_catalog("facets:\n  product: {backbone: resnet}\n" + tags, "c.yaml")
     wanted = "backbone 'resnet' is not one of ['base', 'views', 'finetuned', 'finetuned-views']"
     assert any(wanted in p for p in info.value.problems)
+
+
+def test_a_facet_is_single_or_multi_and_sponsor_is_multi_by_default():
+    tags = "tags:\n  - {tag_id: acme, facet: sponsor}\n  - {tag_id: a, facet: product}\n"
+    tags += "  - {tag_id: sofa, facet: kit}\n"
+    catalog = parse_catalog("facets:\n  kit: {mode: multi}\n" + tags, "c.yaml")
+    assert [catalog.mode(f) for f in ("kit", "product", "sponsor")] == ["multi", "single", "multi"]
+    assert catalog.multi_facets() == ["kit", "sponsor"]
+    assert parse_catalog("facets:\n  sponsor: {mode: single}\n" + tags, "c.yaml").multi_facets() == []
+    for bad, says in (
+        ("facets:\n  kit: {mode: many}\n", "mode 'many' is not one of ['single', 'multi']"),
+        ("facets:\n  sponsor: {strategy: logreg}\n", "a multi facet has no strategy or backbone to force"),
+        ("tags:\n  - {tag_id: none, facet: sponsor}\n", "tag_id 'none' is reserved"),
+    ):
+        with pytest.raises(ValidationError) as info:
+            parse_catalog(bad + (tags if bad.startswith("facets") else ""), "c.yaml")
+        assert any(says in p for p in info.value.problems), info.value.problems
+
+
+def test_multi_facet_examples_take_several_tags_and_none(tmp_path):
+    tags = "tags:\n  - {tag_id: acme, facet: sponsor}\n  - {tag_id: hooli, facet: sponsor}\n"
+    tags += "  - {tag_id: a, facet: product}\n"
+    catalog = parse_catalog(tags, "c.yaml")
+    for name in ("p1.jpg", "p2.jpg", "p3.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,tag_id\np1.jpg,acme\np1.jpg,hooli\np2.jpg,none\np1.jpg,a\n")
+    got = [(Path(e.uri).name, e.tag_id, e.facet) for e in parse_examples_manifest(manifest, catalog)]
+    assert got == [
+        ("p1.jpg", "acme", "sponsor"),
+        ("p1.jpg", "hooli", "sponsor"),
+        ("p2.jpg", "none", "sponsor"),
+        ("p1.jpg", "a", "product"),
+    ]
+    manifest.write_text(
+        "path,tag_id,facet\np1.jpg,acme,\np1.jpg,acme,\np2.jpg,none,\np2.jpg,hooli,\n"
+        "p3.jpg,none,product\np3.jpg,a,\np3.jpg,a,\n"
+    )
+    with pytest.raises(ValidationError) as info:
+        parse_examples_manifest(manifest, catalog)
+    assert info.value.problems == [
+        f"{manifest}:3: p1.jpg already labelled for facet 'sponsor' on line 2",
+        f"{manifest}:5: p2.jpg is labelled both 'none' and a tag of facet 'sponsor' (line 4)",
+        f"{manifest}:6: 'none' examples are for multi facets; 'product' is single (set its facets: mode)",
+        f"{manifest}:8: p3.jpg already labelled for facet 'product' on line 7",
+    ]
+    two = parse_catalog(tags + "  - {tag_id: sofa, facet: kit}\nfacets:\n  kit: {mode: multi}\n", "c.yaml")
+    manifest.write_text("path,tag_id\np2.jpg,none\n")
+    with pytest.raises(ValidationError) as info:
+        parse_examples_manifest(manifest, two)
+    assert info.value.problems == [
+        f"{manifest}:2: a 'none' example needs its facet (one of ['kit', 'sponsor']) in the facet column"
+    ]
