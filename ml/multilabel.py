@@ -72,14 +72,14 @@ def label_matrix(labels: Sequence[set[str]], tags: Sequence[str]) -> np.ndarray:
     return Y
 
 
-def _none_floor(scores: np.ndarray, Y: np.ndarray, none_rate: float) -> float:
+def _none_floor(scores: np.ndarray, Y: np.ndarray, none_rate: float, candidate: float = CANDIDATE) -> float:
     """Lowest threshold (one for all tags) at which at most `none_rate` of the photos with no tag would get one."""
     empty = ~Y.astype(bool).any(axis=1)
     if not empty.any():
-        return CANDIDATE
+        return candidate
     top = np.sort(scores[empty].max(axis=1))[::-1]  # each empty photo's best wrong score, highest first
     allowed = int(np.floor(none_rate * len(top)))  # that many may stay at or above the threshold
-    return CANDIDATE if allowed >= len(top) else float(np.nextafter(top[allowed], 2.0))
+    return candidate if allowed >= len(top) else float(np.nextafter(top[allowed], 2.0))
 
 
 def calibrate_multilabel(
@@ -89,12 +89,14 @@ def calibrate_multilabel(
     target_precision: float,
     confidence: float = 0.95,
     none_rate: float = NONE_RATE,
+    floor: float = CANDIDATE,
 ) -> dict[str, float]:
     """Per-tag thresholds from holdout scores and truth (see the module's docstring); NEVER where no score
-    reaches the target (that tag is always reviewed)."""
-    candidate = scores >= CANDIDATE
+    reaches the target (that tag is always reviewed). `floor`: the score at which a pair becomes a candidate
+    (0.5 for the binary heads; ml/region_head.py's detections start lower)."""
+    candidate = scores >= floor
     pooled = _lowest_qualifying(scores[candidate], Y[candidate].astype(bool), target_precision, confidence)
-    pooled = max(pooled, _none_floor(scores, Y, none_rate))
+    pooled = max(pooled, _none_floor(scores, Y, none_rate, floor))
     thresholds = {}
     for k, tag in enumerate(tags):
         mine = candidate[:, k] & (scores[:, k] >= pooled)
@@ -104,7 +106,7 @@ def calibrate_multilabel(
             if upper < target_precision:
                 own = candidate[:, k]
                 t = max(pooled, _lowest_qualifying(scores[own, k], Y[own, k].astype(bool), target_precision, None))
-        thresholds[str(tag)] = float(max(t, CANDIDATE))
+        thresholds[str(tag)] = float(max(t, floor))
     return thresholds
 
 

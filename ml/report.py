@@ -183,10 +183,12 @@ def render_evaluation(
     names: Mapping[str, str],
     thumbnail: Callable[[str], bytes | None],
     example_of: Mapping[str, str],
+    extra_sections: Sequence[str] = (),
 ) -> str:
     """HTML for `facets`: [{facet, version, strategy, forced, bar, passed, metrics, thresholds, holdout}].
 
-    `thumbnail(media_id)` gives a JPEG (or None); `example_of[tag_id]` is a media_id of a training example.
+    `thumbnail(media_id)` gives a JPEG (or None); `example_of[tag_id]` is a media_id of a training example;
+    `extra_sections`: HTML sections of facets of other kinds (multi facets: ml/multi_report.py), after these.
     """
     esc = html.escape
     name = lambda t: names.get(t, t)  # noqa: E731
@@ -270,6 +272,7 @@ def render_evaluation(
 <h3>Confusions that matter most</h3>{confusion_html}</section>"""
         )
     overall = np.mean([f["metrics"].get("accuracy", 0.0) for f in facets]) if facets else float("nan")
+    multi = f" (and {len(extra_sections)} multi facets, below)" if extra_sections else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(library)}: evaluation</title>
 <style>
@@ -285,12 +288,13 @@ figure.missing {{ height: {THUMB}px; background: #f3f4f6; }} .pair {{ margin-bot
 .warn {{ color: #b45309; }} .optimistic {{ color: #6b7280; }}
 </style></head><body>
 <h1>{esc(library)}: evaluation of the heads</h1>
-<p>{len(facets)} facets, mean new-shoot top-1 {overall:.3f}. Everything below is measured on the group-aware
+<p>{len(facets)} facets{multi}, mean new-shoot top-1 {overall:.3f}. Everything below is measured on the group-aware
 holdout: shoots, sessions and look-alike clusters the head did not train on, the closest the examples get to the
 next shoot.</p>
 <table><tr><th>facet</th><th>new-shoot top-1</th><th>applied precision</th><th>applied</th><th>to review</th>
 <th>same-shoot top-1 of the visual head (optimistic)</th></tr>{summary_rows(facets)}</table>
 {"".join(sections)}
+{"".join(extra_sections)}
 </body></html>
 """
 

@@ -25,10 +25,6 @@ def event(tmp_path_factory: pytest.TempPathFactory) -> EventTruth:
     return write_demo_event(tmp_path_factory.mktemp("event") / "ev", seed=5, **SMALL)
 
 
-
-
-
-
 def test_catalog_and_manifest_validate(event: EventTruth) -> None:
     catalog = load_catalog(event.catalog_path)
     sponsors = [t for t in catalog.tags if t.facet == "sponsor"]

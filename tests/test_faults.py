@@ -219,7 +219,8 @@ def test_pipeline_tags_the_rest_and_does_not_read_quarantined_files_again(
 
     from assets_defs.backbones.assets import backbone_choice
     from assets_defs.embeddings.assets import embeddings
-    from assets_defs.heads.assets import evaluation_report, heads, promoted_heads
+    from assets_defs.heads.assets import heads
+    from assets_defs.heads.evaluation import evaluation_report, promoted_heads
     from assets_defs.keypoints.assets import keypoints
     from assets_defs.media.assets import media
     from assets_defs.ocr.assets import ocr_text

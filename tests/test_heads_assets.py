@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, materialize
 
-from assets_defs.heads.assets import evaluation_report, head_version, heads, ocr_boxes, promoted_heads
+from assets_defs.heads.assets import head_version, heads, ocr_boxes
+from assets_defs.heads.evaluation import evaluation_report, promoted_heads
 from assets_defs.partitions import library_partitions
 from ml.embedding import write_embeddings
 from ml.ocr import OcrSpec
@@ -112,7 +113,9 @@ def test_the_bar_gates_promotion_and_earlier_heads_stay_in_use(local_resources, 
 
         check, done, candidates = run(res, library, instance)
         assert check.passed and done == {"heads", "evaluation_report", "promoted_heads"} | {
-            "head_versions", "tag_metrics", "head_promotions"  # the tables these steps write (resources/tables.py)
+            "head_versions",
+            "tag_metrics",
+            "head_promotions",  # the tables these steps write (resources/tables.py)
         }
         first = candidates["product"]
         history = res["warehouse"].read(library, "heads")

@@ -4,7 +4,8 @@ import polars as pl
 import pytest
 
 from assets_defs.embeddings.assets import embeddings
-from assets_defs.heads.assets import heads, promoted_heads
+from assets_defs.heads.assets import heads
+from assets_defs.heads.evaluation import promoted_heads
 from assets_defs.media.assets import media
 from assets_defs.tags.assets import tags
 from assets_defs.training.assets import catalog, examples

@@ -53,6 +53,8 @@ def backbone_choice(
     table = warehouse.read(library, "examples")
     if table.height == 0:
         raise ValueError(f"library {library!r} has no usable examples")
+    # a multi facet's head reads regions and whole photos on the library's backbone (ml/region_head.py)
+    table = table.filter(~pl.col("facet").is_in(parsed.multi_facets()))
     plan = BackbonePlan(config, model_store, warehouse, library)
     models = plan.candidate_models()
     photos = table.unique("media_id", keep="first", maintain_order=True).select("media_id", "uri")

@@ -46,6 +46,8 @@ def finetuned_backbone(
         context.log.info(f"{library}: fine-tuning is off ({why})")
         return MaterializeResult(metadata={"enabled": False})
     table = warehouse.read(library, "examples")
+    # the single facets' labels: a multi facet's photo may show several tags (ml/region_head.py learns those)
+    table = table.filter(~pl.col("facet").is_in(libraries.catalog(library).multi_facets()))
     rows = training_rows(table)
     key = finetune_key(config, rows)
     history = warehouse.read(library, "finetuned_backbone")

@@ -14,9 +14,6 @@ from dataclasses import dataclass, field
 
 import polars as pl
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetOut,
     MetadataValue,
@@ -25,21 +22,19 @@ from dagster import (
 )
 
 from assets_defs.common import now_iso, table_outputs, table_outs
+from assets_defs.heads.multi import region_extra, train_multi
 from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
-from ml.contact_sheet import thumbnail_jpeg
 from ml.heads import train_facet_head
-from ml.media import MediaProblem, decode_image
 from ml.ocr import OcrSpec
-from ml.report import THUMB, promise_figures, render_evaluation, tag_metrics
+from ml.report import promise_figures
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
+from resources.ray_runner import TaskRunner
 from resources.tables import frame
 from resources.warehouse import Warehouse
-
-CHECK = "holdout_accuracy_bar"
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
 HEAD_FORMAT = "8"  # 3: printed text; 4: mistake-free thresholds pooled; 5: holdout; 6: keypoints; 7: backbone;
@@ -91,7 +86,9 @@ def ocr_boxes(ocr_table: pl.DataFrame) -> dict[str, list[tuple[str, float]]]:
 def heads(
     context: AssetExecutionContext,
     libraries: LibraryStore,
+    media_store: MediaStore,
     model_store: ModelStore,
+    runner: TaskRunner,
     warehouse: Warehouse,
 ):
     """Candidate heads per facet ({facet: version}); each compared across strategies on the holdout."""
@@ -115,6 +112,38 @@ def heads(
     rows, problems = [], []
     for facet in sorted(training["facet"].unique().to_list()):
         group = training.filter(pl.col("facet") == facet)
+        if parsed.mode(facet) == "multi":  # any number of tags per photo, found where they are
+            target = parsed.target_precision(facet, config.target_precision)
+            version = head_version(facet, base_model, group, config, region_extra(), target)
+            if (
+                history.filter(pl.col("version") == version).height
+                and model_store.head_path(library, facet, version).exists()
+            ):
+                context.log.info(f"{facet}: training set unchanged, reusing {version}")
+            else:
+                try:
+                    head = train_multi(
+                        warehouse,
+                        library,
+                        base_model,
+                        group,
+                        media_store,
+                        runner,
+                        target,
+                        config.seed,
+                        context.log.warning,
+                    )
+                except ValueError as exc:  # the examples' problem
+                    problems.append(f"{facet}: {exc}")
+                    continue
+                model_store.save_head(library, facet, version, head)
+                rows.append(version_row(facet, version, head, config.bar_for(facet)))
+                context.log.info(
+                    f"{facet} (multi): {head.strategy}, exact-set accuracy {head.metrics['accuracy']:.3f} over "
+                    f"{head.metrics['folds']} group-aware folds (strategies: {json.dumps(head.metrics['strategies'])})"
+                )
+            candidates[facet] = version
+            continue
         force = parsed.forced_strategy(facet)
         facet_tags = group["tag_id"].unique().sort().to_list()
         facet_ids = {t: identifiers.get(t, []) for t in facet_tags}
@@ -165,21 +194,7 @@ def heads(
             head.metrics["backbone_forced"] = picked["forced"]
             head.metrics["backbones"] = picked["probes"]  # each candidate's linear probe on the holdout
             model_store.save_head(library, facet, version, head)
-            row = {
-                "facet": facet,
-                "version": version,
-                "strategy": head.strategy,
-                "accuracy": head.metrics["accuracy"],
-                "balanced_accuracy": head.metrics["balanced_accuracy"],
-                "n_train": head.metrics["n_train"],
-                "n_holdout": head.metrics["n_holdout"],
-                "bar": bar,
-                "model": head.model_id,
-                "metrics": json.dumps(head.metrics),
-                "thresholds": json.dumps(head.thresholds),
-                "trained_at": now_iso(),
-            }
-            rows.append(row)
+            rows.append(version_row(facet, version, head, bar))
             context.log.info(
                 f"{facet}: {head.strategy} on the {picked['role']} backbone, holdout accuracy "
                 f"{head.metrics['accuracy']:.3f} (strategies: {json.dumps(head.metrics['strategies'])})"
@@ -194,6 +209,24 @@ def heads(
     promise = promise_figures(current.iter_rows(named=True))
     yield Output(candidates, output_name="heads", metadata={"candidates": MetadataValue.json(candidates), **promise})
     yield from table_outputs(warehouse, library, "heads")
+
+
+def version_row(facet: str, version: str, head, bar: float) -> dict:
+    """The `head_versions` row of a newly trained head."""
+    return {
+        "facet": facet,
+        "version": version,
+        "strategy": head.strategy,
+        "accuracy": head.metrics["accuracy"],
+        "balanced_accuracy": head.metrics["balanced_accuracy"],
+        "n_train": head.metrics["n_train"],
+        "n_holdout": head.metrics["n_holdout"],
+        "bar": bar,
+        "model": head.model_id,
+        "metrics": json.dumps(head.metrics),
+        "thresholds": json.dumps(head.thresholds),
+        "trained_at": now_iso(),
+    }
 
 
 @dataclass(frozen=True)
@@ -260,125 +293,3 @@ def train_on(
     single = group.filter(pl.col("tag_groups") <= 1)["tag_id"].unique().sort().to_list()
     head.metrics["single_group_tags"] = single
     return head
-
-
-@multi_asset(
-    outs={
-        "evaluation_report": AssetOut(group_name="heads", kinds={"html"}),
-        **table_outs("evaluation_report", "heads"),
-    },
-    deps=["head_versions", "examples", "catalog"],
-    partitions_def=library_partitions,
-    can_subset=False,
-    check_specs=[
-        AssetCheckSpec(
-            CHECK,
-            asset="evaluation_report",
-            blocking=True,
-            description="every facet's head meets the library's bar on the group-aware holdout (top-1)",
-        )
-    ],
-)
-def evaluation_report(
-    context: AssetExecutionContext,
-    heads: dict[str, str],
-    libraries: LibraryStore,
-    media_store: MediaStore,
-    model_store: ModelStore,
-    warehouse: Warehouse,
-):
-    """The candidates' evaluation as HTML (strategy chosen and why, per-tag precision/recall, the confusions
-    with thumbnails) and `tag_metrics`; and the blocking `holdout_accuracy_bar` check that gates promotion.
-
-    The check lives here, not on `heads`, so the report is written when a facet fails its bar: that is
-    when a person needs to look. The bar is the library's current one (a head is versioned by what it learns
-    from, not by the bar: a bar changed in library.yaml applies to the head already trained).
-    """
-    library = context.partition_key
-    config = libraries.config(library)
-    table = warehouse.read(library, "head_versions")  # empty when no facet could be trained yet
-    table = table.filter(pl.col("version").is_in(list(heads.values()))).unique("version")
-    training = warehouse.read(library, "examples")
-    missing = sorted(set(training["facet"].unique().to_list()) - set(heads))
-    uri_of = dict(training.select("media_id", "uri").unique("media_id").iter_rows())
-    example_of = (
-        dict(training.filter(pl.col("split") == "train").unique("tag_id").select("tag_id", "media_id").iter_rows())
-        if training is not None
-        else {}
-    )
-    catalog_table = warehouse.read(library, "catalog")
-    names = dict(catalog_table.select("tag_id", "name").iter_rows())
-
-    def thumbnail(media_id: str) -> bytes | None:
-        uri = uri_of.get(media_id)
-        if uri is None:
-            return None
-        try:
-            return thumbnail_jpeg(decode_image(media_store.read_bytes(uri), 256), width=THUMB)
-        except (MediaProblem, OSError):
-            return None
-
-    facets, failing, metric_rows = [], [], []
-    for row in table.sort("facet").iter_rows(named=True):
-        head = model_store.load_head(library, row["facet"], row["version"])
-        bar = config.bar_for(row["facet"])
-        passed = row["accuracy"] >= bar  # the group-aware holdout's top-1: the new-shoot figure
-        if not passed:
-            failing.append(f"{row['facet']} group-aware holdout top-1 {row['accuracy']:.3f} < {bar:.2f}")
-        facets.append(
-            {
-                "facet": row["facet"],
-                "version": row["version"],
-                "strategy": row["strategy"],
-                "bar": bar,
-                "passed": passed,
-                "metrics": head.metrics,
-                "thresholds": head.thresholds,
-                "holdout": head.holdout or [],
-            }
-        )
-        for m in tag_metrics(head.holdout or [], head.thresholds):
-            metric_rows.append({"facet": row["facet"], "version": row["version"], **m})
-    out = warehouse.reports_dir(library) / "evaluation.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_evaluation(library, facets, names, thumbnail, example_of), encoding="utf-8")
-    warehouse.write(library, "tag_metrics", frame("tag_metrics", metric_rows))
-    problems = [f"{facet}: no head could be trained (see the heads step's log)" for facet in missing]
-    accuracy = {f["facet"]: f["metrics"].get("accuracy", 0.0) for f in facets}
-    promise = promise_figures(table.sort("facet").iter_rows(named=True))
-    report = {"report": MetadataValue.path(str(out)), **promise}
-    yield Output(None, output_name="evaluation_report", metadata=report)
-    yield from table_outputs(warehouse, library, "evaluation_report")
-    yield AssetCheckResult(
-        asset_key="evaluation_report",
-        check_name=CHECK,
-        passed=not failing and not problems and bool(heads),
-        severity=AssetCheckSeverity.ERROR,
-        description="; ".join(failing + problems) or "all facets meet their bar",
-        metadata={f"holdout_top1/{f}": round(a, 4) for f, a in sorted(accuracy.items())},
-    )
-
-
-@multi_asset(
-    outs={"promoted_heads": AssetOut(group_name="heads", kinds={"parquet"}), **table_outs("promoted_heads", "heads")},
-    deps=["evaluation_report"],
-    partitions_def=library_partitions,
-    can_subset=False,
-)
-def promoted_heads(context: AssetExecutionContext, heads: dict[str, str], warehouse: Warehouse):
-    """The heads in use ({facet: version}): the candidates that passed the blocking holdout check."""
-    library = context.partition_key
-    # its own table: `heads` (the asset) writes head_versions, this asset the promotions; the `heads` table is
-    # the view over both (resources/tables.py), so no two assets read-modify-write one file
-    table = warehouse.read(library, "head_promotions")
-    stamp = now_iso()
-    chosen = sorted(heads.values())
-    first = dict(table.select("version", "promoted_at").iter_rows())
-    rows = [
-        {"facet": f, "version": v, "promoted": True, "promoted_at": first.get(v) or stamp} for f, v in heads.items()
-    ]
-    kept = table.filter(~pl.col("version").is_in(chosen)).with_columns(promoted=pl.lit(False))
-    promotions = pl.concat([kept, frame("head_promotions", rows)]).sort("facet", "version")
-    warehouse.write(library, "head_promotions", promotions)
-    yield Output(heads, output_name="promoted_heads", metadata={"promoted": MetadataValue.json(heads)})
-    yield from table_outputs(warehouse, library, "promoted_heads")

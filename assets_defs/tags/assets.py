@@ -8,6 +8,7 @@ from assets_defs.common import usable
 from assets_defs.heads.assets import ocr_boxes
 from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
+from assets_defs.tags.regions import found_on_photos, multi_tag_rows
 from ml.heads import predict_table
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
@@ -19,7 +20,7 @@ from resources.warehouse import Warehouse
 @asset(
     partitions_def=library_partitions,
     group_name="tags",
-    deps=["media", "embeddings", "ocr_text", "keypoints"],
+    deps=["media", "embeddings", "ocr_text", "keypoints", "detections"],
     kinds={"parquet"},
     io_manager_key="tables",
 )
@@ -30,8 +31,9 @@ def tags(
     model_store: ModelStore,
     warehouse: Warehouse,
 ) -> Output[pl.DataFrame]:
-    """One row per (photo, facet): the head's top tag, `applied` above the tag's threshold, else `review`. The
-    table goes to the `tables` IO manager (resources/table_io.py)."""
+    """Per photo and single facet, the head's top tag; per photo and multi facet, each tag its head finds (with
+    its box), or no row when it finds none. `applied` above the tag's threshold, else `review`. The table goes to
+    the `tables` IO manager (resources/table_io.py)."""
     library = context.partition_key
     config = libraries.config(library)
     model_id = BackbonePlan(config, model_store, warehouse, library).library_model_id()
@@ -42,6 +44,7 @@ def tags(
         facet: (version, model_store.load_head(library, facet, version)) for facet, version in promoted_heads.items()
     }
     boxes_of = ocr_boxes(warehouse.read(library, "ocr_text"))
+    regions = warehouse.read(library, "detections")
     kp_spec = keypoint_spec(config)
     matching = kp_spec is not None and any(h.matches_keypoints for _, h in heads.values())
     features_of = read_features(warehouse, library, kp_spec) if matching else {}
@@ -57,6 +60,9 @@ def tags(
                     f"{missing} photos have no {model} embedding yet (see quarantine); they get no {facet} tag"
                 )
         ids, X = embedded[model]
+        if getattr(head, "multi", False):  # any number of tags per photo, with their boxes (tags/regions.py)
+            rows += multi_tag_rows(head, version, found_on_photos(regions, version), ids, X)
+            continue
         # a combined head gets each photo's OCR boxes and ORB features (none: no such evidence found)
         boxes = [boxes_of.get(m, []) for m in ids] if head.reads_text else None
         features = [features_of.get(m) for m in ids] if head.matches_keypoints else None
@@ -72,7 +78,7 @@ def tags(
             "applied": counts.get("applied", 0),
             "review": counts.get("review", 0),
             "heads": MetadataValue.json(promoted_heads),
-        }
+        },
     )
 
 

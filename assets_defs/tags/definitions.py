@@ -1,5 +1,6 @@
 from dagster import Definitions
 
 from assets_defs.tags.assets import tags, warehouse_views
+from assets_defs.tags.regions import detections
 
-defs = Definitions(assets=[tags, warehouse_views])
+defs = Definitions(assets=[detections, tags, warehouse_views])

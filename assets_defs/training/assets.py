@@ -86,7 +86,11 @@ def examples(
         if inspected[e.uri]["media_id"] not in unembedded
     ]
     schema = {**table_of("examples").columns, "session": pl.String}
-    table = pl.DataFrame(rows, schema=schema).unique(["media_id", "facet"], keep="first", maintain_order=True)
+    # a photo under two names is one example: one row per (photo, facet, tag); a single facet's photo keeps its
+    # first label, a multi facet's photo every tag it shows (or `none`)
+    table = pl.DataFrame(rows, schema=schema).unique(["media_id", "facet", "tag_id"], keep="first", maintain_order=True)
+    multi = libraries.catalog(library).multi_facets()
+    table = table.filter(pl.col("facet").is_in(multi) | pl.col("media_id").is_first_distinct().over("facet"))
     table = with_groups(
         table,
         *warehouse.read_embeddings(

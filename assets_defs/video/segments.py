@@ -15,6 +15,7 @@ from assets_defs.keypoints.assets import keypoint_spec
 from assets_defs.video.frames import EVERY_S, RANGE_S
 from ml.frame_scores import score_video_frames, stamp_key, top_tags
 from ml.ocr import OcrSpec
+from ml.region_head import region_floor
 from ml.segments import SegmentParams, build_segments
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
@@ -22,7 +23,16 @@ from resources.model_store import ModelStore
 from resources.tables import frame, table_of
 from resources.warehouse import Warehouse
 
-READS = ["promoted_heads", "media", "video_frames", "frames", "frame_text", "frame_keypoints", "embeddings"]
+READS = [
+    "promoted_heads",
+    "media",
+    "video_frames",
+    "frames",
+    "frame_text",
+    "frame_keypoints",
+    "embeddings",
+    "detections",
+]
 
 
 # the heads' top tag per facet on every sampled frame (raw score, before smoothing): what the model saw;
@@ -42,10 +52,13 @@ def video_segments(
     config = libraries.config(library)
     model_id = BackbonePlan(config, model_store, warehouse, library).library_model_id()
     videos = usable(warehouse.read(library, "media"), "video")
-    heads = {
+    loaded = {
         facet: (version, model_store.load_head(library, facet, version))
         for facet, version in sorted(promoted_heads.items())
     }
+    # multi facets' tags on frames come from the regions found there (`detections`), each tag on its own
+    multi = {f: vh for f, vh in loaded.items() if getattr(vh[1], "multi", False)}
+    heads = {f: vh for f, vh in loaded.items() if f not in multi}
     params = SegmentParams(frame_s=EVERY_S)
     frames = warehouse.read(library, "frames")
     cuts_of = {
@@ -101,6 +114,9 @@ def video_segments(
                     schema=table_of("frame_tags").columns,
                 )
             )
+    detected = warehouse.read(library, "detections")
+    for facet, (version, head) in multi.items():
+        rows += region_segments(detected, facet, version, head, cuts_of)
     table = frame("video_segments", rows)
     warehouse.write(library, "video_segments", table)
     frame_tags = pl.concat(frame_rows) if frame_rows else frame("frame_tags")
@@ -113,6 +129,27 @@ def video_segments(
             "segments": table.height,
             "applied": counts.get("applied", 0),
             "review": counts.get("review", 0),
-        }
+        },
     )
     yield from table_results(warehouse, library, "video_segments")
+
+
+def region_segments(detected: pl.DataFrame, facet: str, version: str, head, cuts_of: dict) -> list[dict]:
+    """Segments of a multi facet's tags from the regions found on sampled frames: per video and tag, the
+    tag's best score on each frame (0 where not found), unsmoothed (a region score is already one frame's
+    evidence), merged over gaps of up to 1.5 s; applied where the peak clears the tag's threshold and the
+    stretch lasts a second."""
+    mine = detected.filter((pl.col("head_version") == version) & pl.col("ts").is_not_null())
+    params = SegmentParams(window=1, frame_s=EVERY_S, floor=region_floor(head.spec))
+    rows = []
+    for (media_id,), video in mine.group_by("media_id", maintain_order=True):
+        stamps = video["ts"].unique().sort().to_list()
+        at = {t: i for i, t in enumerate(stamps)}
+        found = video.filter(pl.col("tag_id").is_not_null())
+        for (tag,), hits in found.group_by("tag_id", maintain_order=True):
+            scores = np.zeros((len(stamps), 1), np.float32)
+            for ts, score in hits.select("ts", "score").iter_rows():
+                scores[at[ts], 0] = max(scores[at[ts], 0], score)
+            segments = build_segments(stamps, scores, [tag], head.thresholds, params, cuts_of.get(media_id, []))
+            rows += [{"media_id": media_id, "facet": facet, "head_version": version, **seg} for seg in segments]
+    return rows

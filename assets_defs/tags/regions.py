@@ -1,0 +1,128 @@
+"""`detections`: where a multi facet's tags are on every photo and sampled video frame (ml/region_head.py).
+
+A multi facet's promoted head that reads regions runs its logo index over the library's photos and the sampled
+frames of its videos, on the runner's workers; each detection above the head's floor is a row, and a photo or
+frame where it found nothing is a row with a null tag_id, so a rerun looks only at media the current head
+versions have not seen. `tags` and `video_segments` turn the rows into tags with boxes and into segments, with
+the head's calibrated thresholds.
+"""
+
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetIn, MaterializeResult
+
+from assets_defs.common import chunked, progress, usable, writes_tables
+from ml.region_head import detect_task, detect_video_task, region_floor
+from ml.regions import Detection
+from resources.libraries import LibraryStore
+from resources.media_store import MediaStore
+from resources.model_store import ModelStore
+from resources.ray_runner import TaskRunner
+from resources.tables import frame
+from resources.warehouse import Warehouse
+
+PHOTOS_PER_TASK = 16
+
+
+def region_heads(promoted_heads: dict[str, str], model_store: ModelStore, library: str) -> dict:
+    """{facet: (version, head)} of the promoted heads that read regions."""
+    out = {}
+    for facet, version in sorted(promoted_heads.items()):
+        head = model_store.load_head(library, facet, version)
+        if getattr(head, "multi", False) and head.uses_regions:
+            out[facet] = (version, head)
+    return out
+
+
+@writes_tables(
+    "detections", deps=["media", "frames", "promoted_heads"], group_name="tags", ins={"promoted_heads": AssetIn()}
+)
+def detections(
+    context: AssetExecutionContext,
+    promoted_heads: dict[str, str],
+    libraries: LibraryStore,
+    media_store: MediaStore,
+    model_store: ModelStore,
+    runner: TaskRunner,
+    warehouse: Warehouse,
+):
+    """Regions of the multi facets' tags on photos and video frames; only media the heads in use have not seen."""
+    library = context.partition_key
+    heads = region_heads(promoted_heads, model_store, library)
+    media = warehouse.read(library, "media")
+    photos = usable(media, "image").unique("media_id", keep="first", maintain_order=True)
+    videos = usable(media, "video").unique("media_id", keep="first", maintain_order=True)
+    frames = warehouse.read(library, "frames")
+    old = warehouse.read(library, "detections")
+    versions = [v for v, _ in heads.values()]
+    kept = old.filter(pl.col("head_version").is_in(versions))  # rows of heads no longer in use are dropped
+    reader = media_store.reader()
+    rows, unread = [], []
+    for facet, (version, head) in heads.items():
+        floor = region_floor(head.spec)
+        seen = kept.filter(pl.col("head_version") == version)
+        seen_photos = set(seen.filter(pl.col("ts").is_null())["media_id"].to_list())
+        todo = [(m, u) for m, u in photos.select("media_id", "uri").iter_rows() if m not in seen_photos]
+        chunks = chunked(todo, PHOTOS_PER_TASK)
+        calls = [(head.index, [u for _, u in chunk], reader, floor) for chunk in chunks]
+        results = runner.map(detect_task, calls, on_result=progress(context, f"{facet} regions on photos"))
+        for chunk, result in zip(chunks, results, strict=True):
+            for (media_id, uri), found in zip(chunk, result, strict=True):
+                if isinstance(found, str):
+                    unread.append(f"{uri}: {found}")
+                    continue
+                rows += detection_rows(media_id, None, facet, version, found)
+        seen_videos = set(seen.filter(pl.col("ts").is_not_null())["media_id"].to_list())
+        todo_videos = [(m, u) for m, u in videos.select("media_id", "uri").iter_rows() if m not in seen_videos]
+        stamps = {m: g["ts"].sort().to_list() for (m,), g in frames.group_by("media_id")}
+        todo_videos = [(m, u) for m, u in todo_videos if stamps.get(m)]
+        calls = [(head.index, u, stamps[m], reader, floor) for m, u in todo_videos]
+        results = runner.map(detect_video_task, calls, on_result=progress(context, f"{facet} regions on frames"))
+        for (media_id, uri), result in zip(todo_videos, results, strict=True):
+            if isinstance(result, str):
+                unread.append(f"{uri}: {result}")
+                continue
+            for ts, found in result:
+                rows += detection_rows(media_id, ts, facet, version, found)
+    for line in unread[:20]:
+        context.log.warning(f"not searched for regions (retried next run): {line}")
+    table = pl.concat([kept, frame("detections", rows)]).sort("facet", "media_id", "ts", nulls_last=False)
+    warehouse.write(library, "detections", table)
+    found = table.filter(pl.col("tag_id").is_not_null())
+    yield MaterializeResult(
+        asset_key="detections",
+        metadata={
+            "facets": ", ".join(heads) or "none read regions",
+            "searched_now": len({(r["media_id"], r["ts"]) for r in rows}),
+            "regions": found.height,
+            "unread": len(unread),
+            **{f"regions/{f}": found.filter(pl.col("facet") == f).height for f in heads},
+        },
+    )
+
+
+def detection_rows(media_id: str, ts: float | None, facet: str, version: str, found) -> list[dict]:
+    base = {"media_id": media_id, "ts": ts, "facet": facet, "head_version": version}
+    if not found:
+        return [{**base, "tag_id": None, "score": None, "box": None}]
+    return [{**base, "tag_id": d.tag_id, "score": d.score, "box": list(d.box)} for d in found]
+
+
+def found_on_photos(table: pl.DataFrame, version: str) -> dict[str, list[Detection]]:
+    """{media_id: detections} of one head version on photos (not frames), from the `detections` table."""
+    mine = table.filter((pl.col("head_version") == version) & pl.col("ts").is_null() & pl.col("tag_id").is_not_null())
+    out: dict[str, list[Detection]] = {}
+    for media_id, tag_id, score, box in mine.select("media_id", "tag_id", "score", "box").iter_rows():
+        out.setdefault(media_id, []).append(Detection(tag_id, score, tuple(box), 0))
+    return out
+
+
+def multi_tag_rows(head, version: str, found: dict[str, list[Detection]], ids: list[str], X) -> list[dict]:
+    """`tags` rows of a multi facet: per photo, each tag its head applies or sends to review (ml/region_head.py);
+    a photo where it sees none of them gets no row."""
+    rows = []
+    for i, media_id in enumerate(ids):
+        vector = X[i] if head.whole is not None else None
+        for row in head.tag_rows(found.get(media_id, []), vector):
+            rows.append({"media_id": media_id, "facet": head.facet, "head_version": version, **row})
+    return rows
