@@ -1,11 +1,15 @@
 """A multi facet through the whole pipeline: the generated sponsor event (tagsmith/demo_event.py) as a library,
 its sponsors found where they are on photos and video frames, with calibrated thresholds."""
 
+import re
+from pathlib import Path
+
 import polars as pl
 import pytest
 
 from ml.regions import box_iou
 from resources.libraries import LibraryConfig
+from resources.sql_sandbox import run_sandboxed
 from tagsmith.demo_event import write_demo_event
 
 
@@ -62,6 +66,11 @@ def test_sponsors_are_found_where_they_are_on_photos_and_frames(local_resources,
     for tag_id, start, end in segments.select("tag_id", "start_s", "end_s").iter_rows():
         on = [s for s in event.video if s.tag_id == tag_id and s.start_s < end and start < s.end_s]
         assert on, (tag_id, start, end)  # every applied segment overlaps a stretch of that sponsor on screen
+    # the README's query of sponsor boxes, as shown, in the analysts' sandbox
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    query = next(b for b in re.findall(r"```sql\n(.*?)```", readme, flags=re.S) if "facet = 'sponsor'" in b)
+    listed = run_sandboxed(wh, "expo", query.strip()).table
+    assert listed.height == applied.height and all(len(b) == 4 for b in listed["box"].to_list())
     report = (wh.reports_dir("expo") / "evaluation.html").read_text(encoding="utf-8")
     assert "sponsor (multi): regions" in report
     assert asset_metadata(result, "detections")["searched_now"] == len(event.photos) + detected.filter(

@@ -68,3 +68,25 @@ def test_readme_library_yaml_snippet_shows_the_defaults_a_new_library_gets(tmp_p
     # the comment's alternatives validate too
     assert LibraryConfig(**{**config.model_dump(), "keypoints": "rootsift"}).keypoint_kind == "rootsift"
     assert LibraryConfig(**{**config.model_dump(), "keypoints": False}).keypoint_kind is None
+
+
+def test_readme_multi_facet_catalog_and_none_examples_parse_as_shown(tmp_path):
+    catalog_text = next(b for b in blocks("yaml") if "inventory: {mode: multi" in b)
+    (tmp_path / "catalog.yaml").write_text(catalog_text, "utf-8")
+    catalog = load_catalog(tmp_path / "catalog.yaml")
+    assert catalog.multi_facets() == ["inventory", "sponsor"]
+    assert catalog.target_precision("inventory", 0.8) == 0.9 and catalog.target_precision("sponsor", 0.8) == 0.95
+    manifest_text = next(b for b in blocks("csv") if "expo/IMG_0102.jpg,none,sponsor" in b)
+    manifest = tmp_path / "examples.csv"
+    manifest.write_text(manifest_text, "utf-8")
+    for line in manifest_text.splitlines()[1:]:
+        photo = tmp_path / line.split(",")[0]
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16)).save(photo)
+    examples = parse_examples_manifest(manifest, catalog)
+    assert [(Path(e.uri).name, e.tag_id, e.facet) for e in examples] == [
+        ("IMG_0101.jpg", "acme", "sponsor"),
+        ("IMG_0101.jpg", "globex", "sponsor"),
+        ("IMG_0102.jpg", "none", "sponsor"),
+        ("IMG_0103.jpg", "lounge-sofa", "inventory"),
+    ]
