@@ -68,3 +68,20 @@ def test_readme_library_yaml_snippet_shows_the_defaults_a_new_library_gets(tmp_p
     # the comment's alternatives validate too
     assert LibraryConfig(**{**config.model_dump(), "keypoints": "rootsift"}).keypoint_kind == "rootsift"
     assert LibraryConfig(**{**config.model_dump(), "keypoints": False}).keypoint_kind is None
+
+
+def test_readme_events_snippet_validates_as_a_library_yaml(tmp_path):
+    from resources.libraries import LibraryConfig, LibraryStore
+
+    snippet = next(b for b in blocks("yaml") if b.startswith("events:"))
+    store = LibraryStore(root=str(tmp_path))
+    store.create(LibraryConfig(name="shop", media=str(tmp_path / "photos")))
+    path = store.dir("shop") / "library.yaml"
+    text = path.read_text("utf-8").replace("events: {}\n", "")  # appended as a user would, in place of the default
+    path.write_text(text + snippet, "utf-8")
+    events = store.config("shop").events
+    assert list(events) == ["cup-2026-final", "cup-2026-day2"]
+    assert events["cup-2026-final"].folder == "2026-06-cup/final" and events["cup-2026-final"].quiet_minutes == 10
+    assert events["cup-2026-day2"].tag == "cup-day2" and events["cup-2026-day2"].sponsor_facet == "sponsor"
+    commands = re.findall(r"^tagsmith report (\S+) (\S+)", README.read_text("utf-8"), flags=re.M)
+    assert commands == [("shoes", "cup-2026-final")]
