@@ -11,16 +11,19 @@ No Dagster here: the asset (assets_defs/events) and the sensor (pipelines/sensor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
+from ml.media import decode_image
+from ml.sponsor_figures import thumbnail_with_box
 from resources.libraries import EventSpec, LibraryConfig, LibraryError
 from resources.tables import frame
 
 APPLIED = ("applied", "manual")  # statuses a sponsor is told about (review and rejected are not)
 EVENT_FACET = "event"  # the facet of the tags that name a tag event's media
+THUMB_WIDTH = 240  # the report's thumbnails (pixels wide)
 
 
 def event_location(config: LibraryConfig, event: str) -> str | None:
@@ -152,3 +155,15 @@ def report_tables(event: str, figures: Mapping) -> dict[str, pl.DataFrame]:
         "sponsor_segments": frame("sponsor_segments", stretches),
         "sponsor_summary": frame("sponsor_summary", summary),
     }
+
+
+def thumbnailer(read_bytes: Callable[[str], bytes], max_pixels: int) -> Callable[[str, object], bytes]:
+    """`render_event_report`'s thumbnail(uri, box): the photo read through `read_bytes` (the MediaStore's
+    reader: local or S3), decoded with DCT scaling to no less than the thumbnail's width (a 24 MP JPEG decodes at
+    1/8), the box drawn. A photo that cannot be read or decoded fails the report, naming it."""
+
+    def thumbnail(uri: str, box) -> bytes:
+        image = decode_image(read_bytes(uri), draft_size=THUMB_WIDTH, max_pixels=max_pixels)
+        return thumbnail_with_box(image, box, width=THUMB_WIDTH)
+
+    return thumbnail

@@ -22,15 +22,20 @@ from dagster import (
 
 from assets_defs.common import now_iso, writes_tables
 from assets_defs.partitions import event_report_partitions
-from ml.media import decode_image
 from ml.sponsor_report import (
     export_photo_set,
     render_event_report,
     sponsor_figures,
     sponsor_page_name,
-    thumbnail_with_box,
 )
-from resources.events import check_event_tag, event_location, event_media, report_inputs, report_tables
+from resources.events import (
+    check_event_tag,
+    event_location,
+    event_media,
+    report_inputs,
+    report_tables,
+    thumbnailer,
+)
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.tables import event_file
@@ -40,7 +45,6 @@ READS = ("media", "catalog", "tags", "video_segments")
 with warnings.catch_warnings():  # beta in Dagster 1.13, and the documented way to map one dimension
     warnings.simplefilter("ignore", BetaWarning)
     BY_LIBRARY = MultiToSingleDimensionPartitionMapping(partition_dimension_name="library")
-THUMB_WIDTH = 240
 
 
 def _markdown_table(rows: list[dict]) -> str:
@@ -85,11 +89,7 @@ def sponsor_report(
     figures = sponsor_figures(inputs.photo_hits, inputs.segments, inputs.videos, inputs.sponsors)
 
     reader = media_store.reader()
-
-    def thumbnail(uri: str, box) -> bytes:
-        image = decode_image(reader.read(uri), draft_size=2 * THUMB_WIDTH, max_pixels=config.max_pixels)
-        return thumbnail_with_box(image, box, width=THUMB_WIDTH)
-
+    thumbnail = thumbnailer(reader.read, config.max_pixels)
     out_dir = warehouse.reports_dir(library) / "events" / event
     out_dir.mkdir(parents=True, exist_ok=True)
     pages = render_event_report(event, figures, thumbnail, generated_at=now_iso())
