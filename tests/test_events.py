@@ -107,6 +107,14 @@ def report(res, event, library="shop", instance=None, raise_on_error=True):
     )
 
 
+def failure_line(result) -> str:
+    """The last line of the user's exception behind a run's step failure."""
+    error = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[-1]
+
+
 def test_events_config_is_checked_key_by_key():
     config = LibraryConfig(name="shop", media="/m", events={"cup-2026": {"folder": "./cup//day1/"}})
     assert config.events["cup-2026"].folder == "cup/day1" and config.events["cup-2026"].sponsor_facet == "sponsor"
@@ -230,12 +238,18 @@ def test_an_event_the_library_does_not_name_fails_in_one_line(library):
     res, _ = library
     result = report(res, "nope", raise_on_error=False)
     assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    message = failure.event_specific_data.error
-    while message.cause is not None:
-        message = message.cause
-    assert message.message.strip().splitlines()[-1] == (
+    assert failure_line(result) == (
         "resources.libraries.LibraryError: library 'shop' has no event 'nope' in its library.yaml (events: cup, day2)"
+    )
+
+
+def test_a_tag_event_whose_tag_is_not_an_event_tag_fails_in_one_line(local_resources, tmp_path):
+    res = local_resources
+    build_library(res["libraries"], res["warehouse"], tmp_path / "media", events={"fan-day": {"tag": "jacket"}})
+    result = report(res, "fan-day", raise_on_error=False)
+    assert failure_line(result) == (
+        "resources.libraries.LibraryError: event tag 'jacket' is not a catalog tag of facet 'event' "
+        "(library.yaml events:, tag)"
     )
 
 
