@@ -93,12 +93,15 @@ def sponsor_report(
     out_dir = warehouse.reports_dir(library) / "events" / event
     out_dir.mkdir(parents=True, exist_ok=True)
     pages = render_event_report(event, figures, thumbnail, generated_at=now_iso())
-    zips = {}
+    zips: dict[str, str] = {}  # tag_id -> sponsor-<tag_id>.zip (distinct where two ids sanitise alike)
     for row in figures["sponsors"]:
         if row["photo_set"]:
-            name = sponsor_page_name(row["tag_id"]).removesuffix(".html") + ".zip"
-            export_photo_set(row["photo_set"], out_dir / name, reader.read)
-            zips[row["tag_id"]] = name
+            stem, n = sponsor_page_name(row["tag_id"]).removesuffix(".html"), 1
+            while f"{stem}.zip" in zips.values():
+                n += 1
+                stem = sponsor_page_name(f"{row['tag_id']}-{n}").removesuffix(".html")
+            export_photo_set(row["photo_set"], out_dir / f"{stem}.zip", reader.read)
+            zips[row["tag_id"]] = f"{stem}.zip"
     for name, text in pages.items():
         (out_dir / name).write_text(text, "utf-8")
     keep = set(pages) | set(zips.values())
