@@ -89,16 +89,24 @@ def table_specs(asset: str, deps=(), group_name: str | None = None) -> list[Asse
     ]
 
 
-def writes_tables(asset: str, deps=(), group_name: str | None = None, kinds: set[str] | None = None, **kwargs):
+def writes_tables(
+    asset: str,
+    deps=(),
+    group_name: str | None = None,
+    kinds: set[str] | None = None,
+    partitions_def=library_partitions,
+    **kwargs,
+):
     """The `multi_asset` decorator of a per-library step that writes `asset`'s table and its side tables
     (`table_specs`): one spec each, the same deps, never materialised apart. `kwargs` go to `multi_asset`
-    (`ins` of a step that also takes an IO-managed input)."""
+    (`ins` of a step that also takes an IO-managed input). `partitions_def`: per library unless said (the
+    sponsor report is per (library, event))."""
     return multi_asset(
         specs=[
             AssetSpec(asset, deps=list(deps), group_name=group_name, kinds=kinds or {"parquet"}),
             *table_specs(asset, deps=deps, group_name=group_name),
         ],
-        partitions_def=library_partitions,
+        partitions_def=partitions_def,
         can_subset=False,
         **kwargs,
     )

@@ -1,21 +1,34 @@
-"""Jobs: the whole pipeline per library, and a retrain after catalog or example edits that leaves new media alone."""
+"""Jobs: the whole pipeline per library, a retrain after catalog or example edits that leaves new media alone, and
+an event's sponsor report per (library, event)."""
 
 from dagster import AssetSelection, define_asset_job
 
-from assets_defs.partitions import library_partitions
+from assets_defs.partitions import event_report_partitions, library_partitions
+
+# per (library, event), not per library: never part of a library job (the event sensor and `tagsmith report`
+# run them once an event's upload is tagged)
+EVENT_REPORTS = AssetSelection.groups("events")
 
 tag_library_job = define_asset_job(
     "tag_library",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - EVENT_REPORTS,
     partitions_def=library_partitions,
     description="Catalog, media, examples, embeddings, heads, tags, vector index and views of one library.",
 )
 
 retrain_heads_job = define_asset_job(
     "retrain_heads",
-    selection=AssetSelection.assets("catalog", "examples", "heads").downstream(),
+    selection=AssetSelection.assets("catalog", "examples", "heads").downstream() - EVENT_REPORTS,
     partitions_def=library_partitions,
     description="Everything but `media` (after catalog or example edits): new examples are embedded, the backbone "
     "choice, heads, tags, video tags and views rerun; library photos' vectors, text and keypoints come from cache, "
     "and files added to the media folder since the last run wait for `tag_library`.",
+)
+
+sponsor_report_job = define_asset_job(
+    "sponsor_report",
+    selection=EVENT_REPORTS,
+    partitions_def=event_report_partitions,
+    description="One event's sponsor report (library.yaml events:): HTML pages, photo-set zips and the sponsor "
+    "tables, from the library's tags and video segments.",
 )

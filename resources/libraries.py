@@ -7,7 +7,7 @@ import difflib
 import re
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args, get_origin
 
 import yaml
 from dagster import ConfigurableResource
@@ -17,6 +17,7 @@ from ml.catalog import Catalog, Example, examples_from_folders, load_catalog, pa
 from ml.media import DEFAULT_MAX_PIXELS, PIXEL_CEILING
 
 NAME = re.compile(r"^[a-z0-9_]{1,48}$")
+EVENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 class LibraryError(LookupError):
@@ -34,13 +35,20 @@ class ConfigError(ValueError):
 def _field_path(model: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel]]:
     """The config keys in a pydantic error location (union member tags dropped) and the innermost section."""
     keys: list[str] = []
-    for part in loc:
-        field = model.model_fields.get(str(part))
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts[0]))
         if field is None:
             break
-        keys.append(str(part))
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            model = field.annotation
+        keys.append(str(parts.pop(0)))
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif get_origin(annotation) is dict and parts:  # a mapping of names to sections (`events`)
+            value = get_args(annotation)[1]
+            if isinstance(value, type) and issubclass(value, BaseModel):
+                keys.append(str(parts.pop(0)))
+                model = value
     return keys, model
 
 
@@ -90,6 +98,36 @@ class FinetuneSettings(BaseModel):
         return self.budget_min > 0
 
 
+class EventSpec(BaseModel):
+    """One event of `library.yaml`'s `events:` (a sponsor report each, assets_defs/events): its media are the
+    files under `folder` (relative to the library's `media`), or the media with an applied tag `tag` (a catalog
+    tag of facet `event`). `sponsor_facet`: the catalog facet whose tags are the sponsors. The event sensor
+    reports once its media listing has not changed for `quiet_minutes` and the library's tags are newer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folder: str | None = None
+    tag: str | None = None
+    sponsor_facet: str = "sponsor"
+    quiet_minutes: float = Field(10.0, ge=0)
+
+    @field_validator("folder")
+    @classmethod
+    def _relative_folder(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = [p for p in value.replace("\\", "/").split("/") if p not in ("", ".")]
+        if value.startswith(("/", "s3://")) or ".." in parts or not parts:
+            raise ValueError("a sub-folder of the library's media, relative to it (e.g. 2026-06-cup/day1)")
+        return "/".join(parts)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EventSpec:
+        if (self.folder is None) == (self.tag is None):
+            raise ValueError("give the event's media as `folder` (under media) or `tag` (a tag of facet event)")
+        return self
+
+
 class LibraryConfig(BaseModel):
     """What `library.yaml` holds. Defaults are the ones a new library gets; an unknown key is an error."""
 
@@ -116,6 +154,7 @@ class LibraryConfig(BaseModel):
     # a photo with more pixels than this (width x height, read from its header before any decoding) is
     # quarantined as "too large: W x H": the bound on one decode's memory (ml/media.py says why 120 MP)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=PIXEL_CEILING)
+    events: dict[str, EventSpec] = {}  # event name -> its media (folder or tag): a sponsor report each
 
     @field_validator("ocr", mode="before")
     @classmethod
@@ -129,6 +168,21 @@ class LibraryConfig(BaseModel):
         if not NAME.match(value):
             raise ValueError("library name must be 1-48 of a-z, 0-9, '_'")
         return value
+
+    @model_validator(mode="after")
+    def _event_names(self) -> LibraryConfig:
+        bad = [name for name in self.events if not EVENT_NAME.match(name)]
+        if bad:
+            raise ValueError(f"event name {bad[0]!r} (events:) must be 1-64 of a-z, 0-9, '_', '-', starting "
+                             "with a letter or digit")
+        return self
+
+    def event(self, name: str) -> EventSpec:
+        """The event `name` of this library.yaml; LibraryError (one line, the events it has) when there is none."""
+        if name not in self.events:
+            known = ", ".join(sorted(self.events)) or "none"
+            raise LibraryError(f"library {self.name!r} has no event {name!r} in its library.yaml (events: {known})")
+        return self.events[name]
 
     @property
     def finetunes(self) -> bool:

@@ -42,6 +42,11 @@ class MediaStore(ConfigurableResource):
     def list_media(self, location: str) -> list[StoredObject]:
         raise NotImplementedError
 
+    def location_uri(self, location: str) -> str:
+        """The uri prefix `list_media(location)` gives the objects under `location` (no trailing '/'): what
+        the media table's uris of that folder start with."""
+        return location.rstrip("/")
+
     def reader(self) -> StoreReader:
         """What ml functions and Ray tasks read media through (picklable: it carries only the endpoint)."""
         return StoreReader(self.s3_endpoint_url())
@@ -58,6 +63,10 @@ class LocalMediaStore(MediaStore):
     """Media in local folders. Relative locations resolve under `root`."""
 
     root: str = "."
+
+    def location_uri(self, location: str) -> str:
+        base = Path(location) if Path(location).is_absolute() else Path(self.root) / location
+        return str(base.resolve())
 
     def list_media(self, location: str) -> list[StoredObject]:
         """Media files under the folder, symlinked folders followed; what cannot be listed is returned too.

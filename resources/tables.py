@@ -83,6 +83,14 @@ HEAD_VERSION_COLUMNS = {
     "bar": F, "model": S, "metrics": S, "thresholds": S, "trained_at": S,
 }
 
+
+
+def event_file(table: str, event: str) -> str:
+    """Where one event's part of a sponsor table lies under the library folder: each event's report writes its
+    own files (one writer per file), and the table's view reads every event's (glob `event = '*'`)."""
+    return f"events/{event}/{table}.parquet"
+
+
 _TABLES = [
     Table("media", "media file (a file under two names: two rows, one media_id)",
           {"media_id": S, "uri": S, "kind": S, "width": N, "height": N, "duration_s": F, "bytes": N, "status": S,
@@ -178,6 +186,28 @@ _TABLES = [
           {"media_id": S, "facet": S, "tag_id": S, "start_s": F, "end_s": F, "peak_score": F, "status": S,
            "head_version": S},
           ("media_id", "facet", "tag_id", "start_s"), "video_segments", empty_view=True),
+    Table("sponsor_photos", "(event, sponsor, photo): the sponsor's best box on a photo of the event",
+          {"event": S, "tag_id": S, "media_id": S, "uri": S, "score": F, "box": pl.List(F), "boxes": N},
+          ("event", "tag_id", "media_id"), "sponsor_report",
+          {"score": "the photo's best box of the sponsor (applied tags only)", "box": "that box: x, y, w, h, 0-1; "
+           "null: the whole photo", "boxes": "the sponsor's boxes on the photo"},
+          files=(event_file("sponsor_photos", "*"),), empty_view=True),
+    Table("sponsor_segments", "(event, sponsor, video) stretch on screen: the sponsor's applied segments merged "
+          "where they overlap or touch, clipped to the video",
+          {"event": S, "tag_id": S, "media_id": S, "uri": S, "start_s": F, "end_s": F, "peak_score": F},
+          ("event", "tag_id", "media_id", "start_s"), "sponsor_report",
+          {"peak_score": "the highest peak of the merged segments"},
+          files=(event_file("sponsor_segments", "*"),), empty_view=True),
+    Table("sponsor_summary", "(event, sponsor): its figures in the event's sponsor report (ml/sponsor_figures.py)",
+          {"event": S, "tag_id": S, "name": S, "photos": N, "mean_score": F, "min_score": F, "video_appearances": N,
+           "videos": N, "screen_time_s": F, "photo_share": F, "screen_share": F},
+          ("event", "tag_id"), "sponsor_report",
+          {"photos": "distinct photos with the sponsor's logo", "mean_score": "over its photos' best boxes",
+           "video_appearances": "segments before merging", "videos": "videos it is seen in",
+           "screen_time_s": "per video the union of its segments, summed", "photo_share": "its photos / every "
+           "sponsor's photos in the event (null: no sponsor in any photo)", "screen_share": "its screen time / "
+           "every sponsor's screen time (null: none on screen)"},
+          files=(event_file("sponsor_summary", "*"),), empty_view=True),
     Table("vector_index", "photo vector upserted into the library's Qdrant collection",
           {"media_id": S, "model": S}, ("media_id", "model"), "vector_index", view=False),
 ]

@@ -10,10 +10,11 @@ twice, and adding media adds files instead of rewriting the store.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import duckdb
 import numpy as np
@@ -48,6 +49,11 @@ class Warehouse(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         run = context.run
         library = run.tags.get("dagster/partition") if run is not None else None
+        if run is not None and any(tag.startswith("dagster/partition/") for tag in run.tags):
+            # a run of one (library, event) sponsor report (a multi-partition): it writes only its event's own
+            # files, beside whatever run holds the library, and reads tables that are replaced atomically. It
+            # takes no library lock, so a report never fails or waits because the library is being retagged.
+            library = None
         if library:
             lock = RunLock(self.library_dir(library), library)
             lock.acquire(run.run_id, self.run_lock_wait_s, on_wait=lambda m: context.log.warning(f"{m}: waiting"))
@@ -103,20 +109,30 @@ class Warehouse(ConfigurableResource):
             return spec.empty()
         return spec.conform(pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed"), table, True)
 
-    def write(self, library: str, table: str, df: pl.DataFrame) -> Path:
-        """Replace `table` (or one part of it) by `df` atomically, in the declared columns and types."""
+    def write(self, library: str, table: str, df: pl.DataFrame, file: str | None = None) -> Path:
+        """Replace `table` (or one part of it) by `df` atomically, in the declared columns and types. `file`: one
+        of the files of a table stored as many (its path under the library folder, matching one of the table's
+        `files` globs: an event's sponsor tables)."""
         spec = table_of(table)
         if spec.sql or (spec.parts and table not in spec.parts):
             raise ValueError(f"table {table!r} is read from other files; write {sorted(spec.parts or [])} instead")
         df = spec.conform(df, table)
-        path = self.table_path(library, table)
+        path = self.table_path(library, table) if file is None else self._table_file(library, spec, file)
         path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f"{table}.tmp-*"):  # left by a writer killed mid-write (one writer a run)
+        for stale in path.parent.glob(f"{path.stem}.tmp-*"):  # left by a writer killed mid-write (one writer a run)
             stale.unlink(missing_ok=True)
         tmp = path.with_suffix(f".tmp-{os.getpid()}")
         df.write_parquet(tmp)
         os.replace(tmp, path)
         return path
+
+    def _table_file(self, library: str, spec, file: str) -> Path:
+        parts = PurePosixPath(file).parts
+        if not spec.files or PurePosixPath(file).is_absolute() or ".." in parts:
+            raise ValueError(f"table {spec.name!r} is not stored as files under the library folder: {file!r}")
+        if not any(fnmatch.fnmatchcase(file, g) and len(PurePosixPath(g).parts) == len(parts) for g in spec.files):
+            raise ValueError(f"{file!r} is not a file of table {spec.name!r} (its files: {', '.join(spec.files)})")
+        return self.library_dir(library).joinpath(*parts)
 
     def upsert(self, library: str, table: str, new: pl.DataFrame, key: list[str]) -> pl.DataFrame:
         """Add `new` to `table`, replacing the old rows of every key `new` holds (nulls match nulls): the append

@@ -176,6 +176,20 @@ def run(
 
 
 @app.command()
+def report(library: str, event: str) -> None:
+    """Materialise an event's sponsor report (library.yaml `events:`) and print its index.html: per sponsor its
+    photos, screen time and share of voice, photo-set zips beside it."""
+    from tagsmith import service
+
+    outcome, index = service.sponsor_report(library, event)
+    if not outcome.ok:
+        for note in outcome.failures + outcome.checks:
+            typer.secho(note, fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(str(index))
+
+
+@app.command()
 def search(
     library: str,
     text: str,

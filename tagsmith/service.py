@@ -34,15 +34,14 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def register_partition(name: str) -> None:
+def register_partition(name: str, kind: str = "library") -> None:
+    """Add `name` to the dynamic partitions `kind` (library, or event) unless it is there."""
     from dagster import DagsterInstance
-
-    from assets_defs.partitions import library_partitions
 
     ensure_dagster_home()
     with DagsterInstance.get() as instance:
-        if not instance.has_dynamic_partition(library_partitions.name, name):
-            instance.add_dynamic_partitions(library_partitions.name, [name])
+        if not instance.has_dynamic_partition(kind, name):
+            instance.add_dynamic_partitions(kind, [name])
 
 
 def check_library(name: str) -> None:
@@ -95,9 +94,7 @@ class RunOutcome:
 def run_library(name: str, job: str = "tag_library", env=None, log_level: str | None = None) -> RunOutcome:
     """Materialise the library's partition through Dagster (runs show in the UI), after checking what it needs
     and that no other run holds the library."""
-    from dagster import DagsterEventType, DagsterInstance
-
-    from pipelines.definitions import build_definitions
+    from dagster import DagsterInstance
 
     check_library(name)
     ensure_dagster_home()
@@ -107,22 +104,47 @@ def run_library(name: str, job: str = "tag_library", env=None, log_level: str | 
         dead = fail_dead_runs(instance, name, lock)
     lock.acquire("starting")  # LibraryBusy (one line) when another run holds it; the run's warehouse nests
     try:
-        defs = build_definitions(env)
-        if log_level is None:  # with progress bars on a terminal, Dagster's console shows warnings only
-            log_level = "WARNING" if os.environ.get("TAGSMITH_PROGRESS") == "1" else "INFO"
-        with DagsterInstance.get() as instance:
-            result = defs.resolve_job_def(job).execute_in_process(
-                partition_key=name,
-                instance=instance,
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            )
+        outcome = _execute(job, name, env, log_level)
     finally:
         lock.release()
-    outcome = RunOutcome(
-        success=result.success,
-        info=[f"run {d[:8]} had died without finishing (its process is gone): marked failed" for d in dead],
-    )
+    outcome.info = [f"run {d[:8]} had died without finishing (its process is gone): marked failed" for d in dead]
+    return outcome
+
+
+def sponsor_report(library: str, event: str, env=None, log_level: str | None = None) -> tuple[RunOutcome, Path]:
+    """Materialise the (library, event) sponsor report through Dagster (the `sponsor_report` job) and return the
+    outcome and where its index.html is. An event the library.yaml does not name, or a library that never ran,
+    is a LibraryError (one line) before any run. A report takes no library lock (it writes only its event's
+    files; resources/warehouse.py), so it runs beside a retag."""
+    from dagster import MultiPartitionKey
+
+    res = resources()
+    res["libraries"].config(library).event(event)
+    require_run(library)
+    register_partition(library)
+    register_partition(event, "event")
+    outcome = _execute("sponsor_report", MultiPartitionKey({"library": library, "event": event}), env, log_level)
+    return outcome, res["warehouse"].reports_dir(library) / "events" / event / "index.html"
+
+
+def _execute(job: str, partition_key, env=None, log_level: str | None = None) -> RunOutcome:
+    """Run `job` for one partition in this process, on the instance of DAGSTER_HOME; each failed step, refused
+    run and failed check as one sentence."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(env)
+    if log_level is None:  # with progress bars on a terminal, Dagster's console shows warnings only
+        log_level = "WARNING" if os.environ.get("TAGSMITH_PROGRESS") == "1" else "INFO"
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(job).execute_in_process(
+            partition_key=partition_key,
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+    outcome = RunOutcome(success=result.success)
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             data = event.event_specific_data

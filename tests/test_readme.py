@@ -90,3 +90,20 @@ def test_readme_multi_facet_catalog_and_none_examples_parse_as_shown(tmp_path):
         ("IMG_0102.jpg", "none", "sponsor"),
         ("IMG_0103.jpg", "lounge-sofa", "inventory"),
     ]
+
+
+def test_readme_events_snippet_validates_as_a_library_yaml(tmp_path):
+    from resources.libraries import LibraryConfig, LibraryStore
+
+    snippet = next(b for b in blocks("yaml") if b.startswith("events:"))
+    store = LibraryStore(root=str(tmp_path))
+    store.create(LibraryConfig(name="shop", media=str(tmp_path / "photos")))
+    path = store.dir("shop") / "library.yaml"
+    text = path.read_text("utf-8").replace("events: {}\n", "")  # appended as a user would, in place of the default
+    path.write_text(text + snippet, "utf-8")
+    events = store.config("shop").events
+    assert list(events) == ["cup-2026-final", "cup-2026-day2"]
+    assert events["cup-2026-final"].folder == "2026-06-cup/final" and events["cup-2026-final"].quiet_minutes == 10
+    assert events["cup-2026-day2"].tag == "cup-day2" and events["cup-2026-day2"].sponsor_facet == "sponsor"
+    commands = re.findall(r"^tagsmith report (\S+) (\S+)", README.read_text("utf-8"), flags=re.M)
+    assert commands == [("shoes", "cup-2026-final")]

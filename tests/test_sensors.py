@@ -34,3 +34,66 @@ def test_sensor_registers_libraries_and_runs_only_on_change(tmp_path):
         when = datetime(2026, 11, 30, 2, tzinfo=UTC)
         requests = list(nightly_retag(build_schedule_context(instance=instance, scheduled_execution_time=when)))
         assert [r.partition_key for r in requests] == ["shop"]
+
+
+def test_event_sensor_registers_events_and_reports_once_the_upload_is_quiet_and_tagged(tmp_path):
+    """`cup` (quiet_minutes 0) is reported once the library's tags are newer than its media listing, once per
+    listing (run_key); `late` (10 quiet minutes) waits; a file added to `cup` makes it wait for new tags."""
+    import json
+    import os
+    import time
+
+    from dagster import AssetMaterialization, MultiPartitionKey, SensorResult
+
+    from assets_defs.partitions import event_partitions
+    from pipelines.sensors import event_report_sensor
+
+    media = tmp_path / "media"
+    for folder in ("cup", "late"):
+        (media / folder).mkdir(parents=True)
+        (media / folder / "a.jpg").write_bytes(b"x")
+    old = time.time() - 3600  # uploaded an hour ago
+    os.utime(media / "cup" / "a.jpg", (old, old))
+    libraries = LibraryStore(root=str(tmp_path / "libs"))
+    events = {"cup": {"folder": "cup", "quiet_minutes": 0}, "late": {"folder": "late"}, "gone": {"folder": "gone"}}
+    libraries.create(LibraryConfig(name="shop", media=str(media), events=events))
+    resources = {"libraries": libraries, "media_store": LocalMediaStore()}
+    (tmp_path / "dagster").mkdir()
+
+    def tick(instance, cursor):
+        result = event_report_sensor(build_sensor_context(instance=instance, resources=resources, cursor=cursor))
+        assert isinstance(result, SensorResult)
+        return result
+
+    with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
+        first = tick(instance, None)
+        assert first.dynamic_partitions_requests[0].partition_keys == ["cup", "late", "gone"]
+        assert first.run_requests == []  # the library is not a partition yet, and never tagged
+        assert set(json.loads(first.cursor)) == {"shop|cup", "shop|late"}  # `gone` has no folder yet
+        instance.add_dynamic_partitions(library_partitions.name, ["shop"])
+        instance.add_dynamic_partitions(event_partitions.name, ["cup", "late", "gone"])
+
+        untagged = tick(instance, first.cursor)
+        assert (
+            untagged.run_requests == [] and "shop|cup (tags older than its media)" in untagged.skip_reason.skip_message
+        )
+
+        instance.report_runless_asset_event(AssetMaterialization("tags", partition="shop"))
+        tagged = tick(instance, untagged.cursor)
+        assert [r.partition_key for r in tagged.run_requests] == [
+            MultiPartitionKey({"library": "shop", "event": "cup"})
+        ]
+        run_key = tagged.run_requests[0].run_key
+        assert run_key.startswith("shop|cup|")
+        assert tick(instance, tagged.cursor).run_requests[0].run_key == run_key  # the same listing: Dagster skips it
+
+        (media / "cup" / "b.jpg").write_bytes(b"y")  # more photos: wait for tags newer than them
+        changed = tick(instance, tagged.cursor)
+        assert changed.run_requests == []
+        assert (
+            json.loads(changed.cursor)["shop|cup"]["first_seen"] > json.loads(tagged.cursor)["shop|cup"]["first_seen"]
+        )
+        time.sleep(0.01)
+        instance.report_runless_asset_event(AssetMaterialization("tags", partition="shop"))
+        again = tick(instance, changed.cursor)
+        assert [r.run_key for r in again.run_requests] != [run_key] and len(again.run_requests) == 1
