@@ -53,7 +53,7 @@ def main() -> None:
 
         truth = write_demo_event(Path(tmp) / "event", seed=args.seed)
         res = service.resources()
-        res["libraries"].create(LibraryConfig(name="expo", media=str(truth.root / "event")))
+        res["libraries"].create(LibraryConfig(name="expo", media=str(truth.event_dir)))
         res["libraries"].set_catalog("expo", truth.catalog_path)
         res["libraries"].add_examples("expo", truth.examples_manifest)
         started = time.perf_counter()
@@ -136,7 +136,7 @@ def region_cost(head, truth) -> dict:
     from ml.video import open_video
 
     reader, floor = LocalFiles(), region_floor(head.spec)
-    photos = [load_picture(reader, str(truth.root / "event" / "photos" / f)) for f in sorted(truth.photos)[:20]]
+    photos = [load_picture(reader, str(truth.event_dir / "photos" / f)) for f in sorted(truth.photos)[:20]]
     started = time.perf_counter()
     for photo in photos:
         detect(head.index, photo, floor)

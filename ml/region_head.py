@@ -16,7 +16,8 @@ cluster never on both sides); each fold's photos are scored by an index and head
 so every example photo gets an out-of-fold score, and photos labelled `none` (explicit negatives) and other
 tags' photos are the negatives. Per-tag thresholds come from these scores with ml/multilabel.py's rule (the
 Wilson lower bound of precision reaches the facet's `target_precision`, 0.95 for sponsors, and at most 5 % of
-the `none` photos get a tag). A strategy must beat the simpler one by `MARGIN` in exact-set accuracy to be
+the `none` photos get a tag), each then lowered to the bottom of the gap the holdout cannot see into
+(`lowest_in_gap`: a new photo's small logo scores lower than an example's large one). A strategy must beat the simpler one by `MARGIN` in exact-set accuracy to be
 chosen (regions, then whole, then both). The head in use is then built from every example.
 
 Scores under a tag's threshold but above the channel's floor are candidates sent to review; photos where no
@@ -209,9 +210,31 @@ def whole_scores(examples, folds, X: np.ndarray, tags: Sequence[str], target: fl
     return S
 
 
-def judge(scores: np.ndarray, Y: np.ndarray, tags: Sequence[str], target: float, floor: float) -> dict:
-    """Thresholds from out-of-fold scores, and what they give on those photos (the group-aware figures)."""
+def lowest_in_gap(thresholds: dict[str, float], scores: np.ndarray, floor: float, lowest: float) -> dict[str, float]:
+    """Each threshold lowered to just above the highest holdout score under it (of any tag; `lowest` at least).
+
+    Between two observed scores the holdout cannot tell thresholds apart: every one applies the same pairs. New
+    photos' evidence is weaker than the examples' (a logo at 2 % of an event photo against 20 % of an example)
+    and lands in that gap, so the lowest threshold of the gap is taken. `lowest` keeps it from reaching the
+    floor where the holdout has no wrong score at all (RegionSpec.threshold: 10 inliers, benchmarks/regions.py).
+    """
+    observed = np.sort(scores[scores >= floor])
+    out = {}
+    for tag, t in thresholds.items():
+        below = observed[observed < t]
+        gap_start = float(np.nextafter(below[-1], 2.0)) if len(below) else floor
+        out[tag] = t if t >= NEVER else float(min(t, max(lowest, gap_start)))
+    return out
+
+
+def judge(
+    scores: np.ndarray, Y: np.ndarray, tags: Sequence[str], target: float, floor: float, lowest: float | None = None
+) -> dict:
+    """Thresholds from out-of-fold scores, and what they give on those photos (the group-aware figures);
+    `lowest`: see `lowest_in_gap` (None: thresholds stay at the lowest qualifying observed score)."""
     thresholds = calibrate_multilabel(scores, Y, tags, target, floor=floor)
+    if lowest is not None:
+        thresholds = lowest_in_gap(thresholds, scores, floor, lowest)
     applied = np.column_stack([scores[:, k] >= thresholds[t] for k, t in enumerate(tags)]).astype(bool)
     truth = Y.astype(bool)
     per_tag = {}
@@ -279,7 +302,10 @@ def train_region_head(
         scores["regions+whole"] = np.maximum(region, scores["whole"])
         seconds["whole"] = time.perf_counter() - started
         seconds["regions+whole"] = seconds["regions"] + seconds["whole"]
-    judged = {s: judge(S, Y, tags, target_precision, floor_of(s, spec)) for s, S in scores.items()}
+    judged = {
+        s: judge(S, Y, tags, target_precision, floor_of(s, spec), spec.threshold if s != "whole" else None)
+        for s, S in scores.items()
+    }
     strategy = choose(judged)
     chosen = judged[strategy]
 

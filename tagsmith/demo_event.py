@@ -91,6 +91,7 @@ class EventTruth:
     video_frames: int
     n_examples: int
     seconds: float  # how long writing it took
+    event_dir: Path  # photos/, video/ and the truth CSVs
 
 
 # --- example photos ---------------------------------------------------------------------------------
@@ -299,7 +300,7 @@ def _write_csv(path: Path, rows: list[list]) -> None:
 
 
 def write_demo_event(folder: Path, seed: int, *, photos: int = 60, examples_per_sponsor: int = 12,
-                     none_examples: int = 12, video_seconds: float = 36.0) -> EventTruth:
+                     none_examples: int = 12, video_seconds: float = 36.0, event_dir: str = "event") -> EventTruth:
     """Write the event under `folder` and return its truth:
 
     sponsors.yaml               the sponsor catalog (facet `sponsor`, multi by default; `none` labels the none examples)
@@ -311,10 +312,13 @@ def write_demo_event(folder: Path, seed: int, *, photos: int = 60, examples_per_
     event/video/EVENT_0001.mp4  the event video, 640x360 at 5 fps
     event/truth_video.csv       file,tag_id,start_s,end_s
 
-    Files of earlier runs with these names are replaced; nothing else in `folder` is touched.
+    `event_dir` ("event") names the event's folder under `folder` (a path such as "media/expo" puts it inside a
+    library's media folder). Files of earlier runs with these names are replaced; nothing else is touched.
     """
     started, folder = time.perf_counter(), Path(folder)
-    examples_dir, photo_dir, video_dir = folder / "examples", folder / "event" / "photos", folder / "event" / "video"
+    examples_dir, photo_dir, video_dir = (
+        folder / "examples", folder / event_dir / "photos", folder / event_dir / "video"
+    )
     for where, pattern in ((examples_dir, "SPONSOR_*.jpg"), (photo_dir, "EVENT_*.jpg"), (video_dir, "EVENT_*.mp4")):
         where.mkdir(parents=True, exist_ok=True)
         for old in where.glob(pattern):
@@ -344,10 +348,10 @@ def write_demo_event(folder: Path, seed: int, *, photos: int = 60, examples_per_
         (photo_dir / name).write_bytes(jpeg_bytes(photo, np.random.default_rng([seed, 32, i])))
         truth[name] = boxes
         truth_rows += [[name, *b] for b in boxes] or [[name, "", "", "", "", ""]]
-    _write_csv(folder / "event" / "truth_photos.csv", truth_rows)
+    _write_csv(folder / event_dir / "truth_photos.csv", truth_rows)
 
     video_path = video_dir / "EVENT_0001.mp4"
     stretches, n_frames = write_event_video(video_path, seed, video_seconds)
-    _write_csv(folder / "event" / "truth_video.csv", [["file", "tag_id", "start_s", "end_s"], *map(list, stretches)])
+    _write_csv(folder / event_dir / "truth_video.csv", [["file", "tag_id", "start_s", "end_s"], *map(list, stretches)])
     return EventTruth(folder, catalog_path, manifest, truth, stretches, video_path, video_seconds, n_frames,
-                      len(jobs), round(time.perf_counter() - started, 2))
+                      len(jobs), round(time.perf_counter() - started, 2), folder / event_dir)

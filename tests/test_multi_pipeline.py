@@ -28,7 +28,7 @@ def event(tmp_path_factory):
 def test_sponsors_are_found_where_they_are_on_photos_and_frames(local_resources, event, run_library, asset_metadata):
     res = local_resources
     config = LibraryConfig(
-        name="expo", media=str(event.root / "event"), head_strategies=["logreg"], ocr="off", keypoints=False,
+        name="expo", media=str(event.event_dir), head_strategies=["logreg"], ocr="off", keypoints=False,
         views=False, finetune={"budget_min": 0},
     )
     res["libraries"].create(config)

@@ -60,3 +60,14 @@ def test_thresholds_keep_none_photos_clean_and_the_simpler_strategy_wins_ties():
         == "regions+whole"
     assert choose({"regions": {"accuracy": 0.90}, "whole": {"accuracy": 0.91}, "regions+whole": {"accuracy": 0.915}}) \
         == "regions"
+
+
+def test_thresholds_take_the_lowest_score_the_holdout_cannot_tell_apart():
+    from ml.region_head import lowest_in_gap
+
+    scores = np.array([[0.70, 0.0], [0.52, 0.0], [0.0, 0.42], [0.0, 0.36], [0.0, 0.0]])
+    # calibrated at the lowest right score (0.52); the highest score under it is 0.42 (a wrong pair)
+    got = lowest_in_gap({"acme": 0.52, "globex": NEVER}, scores, region_floor(SPEC), lowest=0.4)
+    assert got["globex"] == NEVER and 0.42 < got["acme"] < 0.4201
+    # no wrong score near: not below `lowest`
+    assert lowest_in_gap({"acme": 0.52}, scores[:2], region_floor(SPEC), lowest=0.4) == {"acme": 0.4}

@@ -22,6 +22,7 @@ from resources.tables import frame
 from resources.warehouse import Warehouse
 
 PHOTOS_PER_TASK = 16
+FRAMES_PER_TASK = 60  # ~25 s of region search per task on one core
 
 
 def region_heads(promoted_heads: dict[str, str], model_store: ModelStore, library: str) -> dict:
@@ -75,15 +76,16 @@ def detections(
         seen_videos = set(seen.filter(pl.col("ts").is_not_null())["media_id"].to_list())
         todo_videos = [(m, u) for m, u in videos.select("media_id", "uri").iter_rows() if m not in seen_videos]
         stamps = {m: g["ts"].sort().to_list() for (m,), g in frames.group_by("media_id")}
-        todo_videos = [(m, u) for m, u in todo_videos if stamps.get(m)]
-        calls = [(head.index, u, stamps[m], reader, floor) for m, u in todo_videos]
+        # a video's frames in runs of FRAMES_PER_TASK: an hour of video spreads over every worker
+        parts = [(m, u, ts) for m, u in todo_videos for ts in chunked(stamps.get(m, []), FRAMES_PER_TASK)]
+        calls = [(head.index, u, ts, reader, floor) for _, u, ts in parts]
         results = runner.map(detect_video_task, calls, on_result=progress(context, f"{facet} regions on frames"))
-        for (media_id, uri), result in zip(todo_videos, results, strict=True):
+        failed = {m for (m, _, _), result in zip(parts, results, strict=True) if isinstance(result, str)}
+        for (media_id, uri, _), result in zip(parts, results, strict=True):
             if isinstance(result, str):
                 unread.append(f"{uri}: {result}")
-                continue
-            for ts, found in result:
-                rows += detection_rows(media_id, ts, facet, version, found)
+            elif media_id not in failed:  # a video is searched whole or looked at again next run
+                rows += [r for ts, found in result for r in detection_rows(media_id, ts, facet, version, found)]
     for line in unread[:20]:
         context.log.warning(f"not searched for regions (retried next run): {line}")
     table = pl.concat([kept, frame("detections", rows)]).sort("facet", "media_id", "ts", nulls_last=False)
