@@ -14,6 +14,7 @@ from resources import tagsmith_home
 from resources.libraries import FinetuneSettings, LibraryConfig
 from tagsmith import service
 from tagsmith.demo import generate_demo_library
+from tagsmith.demo_event_run import run_event_demo
 
 log = logging.getLogger(__name__)
 LIBRARY = "demo"
@@ -171,8 +172,10 @@ def run_demo(root: Path | None = None, seed: int = 0) -> None:
     typer.echo(f"  evaluation  : {evaluation}  (strategy per facet and why, per-tag precision/recall, confusions)")
     typer.echo(f"  segments    : tagsmith segments {LIBRARY}")
     typer.echo(f"  Dagster UI  : DAGSTER_HOME={home / 'dagster_home'} .venv/bin/dagster dev -w workspace.yaml")
-    typer.echo(f"done in {time.perf_counter() - started:.0f} s" + ("" if outcome.ok else " (with problems above)"))
-    if not outcome.ok:
+    event_ok = run_event_demo(root.parent / "demo-event", seed=seed)
+    ok = outcome.ok and event_ok
+    typer.echo(f"done in {time.perf_counter() - started:.0f} s" + ("" if ok else " (with problems above)"))
+    if not ok:
         raise typer.Exit(1)
 
 

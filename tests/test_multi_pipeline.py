@@ -1,54 +1,74 @@
-"""A multi facet through the whole pipeline: the generated sponsor event (tagsmith/demo_event.py) as a library,
-its sponsors found where they are on photos and video frames, with calibrated thresholds."""
+"""A multi facet through the whole pipeline as a user runs it: the generated sponsor event
+(tagsmith/demo_event.py) as the library `shoes` with the README's `events:` snippet, run by `tagsmith run`'s
+code, its sponsors found where they are on photos and video frames with calibrated thresholds, then the
+README's `tagsmith report` command, literally, in a shell."""
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from ml.regions import box_iou
 from resources.libraries import LibraryConfig
 from resources.sql_sandbox import run_sandboxed
 from tagsmith.demo_event import write_demo_event
 
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def readme_block(language: str, needle: str) -> str:
+    return next(b for b in re.findall(rf"```{language}\n(.*?)```", README, flags=re.S) if needle in b)
+
 
 @pytest.fixture(scope="module")
-def event(tmp_path_factory):
+def expo(tmp_path_factory):
+    base = tmp_path_factory.mktemp("expo")
+    events = yaml.safe_load(readme_block("yaml", "cup-2026-final:"))["events"]
     truth = write_demo_event(
-        tmp_path_factory.mktemp("event"), seed=3, photos=16, examples_per_sponsor=5, none_examples=5,
-        video_seconds=16.0,
+        base, seed=3, photos=16, examples_per_sponsor=5, none_examples=5, video_seconds=16.0,
+        event_dir=f"media/{events['cup-2026-final']['folder']}",
     )
     # few examples per sponsor: a 0.95 target cannot be shown on 35 photos (its lower bound), 0.8 can
     catalog = truth.catalog_path.read_text(encoding="utf-8") + "facets:\n  sponsor: {target_precision: 0.8}\n"
     truth.catalog_path.write_text(catalog, encoding="utf-8")
-    return truth
+    env = {
+        "TAGSMITH_HOME": str(base / "home"),
+        "DAGSTER_HOME": str(base / "home" / "dagster_home"),
+        "TAGSMITH_RUNNER": "inprocess",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        from tagsmith import service
+
+        res = service.resources()
+        config = LibraryConfig(
+            name="shoes", media=str(base / "media"), head_strategies=["logreg"], ocr="off", keypoints=False,
+            views=False, finetune={"budget_min": 0}, events=events,
+        )
+        res["libraries"].create(config)
+        res["libraries"].set_catalog("shoes", truth.catalog_path)
+        res["libraries"].add_examples("shoes", truth.examples_manifest)
+        outcome = service.run_library("shoes")
+        assert outcome.ok, outcome.failures + outcome.checks
+        yield {"truth": truth, "res": res, "env": {**os.environ, **env}, "outcome": outcome}
 
 
-def test_sponsors_are_found_where_they_are_on_photos_and_frames(local_resources, event, run_library, asset_metadata):
-    res = local_resources
-    config = LibraryConfig(
-        name="expo", media=str(event.event_dir), head_strategies=["logreg"], ocr="off", keypoints=False,
-        views=False, finetune={"budget_min": 0},
-    )
-    res["libraries"].create(config)
-    res["libraries"].set_catalog("expo", event.catalog_path)
-    res["libraries"].add_examples("expo", event.examples_manifest)
-    from pipelines.definitions import build_definitions
-
-    result = run_library(list(build_definitions().assets), res, "expo")
-    wh = res["warehouse"]
-    media = wh.read("expo", "media").select("media_id", "uri")
-    name_of = {m: u.rsplit("/", 1)[-1] for m, u in media.iter_rows()}
-
-    versions = wh.read("expo", "head_versions")
+def test_sponsors_are_found_where_they_are_on_photos_and_frames(expo):
+    event, wh = expo["truth"], expo["res"]["warehouse"]
+    name_of = {m: Path(u).name for m, u in wh.read("shoes", "media").select("media_id", "uri").iter_rows()}
+    versions = wh.read("shoes", "head_versions")
     assert versions["strategy"].to_list() == ["regions"]  # whole photos cannot see a logo at 1-5 % of the frame
-    detected = wh.read("expo", "detections")
-    photos = detected.filter(pl.col("ts").is_null())
-    assert photos["media_id"].n_unique() == len(event.photos)  # every photo searched, found or not
+    detected = wh.read("shoes", "detections")
+    assert detected.filter(pl.col("ts").is_null())["media_id"].n_unique() == len(event.photos)  # found or not
     assert detected.filter(pl.col("ts").is_not_null())["media_id"].n_unique() == 1  # the video's frames
 
-    tags = wh.read("expo", "tags")
+    tags = wh.read("shoes", "tags")
     assert tags.height == tags.unique(["media_id", "facet", "tag_id"]).height
     applied = tags.filter(pl.col("status") == "applied")
     right = wrong = 0
@@ -59,20 +79,36 @@ def test_sponsors_are_found_where_they_are_on_photos_and_frames(local_resources,
     shown = sum(len({b.tag_id for b in boxes}) for boxes in event.photos.values())
     assert wrong <= 1 and right >= 0.6 * shown, (right, wrong, shown)
     empty = {f for f, boxes in event.photos.items() if not boxes}
-    assert empty and not set(applied["media_id"].replace_strict(name_of).to_list()) & empty
+    assert empty and not {name_of[m] for m in applied["media_id"]} & empty
 
-    segments = wh.read("expo", "video_segments").filter(pl.col("status") == "applied")
+    segments = wh.read("shoes", "video_segments").filter(pl.col("status") == "applied")
     assert segments.height
     for tag_id, start, end in segments.select("tag_id", "start_s", "end_s").iter_rows():
         on = [s for s in event.video if s.tag_id == tag_id and s.start_s < end and start < s.end_s]
         assert on, (tag_id, start, end)  # every applied segment overlaps a stretch of that sponsor on screen
+
     # the README's query of sponsor boxes, as shown, in the analysts' sandbox
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    query = next(b for b in re.findall(r"```sql\n(.*?)```", readme, flags=re.S) if "facet = 'sponsor'" in b)
-    listed = run_sandboxed(wh, "expo", query.strip()).table
+    listed = run_sandboxed(wh, "shoes", readme_block("sql", "facet = 'sponsor'").strip()).table
     assert listed.height == applied.height and all(len(b) == 4 for b in listed["box"].to_list())
-    report = (wh.reports_dir("expo") / "evaluation.html").read_text(encoding="utf-8")
+    report = (wh.reports_dir("shoes") / "evaluation.html").read_text(encoding="utf-8")
     assert "sponsor (multi): regions" in report
-    assert asset_metadata(result, "detections")["searched_now"] == len(event.photos) + detected.filter(
-        pl.col("ts").is_not_null()
-    ).select("ts").n_unique()
+
+
+def test_the_readme_report_command_writes_the_event_report(expo):
+    command = next(
+        line.split("#")[0].strip()
+        for line in readme_block("bash", "tagsmith report").splitlines()
+        if line.startswith("tagsmith report")
+    )
+    env = {**expo["env"], "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    index = Path(done.stdout.strip().splitlines()[-1])
+    assert index.name == "index.html" and index.parent.name == "cup-2026-final"
+    page = index.read_text(encoding="utf-8")
+    wh = expo["res"]["warehouse"]
+    found = wh.read("shoes", "tags").filter(pl.col("status") == "applied")["tag_id"].unique().to_list()
+    names = dict(wh.read("shoes", "catalog").select("tag_id", "name").iter_rows())
+    assert found and all(names[t] in page for t in found)
+    summary = wh.read("shoes", "sponsor_summary")
+    assert set(summary.filter(pl.col("photos") > 0)["tag_id"]) == set(found)
