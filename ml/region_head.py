@@ -17,8 +17,9 @@ so every example photo gets an out-of-fold score, and photos labelled `none` (ex
 tags' photos are the negatives. Per-tag thresholds come from these scores with ml/multilabel.py's rule (the
 Wilson lower bound of precision reaches the facet's `target_precision`, 0.95 for sponsors, and at most 5 % of
 the `none` photos get a tag), each then lowered to the bottom of the gap the holdout cannot see into
-(`lowest_in_gap`: a new photo's small logo scores lower than an example's large one). A strategy must beat the simpler one by `MARGIN` in exact-set accuracy to be
-chosen (regions, then whole, then both). The head in use is then built from every example.
+(`lowest_in_gap`: a new photo's small logo scores lower than an example's large one). A strategy must beat
+the simpler one by `MARGIN` in exact-set accuracy to be chosen (regions, then whole, then both). The head in
+use is then built from every example.
 
 Scores under a tag's threshold but above the channel's floor are candidates sent to review; photos where no
 channel sees anything get no row at all ("none of them" is an answer).

@@ -65,7 +65,7 @@ def sponsor_page_name(tag_id: str) -> str:
     return f"sponsor-{re.sub(r'[^A-Za-z0-9_.-]', '_', str(tag_id)).lstrip('.') or 'tag'}.html"
 
 
-def _page_names(rows: Sequence[Mapping]) -> dict[str, str]:
+def page_names(rows: Sequence[Mapping]) -> dict[str, str]:
     """tag_id -> page file, distinct even where two tag ids sanitise to the same name."""
     out: dict[str, str] = {}
     for row in rows:
@@ -75,6 +75,11 @@ def _page_names(rows: Sequence[Mapping]) -> dict[str, str]:
             name = sponsor_page_name(f"{row['tag_id']}-{n}")
         out[row["tag_id"]] = name
     return out
+
+
+def zip_name_of(page: str) -> str:
+    """The photo-set zip beside a sponsor's page: `sponsor-<tag_id>.zip`."""
+    return page.removesuffix(".html") + ".zip"
 
 
 def _stamp(seconds: float) -> str:
@@ -186,7 +191,9 @@ def _photo_card(photo: Mapping, thumbnail: Thumbnail) -> str:
     )
 
 
-def _sponsor_page(event: str, row: Mapping, figures: Mapping, colour: str, thumbnail: Thumbnail) -> str:
+def _sponsor_page(
+    event: str, row: Mapping, figures: Mapping, colour: str, thumbnail: Thumbnail, zip_name: str | None = None
+) -> str:
     name = str(row["name"])
     summary = (
         f"{row['photos']} photos (mean score {_score(row['mean_score'])}, min {_score(row['min_score'])}) · "
@@ -218,7 +225,9 @@ def _sponsor_page(event: str, row: Mapping, figures: Mapping, colour: str, thumb
         f'<div class="sum">{esc(summary)}</div>'
         f"<h2>Screen time: {_duration(row['screen_time_s'])}</h2>"
         f"<p>Overlapping or touching segments of one video are counted once.</p>"
-        f"<h2>Photos ({row['photos']})</h2><p>Best box drawn in yellow, its score in bold.</p>{photos}"
+        f"<h2>Photos ({row['photos']})</h2><p>Best box drawn in yellow, its score in bold."
+        + (f' <a href="{esc(zip_name)}">Download the photo set</a> (the original files, zip).' if zip_name else "")
+        + f"</p>{photos}"
         f"<h2>Videos ({row['videos']})</h2>" + ("".join(videos) or '<p class="none">Not seen in any video.</p>')
     )
     return _page(f"{event}: {name}", body)
@@ -246,7 +255,7 @@ def render_event_report(
         body = f'{header}<p class="none"><b>No sponsor found</b> in this event: {who} seen in its photos or videos.</p>'
         return {"index.html": _page(f"{event}: sponsor report", body)}
 
-    pages = _page_names(rows)
+    pages = page_names(rows)
     colour = {row["tag_id"]: COLOURS[i % len(COLOURS)] for i, row in enumerate(rows)}
     table = "".join(
         f'<tr><td><a href="{esc(pages[r["tag_id"]])}">{esc(str(r["name"]))}</a></td><td>{r["photos"]}</td>'
@@ -275,5 +284,6 @@ def render_event_report(
     )
     out = {"index.html": _page(f"{event}: sponsor report", body)}
     for row in rows:
-        out[pages[row["tag_id"]]] = _sponsor_page(event, row, figures, colour[row["tag_id"]], thumbnail)
+        zip_name = zip_name_of(pages[row["tag_id"]]) if row["photo_set"] else None
+        out[pages[row["tag_id"]]] = _sponsor_page(event, row, figures, colour[row["tag_id"]], thumbnail, zip_name)
     return out

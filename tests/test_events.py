@@ -194,6 +194,7 @@ def test_sponsor_report_writes_exact_figures_pages_zips_and_tables(library, asse
         "sponsor-zed.html",
         "sponsor-zed.zip",
     ]
+    assert '<a href="sponsor-acme.zip">Download the photo set</a>' in (out / "sponsor-acme.html").read_text("utf-8")
     with zipfile.ZipFile(out / "sponsor-acme.zip") as zf:
         assert zf.namelist() == ["p1.jpg", "p2.jpg"]
         assert zf.read("p2.jpg") == open(uris["m2"], "rb").read()

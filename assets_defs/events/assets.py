@@ -24,9 +24,10 @@ from assets_defs.common import now_iso, writes_tables
 from assets_defs.partitions import event_report_partitions
 from ml.sponsor_report import (
     export_photo_set,
+    page_names,
     render_event_report,
     sponsor_figures,
-    sponsor_page_name,
+    zip_name_of,
 )
 from resources.events import (
     check_event_tag,
@@ -93,15 +94,12 @@ def sponsor_report(
     out_dir = warehouse.reports_dir(library) / "events" / event
     out_dir.mkdir(parents=True, exist_ok=True)
     pages = render_event_report(event, figures, thumbnail, generated_at=now_iso())
-    zips: dict[str, str] = {}  # tag_id -> sponsor-<tag_id>.zip (distinct where two ids sanitise alike)
+    page_of = page_names(figures["sponsors"])
+    zips: dict[str, str] = {}  # tag_id -> the zip its page links to (ml/sponsor_report.py names both)
     for row in figures["sponsors"]:
         if row["photo_set"]:
-            stem, n = sponsor_page_name(row["tag_id"]).removesuffix(".html"), 1
-            while f"{stem}.zip" in zips.values():
-                n += 1
-                stem = sponsor_page_name(f"{row['tag_id']}-{n}").removesuffix(".html")
-            export_photo_set(row["photo_set"], out_dir / f"{stem}.zip", reader.read)
-            zips[row["tag_id"]] = f"{stem}.zip"
+            zips[row["tag_id"]] = zip_name_of(page_of[row["tag_id"]])
+            export_photo_set(row["photo_set"], out_dir / zips[row["tag_id"]], reader.read)
     for name, text in pages.items():
         (out_dir / name).write_text(text, "utf-8")
     keep = set(pages) | set(zips.values())
