@@ -5,7 +5,8 @@ import numpy as np
 
 from ml.calibration import NEVER
 from ml.multilabel import MultiLabelHead
-from ml.region_head import RegionHead, choose, judge, region_floor
+from ml.region_head import RegionHead, region_floor
+from ml.region_training import choose, judge
 from ml.regions import Detection, RegionSpec
 
 SPEC = RegionSpec()
@@ -63,7 +64,7 @@ def test_thresholds_keep_none_photos_clean_and_the_simpler_strategy_wins_ties():
 
 
 def test_thresholds_take_the_lowest_score_the_holdout_cannot_tell_apart():
-    from ml.region_head import lowest_in_gap
+    from ml.region_training import lowest_in_gap
 
     scores = np.array([[0.70, 0.0], [0.52, 0.0], [0.0, 0.42], [0.0, 0.36], [0.0, 0.0]])
     # calibrated at the lowest right score (0.52); the highest score under it is 0.42 (a wrong pair)
@@ -71,3 +72,67 @@ def test_thresholds_take_the_lowest_score_the_holdout_cannot_tell_apart():
     assert got["globex"] == NEVER and 0.42 < got["acme"] < 0.4201
     # no wrong score near: not below `lowest`
     assert lowest_in_gap({"acme": 0.52}, scores[:2], region_floor(SPEC), lowest=0.4) == {"acme": 0.4}
+
+
+def _scene(rng, size, objects):
+    """A photo: noisy background, `objects` = [(colour, shape, (x, y, side))] flat shapes (no texture)."""
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    base = rng.integers(90, 170, (h // 8, w // 8, 3), dtype=np.uint8)
+    image = Image.fromarray(base).resize((w, h))
+    draw = ImageDraw.Draw(image)
+    for colour, shape, (x, y, side) in objects:
+        box = (x, y, x + side, y + side)
+        (draw.ellipse if shape == "disc" else draw.rectangle)(box, fill=colour)
+    return image
+
+
+def test_windows_find_a_flat_item_where_keypoints_cannot_and_every_channel_is_compared(tmp_path):
+    """Flat-coloured items (a rental sofa is not a logo): the regions channel sees few keypoints, so the
+    whole-photo and window channels are computed and compared; the window head puts its box on the item."""
+    from PIL import Image
+
+    from ml.backbones import BackboneSpec
+    from ml.crop_channel import crop_task, train_crop_head, window_task
+    from ml.media import LocalFiles
+    from ml.region_head import MultiExample
+    from ml.region_training import train_region_head
+
+    rng = np.random.default_rng(4)
+    items = {"sofa": ((200, 40, 40), "disc"), "table": ((40, 60, 200), "square")}
+    examples, paths = [], []
+    for n in range(24):
+        tag = ["sofa", "table", None][n % 3]
+        objects = [(*items[tag], (rng.integers(10, 60), rng.integers(10, 40), 70))] if tag else []
+        path = tmp_path / f"ex{n}.jpg"
+        _scene(rng, (160, 120), objects).save(path, quality=90)
+        examples.append(MultiExample(f"m{n}", str(path), frozenset([tag] if tag else []), f"g{n}"))
+        paths.append(str(path))
+    spec = BackboneSpec(threads=1)
+    X = spec.build().embed([Image.open(p).convert("RGB") for p in paths])
+    backgrounds = []
+    for n in range(3):
+        path = tmp_path / f"bg{n}.jpg"
+        _scene(rng, (320, 240), []).save(path, quality=90)
+        backgrounds.append(str(path))
+
+    def run(fn, calls):
+        return [fn(*c) for c in calls]
+
+    head = train_region_head("inventory", examples, X, LocalFiles(), run, 0.8, seed=0, crop_spec=spec,
+                             backgrounds=backgrounds)
+    assert head.metrics["strategies"]["regions"]["accuracy"] < 0.98
+    assert {"whole", "crops", "regions+crops"} <= set(head.metrics["compared"])
+    assert head.strategy != "regions"
+
+    # the window head on a scene with a small sofa in one corner: its best window holds the sofa
+    labels = [set(e.labels) for e in examples]
+    negatives = window_task(spec, backgrounds, LocalFiles())
+    crop_head = train_crop_head("inventory", X, labels, np.concatenate([v for _, v in negatives]), 0.8, 0)
+    scene = tmp_path / "scene.jpg"
+    _scene(rng, (640, 480), [(*items["sofa"], (470, 320, 110))]).save(scene, quality=90)
+    found = {d.tag_id: d for d in crop_task(spec, crop_head, [str(scene)], LocalFiles())[0]}
+    assert "sofa" in found
+    x, y, w, h = found["sofa"].box
+    assert x <= 525 / 640 <= x + w and y <= 375 / 480 <= y + h  # the window holds the sofa's centre

@@ -132,6 +132,7 @@ def heads(
                         target,
                         config.seed,
                         context.log.warning,
+                        plan.spec(),
                     )
                 except ValueError as exc:  # the examples' problem
                     problems.append(f"{facet}: {exc}")

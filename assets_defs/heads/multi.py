@@ -9,7 +9,10 @@ from dataclasses import asdict
 import numpy as np
 import polars as pl
 
-from ml.region_head import MultiExample, RegionHead, train_region_head
+from ml.backbones import BackboneSpec
+from ml.crop_channel import BACKGROUND_PHOTOS, CROP_SCALES, OVERLAP
+from ml.region_head import MultiExample, RegionHead
+from ml.region_training import train_region_head
 from ml.regions import RegionSpec
 from resources.media_store import MediaStore
 from resources.ray_runner import TaskRunner
@@ -29,7 +32,8 @@ def multi_examples(group: pl.DataFrame) -> list[MultiExample]:
 
 def region_extra() -> str:
     """What a multi facet's head version depends on beyond its examples: the strategies and region settings."""
-    return json.dumps({"mode": "multi", "regions": asdict(SPEC)}, sort_keys=True)
+    crops = {"scales": CROP_SCALES, "overlap": OVERLAP, "backgrounds": BACKGROUND_PHOTOS}
+    return json.dumps({"mode": "multi", "regions": asdict(SPEC), "crops": crops}, sort_keys=True)
 
 
 def train_multi(
@@ -42,8 +46,11 @@ def train_multi(
     target_precision: float,
     seed: int,
     log,
+    crop_spec: BackboneSpec,
 ) -> RegionHead:
-    """A multi facet's head: every example photo scored out of fold (the folds run on the runner's workers)."""
+    """A multi facet's head: every example photo scored out of fold (the folds run on the runner's workers). The
+    window channel's background negatives are a sample of the library's photos taken now (BACKGROUND_PHOTOS, by
+    media_id): not part of the head's version, so a growing library does not retrain its multi facets."""
     examples = multi_examples(group)
     ids, X = warehouse.read_embeddings(library, model, [e.media_id for e in examples])
     vectors = None
@@ -61,6 +68,15 @@ def train_multi(
         target_precision=target_precision,
         spec=SPEC,
         seed=seed,
+        crop_spec=crop_spec,
+        backgrounds=background_uris(warehouse, library, {e.media_id for e in examples}),
     )
     head.model_id = model
     return head
+
+
+def background_uris(warehouse: Warehouse, library: str, exclude: set[str]) -> list[str]:
+    """Up to BACKGROUND_PHOTOS of the library's photos (not examples), by media_id (a content hash: no order)."""
+    media = warehouse.read(library, "media")
+    photos = media.filter((pl.col("status") == "ok") & (pl.col("kind") == "image") & ~pl.col("media_id").is_in(exclude))
+    return photos.unique("media_id").sort("media_id").head(BACKGROUND_PHOTOS)["uri"].to_list()

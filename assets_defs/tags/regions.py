@@ -7,11 +7,11 @@ versions have not seen. `tags` and `video_segments` turn the rows into tags with
 the head's calibrated thresholds.
 """
 
-
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MaterializeResult
 
 from assets_defs.common import chunked, progress, usable, writes_tables
+from ml.crop_channel import crop_task
 from ml.region_head import detect_task, detect_video_task, region_floor
 from ml.regions import Detection
 from resources.libraries import LibraryStore
@@ -26,11 +26,11 @@ FRAMES_PER_TASK = 60  # ~25 s of region search per task on one core
 
 
 def region_heads(promoted_heads: dict[str, str], model_store: ModelStore, library: str) -> dict:
-    """{facet: (version, head)} of the promoted heads that read regions."""
+    """{facet: (version, head)} of the promoted heads that read regions or windows."""
     out = {}
     for facet, version in sorted(promoted_heads.items()):
         head = model_store.load_head(library, facet, version)
-        if getattr(head, "multi", False) and head.uses_regions:
+        if getattr(head, "multi", False) and (head.uses_regions or head.uses_crops):
             out[facet] = (version, head)
     return out
 
@@ -65,16 +65,25 @@ def detections(
         seen_photos = set(seen.filter(pl.col("ts").is_null())["media_id"].to_list())
         todo = [(m, u) for m, u in photos.select("media_id", "uri").iter_rows() if m not in seen_photos]
         chunks = chunked(todo, PHOTOS_PER_TASK)
-        calls = [(head.index, [u for _, u in chunk], reader, floor) for chunk in chunks]
-        results = runner.map(detect_task, calls, on_result=progress(context, f"{facet} regions on photos"))
-        for chunk, result in zip(chunks, results, strict=True):
-            for (media_id, uri), found in zip(chunk, result, strict=True):
-                if isinstance(found, str):
-                    unread.append(f"{uri}: {found}")
+        channels = []  # per channel, per chunk, per photo: its detections (or why it could not be read)
+        if head.uses_regions:
+            calls = [(head.index, [u for _, u in chunk], reader, floor) for chunk in chunks]
+            channels.append(runner.map(detect_task, calls, on_result=progress(context, f"{facet} regions on photos")))
+        if head.uses_crops:
+            calls = [(head.crop_spec, head.crop_head, [u for _, u in chunk], reader) for chunk in chunks]
+            channels.append(runner.map(crop_task, calls, on_result=progress(context, f"{facet} windows on photos")))
+        for n, chunk in enumerate(chunks):
+            for i, (media_id, uri) in enumerate(chunk):
+                found = [channel[n][i] for channel in channels]
+                problem = next((f for f in found if isinstance(f, str)), None)
+                if problem is not None:
+                    unread.append(f"{uri}: {problem}")
                     continue
-                rows += detection_rows(media_id, None, facet, version, found)
+                rows += detection_rows(media_id, None, facet, version, [d for f in found for d in f])
         seen_videos = set(seen.filter(pl.col("ts").is_not_null())["media_id"].to_list())
+        # video frames: regions only (windows on every sampled frame would cost a photo's search per frame)
         todo_videos = [(m, u) for m, u in videos.select("media_id", "uri").iter_rows() if m not in seen_videos]
+        todo_videos = todo_videos if head.uses_regions else []
         stamps = {m: g["ts"].sort().to_list() for (m,), g in frames.group_by("media_id")}
         # a video's frames in runs of FRAMES_PER_TASK: an hour of video spreads over every worker
         parts = [(m, u, ts) for m, u in todo_videos for ts in chunked(stamps.get(m, []), FRAMES_PER_TASK)]
