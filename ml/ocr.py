@@ -92,7 +92,7 @@ def cached_engine(spec: OcrSpec) -> OcrEngine:
 
 @dataclass
 class OcrChunkResult:
-    rows: list[dict] = field(default_factory=list)  # {media_id, ts, text, confidence, box}
+    rows: list[dict] = field(default_factory=list)  # {media_id, ts, text, confidence, box, image_w, image_h}
     done: list[dict] = field(default_factory=list)  # {media_id, ts, boxes, ms}: also for photos without text
     errors: list[dict] = field(default_factory=list)  # {media_id, uri, reason}
     seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "ocr": 0.0})
@@ -118,7 +118,8 @@ def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], reader: MediaReader =
         result.seconds["ocr"] += t2 - t1
         for box in boxes:
             result.rows.append(
-                {"media_id": media_id, "ts": None, "text": box.text, "confidence": box.confidence, "box": list(box.box)}
+                {"media_id": media_id, "ts": None, "text": box.text, "confidence": box.confidence, "box": list(box.box),
+                 "image_w": image.width, "image_h": image.height}
             )
         result.done.append({"media_id": media_id, "ts": None, "boxes": len(boxes), "ms": round((t2 - t1) * 1000, 1)})
     return result

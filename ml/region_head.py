@@ -40,7 +40,8 @@ from ml.media import MediaProblem, MediaReader, decode_image
 from ml.multilabel import CANDIDATE, MultiLabelHead
 from ml.regions import Detection, LogoIndex, RegionSpec, detect
 
-STRATEGIES = ("regions", "whole", "crops", "regions+whole", "regions+crops")  # by cost: the simplest wins ties
+# by cost, the simplest first (it wins ties); "+ocr": word marks OCR read (already paid for where OCR runs)
+STRATEGIES = ("regions", "regions+ocr", "whole", "crops", "regions+whole", "regions+crops")
 MARGIN = 0.02  # exact-set accuracy a costlier strategy must add
 FOLDS = 4
 DECODE_SIDE = 1280  # photos are decoded at about this long side (ml/regions.py works at 1280 px)
@@ -76,6 +77,7 @@ class RegionHead:
     whole: MultiLabelHead | None = None  # whole-photo binary heads (None: regions only)
     crop_head: MultiLabelHead | None = None  # the same kind of heads on windows (ml/crop_channel.py)
     crop_spec: BackboneSpec | None = None  # the backbone that embeds the windows
+    identifiers: dict[str, list[str]] | None = None  # per tag its word marks (ml/word_marks.py; None: no OCR)
     metrics: dict = field(default_factory=dict)
     holdout: list[dict] = field(default_factory=list)  # per example photo: truth, out-of-fold scores, applied
     model_id: str | None = None  # the backbone the whole-photo heads read
@@ -90,6 +92,10 @@ class RegionHead:
     @property
     def uses_crops(self) -> bool:
         return self.crop_head is not None
+
+    @property
+    def uses_text(self) -> bool:
+        return self.identifiers is not None
 
     def tag_rows(self, detections: Sequence[Detection] | None, vector: np.ndarray | None) -> list[dict]:
         """Rows {tag_id, score, status, box} for one photo: a tag whose score reaches its threshold is `applied`,

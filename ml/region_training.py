@@ -30,6 +30,7 @@ from ml.region_head import (
 )
 from ml.regions import Detection, RegionSpec
 from ml.splits import group_folds
+from ml.word_marks import word_mark_detections
 
 
 def fold_task(train: Mapping[str, Sequence[str]], test: Sequence[str], reader: MediaReader, spec: RegionSpec) -> list:
@@ -133,6 +134,16 @@ def crop_scores(examples, folds, X, labels, tags, crop_spec, backgrounds, reader
     return S, negatives(range(len(examples)))
 
 
+def text_scores(examples, ocr_of, identifiers, tags: Sequence[str]) -> np.ndarray:
+    """(photos, tags) word-mark scores of the examples (0: not read)."""
+    S = np.zeros((len(examples), len(tags)))
+    for i, e in enumerate(examples):
+        for d in word_mark_detections(ocr_of.get(e.media_id, []), identifiers):
+            if d.tag_id in tags:
+                S[i, tags.index(d.tag_id)] = d.score
+    return S
+
+
 def judge(
     scores: np.ndarray, Y: np.ndarray, tags: Sequence[str], target: float, floor: float, lowest: float | None = None
 ) -> dict:
@@ -189,11 +200,14 @@ def train_region_head(
     seed: int = 0,
     crop_spec: BackboneSpec | None = None,
     backgrounds: Sequence[str] = (),
+    ocr_of: Mapping[str, Sequence[tuple]] | None = None,
+    identifiers: Mapping[str, Sequence[str]] | None = None,
 ) -> RegionHead:
     """A multi facet's head from its example photos (`X`: their whole-photo embeddings, None: regions only).
     `run(fn, calls)` maps a task over the caller's workers (the folds, then the final index, run there);
     `crop_spec`: the backbone of the window channel (None: no windows), `backgrounds`: library photos whose
-    windows are its negatives."""
+    windows are its negatives; `ocr_of`: per media_id its OCR rows (text, confidence, corners, width, height)
+    and `identifiers`: per tag its word marks, for the word-mark channel (None: OCR did not run)."""
     tags = sorted({t for e in examples for t in e.labels})
     if not tags:
         raise ValueError(f"facet {facet!r}: no example shows any of its tags")
@@ -217,6 +231,10 @@ def train_region_head(
         scores["regions+whole"] = np.maximum(region, scores["whole"])
         seconds["whole"] = time.perf_counter() - started
         seconds["regions+whole"] = seconds["regions"] + seconds["whole"]
+        if ocr_of and any(identifiers.values()):
+            started = time.perf_counter()
+            scores["regions+ocr"] = np.maximum(region, text_scores(examples, ocr_of, identifiers, tags))
+            seconds["regions+ocr"] = seconds["regions"] + time.perf_counter() - started
         if crop_spec is not None:
             started = time.perf_counter()
             scores["crops"], crop_negatives = crop_scores(
@@ -253,6 +271,7 @@ def train_region_head(
         whole,
         crop_head,
         crop_spec if crop_head is not None else None,
+        {t: list(identifiers.get(t, [])) for t in tags} if "ocr" in strategy else None,
     )
     head.metrics = {
         **{k: v for k, v in chosen.items() if k not in ("thresholds", "applied")},

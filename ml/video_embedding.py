@@ -101,6 +101,8 @@ def embed_video_range(
                             "text": box.text,
                             "confidence": box.confidence,
                             "box": list(box.box),
+                            "image_w": frame.image.width,
+                            "image_h": frame.image.height,
                         }
                     )
                 result.seconds["ocr"] += time.perf_counter() - t_ocr

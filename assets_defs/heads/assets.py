@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from assets_defs.common import now_iso, table_outputs, table_outs
-from assets_defs.heads.multi import region_extra, train_multi
+from assets_defs.heads.multi import region_extra, train_multi, word_marks_of
 from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
 from ml.heads import train_facet_head
@@ -114,7 +114,9 @@ def heads(
         group = training.filter(pl.col("facet") == facet)
         if parsed.mode(facet) == "multi":  # any number of tags per photo, found where they are
             target = parsed.target_precision(facet, config.target_precision)
-            version = head_version(facet, base_model, group, config, region_extra(), target)
+            marks = word_marks_of(parsed, facet)
+            extra = region_extra(marks, OcrSpec().model_id if ocr_ran else "")
+            version = head_version(facet, base_model, group, config, extra, target)
             if (
                 history.filter(pl.col("version") == version).height
                 and model_store.head_path(library, facet, version).exists()
@@ -133,6 +135,7 @@ def heads(
                         config.seed,
                         context.log.warning,
                         plan.spec(),
+                        marks,
                     )
                 except ValueError as exc:  # the examples' problem
                     problems.append(f"{facet}: {exc}")

@@ -11,6 +11,7 @@ import polars as pl
 
 from ml.backbones import BackboneSpec
 from ml.crop_channel import BACKGROUND_PHOTOS, CROP_SCALES, OVERLAP
+from ml.ocr import OcrSpec
 from ml.region_head import MultiExample, RegionHead
 from ml.region_training import train_region_head
 from ml.regions import RegionSpec
@@ -30,10 +31,12 @@ def multi_examples(group: pl.DataFrame) -> list[MultiExample]:
     return out
 
 
-def region_extra() -> str:
-    """What a multi facet's head version depends on beyond its examples: the strategies and region settings."""
+def region_extra(identifiers: dict[str, list[str]], ocr: str) -> str:
+    """What a multi facet's head version depends on beyond its examples: the region and window settings, the
+    tags' word marks and the OCR model that read the examples ('' when OCR did not run)."""
     crops = {"scales": CROP_SCALES, "overlap": OVERLAP, "backgrounds": BACKGROUND_PHOTOS}
-    return json.dumps({"mode": "multi", "regions": asdict(SPEC), "crops": crops}, sort_keys=True)
+    marks = {"identifiers": identifiers, "ocr": ocr}
+    return json.dumps({"mode": "multi", "regions": asdict(SPEC), "crops": crops, **marks}, sort_keys=True)
 
 
 def train_multi(
@@ -47,6 +50,7 @@ def train_multi(
     seed: int,
     log,
     crop_spec: BackboneSpec,
+    identifiers: dict[str, list[str]],
 ) -> RegionHead:
     """A multi facet's head: every example photo scored out of fold (the folds run on the runner's workers). The
     window channel's background negatives are a sample of the library's photos taken now (BACKGROUND_PHOTOS, by
@@ -70,6 +74,8 @@ def train_multi(
         seed=seed,
         crop_spec=crop_spec,
         backgrounds=background_uris(warehouse, library, {e.media_id for e in examples}),
+        ocr_of=ocr_rows(warehouse.read(library, "ocr_text")),
+        identifiers=identifiers,
     )
     head.model_id = model
     return head
@@ -80,3 +86,20 @@ def background_uris(warehouse: Warehouse, library: str, exclude: set[str]) -> li
     media = warehouse.read(library, "media")
     photos = media.filter((pl.col("status") == "ok") & (pl.col("kind") == "image") & ~pl.col("media_id").is_in(exclude))
     return photos.unique("media_id").sort("media_id").head(BACKGROUND_PHOTOS)["uri"].to_list()
+
+
+def ocr_rows(table: pl.DataFrame, ts: bool = False) -> dict:
+    """{media_id: [(text, confidence, corners, width, height)]} of the current OCR settings' reading of photos
+    (`ts`: {(media_id, ts): ...} of video frames), what ml/word_marks.py matches."""
+    current = table.filter(pl.col("model") == OcrSpec().model_id)
+    out: dict = {}
+    for media_id, at, *row in current.select(
+        "media_id", "ts", "text", "confidence", "box", "image_w", "image_h"
+    ).iter_rows():
+        out.setdefault((media_id, at) if ts else media_id, []).append(tuple(row))
+    return out
+
+
+def word_marks_of(catalog, facet: str) -> dict[str, list[str]]:
+    """Per tag of the facet: its identifiers, name and aliases (a word mark is a name)."""
+    return {t.tag_id: [*t.identifiers, t.name, *t.aliases] for t in catalog.tags if t.facet == facet}

@@ -11,9 +11,11 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MaterializeResult
 
 from assets_defs.common import chunked, progress, usable, writes_tables
+from assets_defs.heads.multi import ocr_rows
 from ml.crop_channel import crop_task
 from ml.region_head import detect_task, detect_video_task, region_floor
 from ml.regions import Detection
+from ml.word_marks import word_mark_detections
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
@@ -36,7 +38,10 @@ def region_heads(promoted_heads: dict[str, str], model_store: ModelStore, librar
 
 
 @writes_tables(
-    "detections", deps=["media", "frames", "promoted_heads"], group_name="tags", ins={"promoted_heads": AssetIn()}
+    "detections",
+    deps=["media", "frames", "ocr_text", "frame_text", "promoted_heads"],
+    group_name="tags",
+    ins={"promoted_heads": AssetIn()},
 )
 def detections(
     context: AssetExecutionContext,
@@ -58,6 +63,14 @@ def detections(
     versions = [v for v, _ in heads.values()]
     kept = old.filter(pl.col("head_version").is_in(versions))  # rows of heads no longer in use are dropped
     reader = media_store.reader()
+    text_of = ocr_rows(warehouse.read(library, "ocr_text"))
+    frame_text_of = ocr_rows(warehouse.read(library, "frame_text"), ts=True)
+
+    def frame_marks(head, media_id: str, ts: float) -> list[Detection]:
+        if not head.uses_text:
+            return []
+        return word_mark_detections(frame_text_of.get((media_id, ts), []), head.identifiers)
+
     rows, unread = [], []
     for facet, (version, head) in heads.items():
         floor = region_floor(head.spec)
@@ -72,6 +85,10 @@ def detections(
         if head.uses_crops:
             calls = [(head.crop_spec, head.crop_head, [u for _, u in chunk], reader) for chunk in chunks]
             channels.append(runner.map(crop_task, calls, on_result=progress(context, f"{facet} windows on photos")))
+        if head.uses_text:  # word marks from the OCR rows already read (no task: a lookup)
+            channels.append(
+                [[word_mark_detections(text_of.get(m, []), head.identifiers) for m, _ in c] for c in chunks]
+            )
         for n, chunk in enumerate(chunks):
             for i, (media_id, uri) in enumerate(chunk):
                 found = [channel[n][i] for channel in channels]
@@ -94,7 +111,11 @@ def detections(
             if isinstance(result, str):
                 unread.append(f"{uri}: {result}")
             elif media_id not in failed:  # a video is searched whole or looked at again next run
-                rows += [r for ts, found in result for r in detection_rows(media_id, ts, facet, version, found)]
+                rows += [
+                    r
+                    for ts, found in result
+                    for r in detection_rows(media_id, ts, facet, version, [*found, *frame_marks(head, media_id, ts)])
+                ]
     for line in unread[:20]:
         context.log.warning(f"not searched for regions (retried next run): {line}")
     table = pl.concat([kept, frame("detections", rows)]).sort("facet", "media_id", "ts", nulls_last=False)
