@@ -110,15 +110,13 @@ def calibrate_multilabel(
     return thresholds
 
 
-def evaluate(head: MultiLabelHead, X: np.ndarray, Y: np.ndarray) -> dict:
-    """Applied precision and recall per tag and pooled, the share of photos with none of the tags that got one
-    applied anyway, and exact-set accuracy (every photo's applied set equals its truth)."""
-    S = head.scores(X)
-    applied = np.column_stack([S[:, k] >= head.thresholds[t] for k, t in enumerate(head.tags)]) if len(X) else Y
-    applied = applied.astype(bool)
-    truth = Y.astype(bool)
+def applied_figures(applied: np.ndarray, Y: np.ndarray, tags: Sequence[str]) -> dict:
+    """What an applied (photos, tags) matrix gives against the truth `Y`: applied precision (with its Wilson
+    interval) and recall per tag and pooled, the share of photos with none of the tags that got one anyway, and
+    exact-set accuracy (every photo's applied set equals its truth)."""
+    applied, truth = applied.astype(bool), Y.astype(bool)
     per_tag = {}
-    for k, tag in enumerate(head.tags):
+    for k, tag in enumerate(tags):
         tp = int((applied[:, k] & truth[:, k]).sum())
         per_tag[tag] = {
             "n": int(truth[:, k].sum()),
@@ -130,16 +128,22 @@ def evaluate(head: MultiLabelHead, X: np.ndarray, Y: np.ndarray) -> dict:
     empty = ~truth.any(axis=1)
     low, high = wilson_interval(tp, n_applied) if n_applied else (0.0, 1.0)
     return {
-        "n_photos": len(X),
         "applied_precision": tp / n_applied if n_applied else None,
         "applied_precision_low": low,
         "applied_precision_high": high,
         "applied_recall": tp / n_true if n_true else None,
         "none_photos": int(empty.sum()),
         "none_false_positive_rate": float(applied[empty].any(axis=1).mean()) if empty.any() else None,
-        "exact_set_accuracy": float((applied == truth).all(axis=1).mean()) if len(X) else None,
+        "exact_set_accuracy": float((applied == truth).all(axis=1).mean()) if len(applied) else None,
         "per_tag": per_tag,
     }
+
+
+def evaluate(head: MultiLabelHead, X: np.ndarray, Y: np.ndarray) -> dict:
+    """`applied_figures` of the head's thresholds on (X, Y)."""
+    S = head.scores(X)
+    applied = np.column_stack([S[:, k] >= head.thresholds[t] for k, t in enumerate(head.tags)]) if len(X) else Y
+    return {"n_photos": len(X), **applied_figures(applied, Y, head.tags)}
 
 
 def train_multilabel_head(

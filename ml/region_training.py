@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from ml.backbones import BackboneSpec
-from ml.calibration import NEVER, wilson_interval
+from ml.calibration import NEVER
 from ml.crop_channel import BACKGROUND_PHOTOS, background_vectors, best_windows, train_crop_head, window_task
 from ml.media import MediaReader
-from ml.multilabel import calibrate_multilabel, label_matrix, train_multilabel_head
+from ml.multilabel import applied_figures, calibrate_multilabel, label_matrix, train_multilabel_head
 from ml.region_head import (
     FOLDS,
     MARGIN,
@@ -153,33 +153,16 @@ def judge(
     if lowest is not None:
         thresholds = lowest_in_gap(thresholds, scores, floor, lowest)
     applied = np.column_stack([scores[:, k] >= thresholds[t] for k, t in enumerate(tags)]).astype(bool)
-    truth = Y.astype(bool)
-    per_tag = {}
-    for k, tag in enumerate(tags):
-        tp = int((applied[:, k] & truth[:, k]).sum())
-        per_tag[tag] = {
-            "n": int(truth[:, k].sum()),
-            "applied": int(applied[:, k].sum()),
-            "precision": tp / applied[:, k].sum() if applied[:, k].any() else None,
-            "recall": tp / truth[:, k].sum() if truth[:, k].any() else None,
-            "threshold": thresholds[tag],
-        }
-    tp, n_applied, n_true = int((applied & truth).sum()), int(applied.sum()), int(truth.sum())
-    empty = ~truth.any(axis=1)
-    low, high = wilson_interval(tp, n_applied) if n_applied else (0.0, 1.0)
-    recalls = [v["recall"] for v in per_tag.values() if v["recall"] is not None]
+    figures = applied_figures(applied, Y, tags)
+    for tag, row in figures["per_tag"].items():
+        row["threshold"] = thresholds[tag]
+    recalls = [v["recall"] for v in figures["per_tag"].values() if v["recall"] is not None]
     return {
         "thresholds": thresholds,
         "applied": applied,
-        "accuracy": float((applied == truth).all(axis=1).mean()),  # exact set: every tag right, none extra
+        "accuracy": figures.pop("exact_set_accuracy"),  # exact set: every tag right, none extra
         "balanced_accuracy": float(np.mean(recalls)) if recalls else 0.0,  # mean per-tag applied recall
-        "applied_precision": tp / n_applied if n_applied else None,
-        "applied_precision_low": low,
-        "applied_precision_high": high,
-        "applied_recall": tp / n_true if n_true else None,
-        "none_photos": int(empty.sum()),
-        "none_false_positive_rate": float(applied[empty].any(axis=1).mean()) if empty.any() else None,
-        "per_tag": per_tag,
+        **figures,
     }
 
 

@@ -17,6 +17,14 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text("utf-8"), flags=re.S)
 
 
+def write_photos(manifest_text: str, folder: Path) -> None:
+    """A small photo at each path the manifest names (relative to `folder`)."""
+    for line in manifest_text.splitlines()[1:]:
+        photo = folder / line.split(",")[0]
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16)).save(photo)
+
+
 def test_readme_manifest_with_groups_parses_against_the_readme_catalog(tmp_path):
     catalog_text = next(b for b in blocks("yaml") if "tag_id: aurora-shell" in b)
     (tmp_path / "catalog.yaml").write_text(catalog_text, "utf-8")
@@ -24,10 +32,7 @@ def test_readme_manifest_with_groups_parses_against_the_readme_catalog(tmp_path)
     manifest_text = next(b for b in blocks("csv") if b.startswith("path,tag_id,facet,group"))
     manifest = tmp_path / "examples.csv"
     manifest.write_text(manifest_text, "utf-8")
-    for line in manifest_text.splitlines()[1:]:
-        photo = tmp_path / line.split(",")[0]
-        photo.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (16, 16)).save(photo)
+    write_photos(manifest_text, tmp_path)
     examples = parse_examples_manifest(manifest, catalog)
     assert [(e.tag_id, e.group) for e in examples] == [
         ("aurora-shell", "2026-05-04 studio"),
@@ -79,10 +84,7 @@ def test_readme_multi_facet_catalog_and_none_examples_parse_as_shown(tmp_path):
     manifest_text = next(b for b in blocks("csv") if "expo/IMG_0102.jpg,none,sponsor" in b)
     manifest = tmp_path / "examples.csv"
     manifest.write_text(manifest_text, "utf-8")
-    for line in manifest_text.splitlines()[1:]:
-        photo = tmp_path / line.split(",")[0]
-        photo.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (16, 16)).save(photo)
+    write_photos(manifest_text, tmp_path)
     examples = parse_examples_manifest(manifest, catalog)
     assert [(Path(e.uri).name, e.tag_id, e.facet) for e in examples] == [
         ("IMG_0101.jpg", "acme", "sponsor"),
