@@ -66,56 +66,31 @@ def detections(
     text_of = ocr_rows(warehouse.read(library, "ocr_text"))
     frame_text_of = ocr_rows(warehouse.read(library, "frame_text"), ts=True)
 
-    def frame_marks(head, media_id: str, ts: float) -> list[Detection]:
-        if not head.uses_text:
-            return []
-        return word_mark_detections(frame_text_of.get((media_id, ts), []), head.identifiers)
-
     rows, unread = [], []
     for facet, (version, head) in heads.items():
-        floor = region_floor(head.spec)
         seen = kept.filter(pl.col("head_version") == version)
         seen_photos = set(seen.filter(pl.col("ts").is_null())["media_id"].to_list())
         todo = [(m, u) for m, u in photos.select("media_id", "uri").iter_rows() if m not in seen_photos]
-        chunks = chunked(todo, PHOTOS_PER_TASK)
-        channels = []  # per channel, per chunk, per photo: its detections (or why it could not be read)
-        if head.uses_regions:
-            calls = [(head.index, [u for _, u in chunk], reader, floor) for chunk in chunks]
-            channels.append(runner.map(detect_task, calls, on_result=progress(context, f"{facet} regions on photos")))
-        if head.uses_crops:
-            calls = [(head.crop_spec, head.crop_head, [u for _, u in chunk], reader) for chunk in chunks]
-            channels.append(runner.map(crop_task, calls, on_result=progress(context, f"{facet} windows on photos")))
-        if head.uses_text:  # word marks from the OCR rows already read (no task: a lookup)
-            channels.append(
-                [[word_mark_detections(text_of.get(m, []), head.identifiers) for m, _ in c] for c in chunks]
-            )
-        for n, chunk in enumerate(chunks):
-            for i, (media_id, uri) in enumerate(chunk):
-                found = [channel[n][i] for channel in channels]
-                problem = next((f for f in found if isinstance(f, str)), None)
-                if problem is not None:
-                    unread.append(f"{uri}: {problem}")
-                    continue
-                rows += detection_rows(media_id, None, facet, version, [d for f in found for d in f])
+        found, problems = photo_channels(context, runner, reader, head, todo, text_of)
+        unread += problems
+        rows += [r for media_id, dets in found for r in detection_rows(media_id, None, facet, version, dets)]
+        if not head.uses_regions:  # video frames: regions only (windows on every frame would cost a photo each)
+            continue
         seen_videos = set(seen.filter(pl.col("ts").is_not_null())["media_id"].to_list())
-        # video frames: regions only (windows on every sampled frame would cost a photo's search per frame)
         todo_videos = [(m, u) for m, u in videos.select("media_id", "uri").iter_rows() if m not in seen_videos]
-        todo_videos = todo_videos if head.uses_regions else []
         stamps = {m: g["ts"].sort().to_list() for (m,), g in frames.group_by("media_id")}
         # a video's frames in runs of FRAMES_PER_TASK: an hour of video spreads over every worker
         parts = [(m, u, ts) for m, u in todo_videos for ts in chunked(stamps.get(m, []), FRAMES_PER_TASK)]
-        calls = [(head.index, u, ts, reader, floor) for _, u, ts in parts]
+        calls = [(head.index, u, ts, reader, region_floor(head.spec)) for _, u, ts in parts]
         results = runner.map(detect_video_task, calls, on_result=progress(context, f"{facet} regions on frames"))
         failed = {m for (m, _, _), result in zip(parts, results, strict=True) if isinstance(result, str)}
         for (media_id, uri, _), result in zip(parts, results, strict=True):
             if isinstance(result, str):
                 unread.append(f"{uri}: {result}")
             elif media_id not in failed:  # a video is searched whole or looked at again next run
-                rows += [
-                    r
-                    for ts, found in result
-                    for r in detection_rows(media_id, ts, facet, version, [*found, *frame_marks(head, media_id, ts)])
-                ]
+                for ts, dets in result:
+                    marks = word_mark_detections(frame_text_of.get((media_id, ts), []), head.identifiers or {})
+                    rows += detection_rows(media_id, ts, facet, version, [*dets, *marks])
     for line in unread[:20]:
         context.log.warning(f"not searched for regions (retried next run): {line}")
     table = pl.concat([kept, frame("detections", rows)]).sort("facet", "media_id", "ts", nulls_last=False)
@@ -131,6 +106,31 @@ def detections(
             **{f"regions/{f}": found.filter(pl.col("facet") == f).height for f in heads},
         },
     )
+
+
+def photo_channels(context, runner, reader, head, todo: list[tuple[str, str]], text_of: dict):
+    """[(media_id, detections of every channel the head reads)] of the photos `todo`, and the photos that could
+    not be read (a line each)."""
+    chunks = chunked(todo, PHOTOS_PER_TASK)
+    channels = []  # per channel, per chunk, per photo: its detections (or why it could not be read)
+    if head.uses_regions:
+        calls = [(head.index, [u for _, u in chunk], reader, region_floor(head.spec)) for chunk in chunks]
+        channels.append(runner.map(detect_task, calls, on_result=progress(context, f"{head.facet} regions on photos")))
+    if head.uses_crops:
+        calls = [(head.crop_spec, head.crop_head, [u for _, u in chunk], reader) for chunk in chunks]
+        channels.append(runner.map(crop_task, calls, on_result=progress(context, f"{head.facet} windows on photos")))
+    if head.uses_text:  # word marks from the OCR rows already read (no task: a lookup)
+        channels.append([[word_mark_detections(text_of.get(m, []), head.identifiers) for m, _ in c] for c in chunks])
+    found, unread = [], []
+    for n, chunk in enumerate(chunks):
+        for i, (media_id, uri) in enumerate(chunk):
+            results = [channel[n][i] for channel in channels]
+            problem = next((r for r in results if isinstance(r, str)), None)
+            if problem is not None:
+                unread.append(f"{uri}: {problem}")
+            else:
+                found.append((media_id, [d for r in results for d in r]))
+    return found, unread
 
 
 def detection_rows(media_id: str, ts: float | None, facet: str, version: str, found) -> list[dict]:
