@@ -204,6 +204,14 @@ def search(
 
 
 @app.command()
+def heads(library: str, facet: str = typer.Argument("", help="One facet; every facet when left out.")) -> None:
+    """Every head version trained (newest first per facet): holdout and new-shoot figures, the one in use."""
+    from tagsmith import service
+
+    _show(service.head_versions(library, facet).drop("model"), rows=200)
+
+
+@app.command()
 def segments(
     library: str,
     video: str = typer.Argument("", help="Part of a video's file name; every video when left out."),

@@ -256,6 +256,15 @@ def named_query(library: str, name: str, params: dict | None = None) -> pl.DataF
     return resources()["warehouse"].query(library, name, params)
 
 
+def head_versions(library: str, facet: str = "") -> pl.DataFrame:
+    """Every head version of the library (sql/head_versions.sql), newest first per facet, the one in use marked."""
+    require_run(library)
+    table = named_query(library, "head_versions", {"facet": facet})
+    if facet and table.height == 0:
+        raise LibraryError(f"library {library!r} has no head of facet {facet!r}")
+    return table
+
+
 def segments(library: str, video: str = "", include_review: bool = False) -> pl.DataFrame:
     """Video segments, each with its `place` (file 00:38:12–00:38:19), in file and time order."""
     require_run(library)

@@ -60,6 +60,11 @@ def test_cli_verbs_end_to_end(cli, tmp_path, small_demo, write_video):
     assert refused.exit_code == 1 and "is a video" in refused.output
     listed = cli("segments", "shop", "event", "--include-review")
     assert listed.exit_code == 0 and "event.mp4 00:00:00–00:00:0" in listed.output, listed.output
+    versions = cli("heads", "shop")  # one version per facet after one run, each in use
+    assert versions.exit_code == 0 and versions.output.count("true") == 3, versions.output
+    assert all(f in versions.output for f in ("product", "colorway", "shot_type")), versions.output
+    missing = cli("heads", "shop", "sponsor")
+    assert missing.exit_code == 1 and "library 'shop' has no head of facet 'sponsor'" in missing.output
     coverage = cli("sql", "shop", "SELECT count(*) AS catalog_tags FROM coverage")
     n_tags = len(yaml.safe_load(small_demo.catalog_path.read_text("utf-8"))["tags"])
     assert coverage.exit_code == 0 and "catalog_tags" in coverage.output, coverage.output
