@@ -63,8 +63,10 @@ def detections(
     versions = [v for v, _ in heads.values()]
     kept = old.filter(pl.col("head_version").is_in(versions))  # rows of heads no longer in use are dropped
     reader = media_store.reader()
-    text_of = ocr_rows(warehouse.read(library, "ocr_text"))
-    frame_text_of = ocr_rows(warehouse.read(library, "frame_text"), ts=True)
+    reads_text = any(head.uses_text for _, head in heads.values())  # the OCR tables are read only then
+    text_of = ocr_rows(warehouse.read(library, "ocr_text")) if reads_text else {}
+    frame_text_of = ocr_rows(warehouse.read(library, "frame_text"), ts=True) if reads_text else {}
+    stamps = {m: g["ts"].sort().to_list() for (m,), g in frames.group_by("media_id")}  # each video's frames
 
     rows, unread = [], []
     for facet, (version, head) in heads.items():
@@ -78,7 +80,6 @@ def detections(
             continue
         seen_videos = set(seen.filter(pl.col("ts").is_not_null())["media_id"].to_list())
         todo_videos = [(m, u) for m, u in videos.select("media_id", "uri").iter_rows() if m not in seen_videos]
-        stamps = {m: g["ts"].sort().to_list() for (m,), g in frames.group_by("media_id")}
         # a video's frames in runs of FRAMES_PER_TASK: an hour of video spreads over every worker
         parts = [(m, u, ts) for m, u in todo_videos for ts in chunked(stamps.get(m, []), FRAMES_PER_TASK)]
         calls = [(head.index, u, ts, reader, region_floor(head.spec)) for _, u, ts in parts]
