@@ -22,7 +22,6 @@ from assets_defs.partitions import event_partitions, library_partitions
 from pipelines.jobs import sponsor_report_job, tag_library_job
 from resources.events import event_location
 from resources.libraries import ConfigError, LibraryConfig, LibraryError, LibraryStore
-from resources.media_changes import media_changes
 from resources.media_store import MediaStore
 
 
@@ -48,7 +47,7 @@ def library_tick(context, libraries: LibraryStore, media_store: MediaStore, name
     config = libraries.config(name)
     inputs = library_inputs(libraries, name)
     baseline = seen is None or seen.get("media") != config.media
-    changes = media_changes(media_store, config.media, None if baseline else seen["listing"])
+    changes = media_store.changes_since(config.media, None if baseline else seen["listing"])
     state = {"media": config.media, "listing": changes.cursor, "inputs": inputs}
     what = [changes.describe()] if changes.describe() else []
     if seen is not None:

@@ -1,8 +1,8 @@
 """What changed in a media folder or S3 prefix since a cursor: the sensor's listing, whose cost follows the change.
 
 `MediaStore.list_media` reads every file (a stat per file, or every key of a prefix): right for a run, too dear
-for a sensor ticking each minute over a 1M-file library. `media_changes(store, location, cursor)` returns only
-the media added or changed since `cursor` and the cursor to pass next time. A cursor is JSON (it lives in
+for a sensor ticking each minute over a 1M-file library. `MediaStore.changes_since(location, cursor)` returns
+only the media added or changed since `cursor` and the cursor to pass next time. A cursor is JSON (it lives in
 Dagster's sensor cursor) and stays compact: folders for a local library, one key for S3, never a row per file.
 
 Local folders. Adding, removing or renaming an entry in a folder moves the folder's mtime and ctime (not its
@@ -43,11 +43,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.media import media_kind
-from resources.media_store import LocalMediaStore, MediaStore, S3MediaStore, StoredObject
 from resources.s3_media import s3_client
 
 MARGIN_NS = 2_000_000_000  # coarse filesystem clocks (a jiffy; 1-2 s on FAT/SMB/NFS) and server clock lag
 RECENT_CAP = 256  # files remembered by name from the margin before a tick; more: they may be reported twice
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One file of a listing (`MediaStore.list_media`, and the changes here; defined here so that
+    resources/media_store.py can import this module)."""
+
+    uri: str
+    size: int
+    modified: str  # ISO time or ETag: anything that changes when the bytes do (for a problem: the reason)
+    problem: str | None = None  # listed but unreadable as media (symlink loop, broken link, FIFO): the reason
 
 
 @dataclass
@@ -78,16 +88,6 @@ class MediaChanges:
             digest.update(f"{obj.uri}|{obj.size}|{obj.modified};".encode())
         digest.update(f"removed:{self.removed}".encode())
         return digest.hexdigest()
-
-
-def media_changes(store: MediaStore, location: str, cursor: dict | None) -> MediaChanges:
-    """The media under `location` added or changed since `cursor` (None, or a cursor of another location: a
-    baseline, with no changes) and the next cursor."""
-    if isinstance(store, LocalMediaStore):
-        return local_changes(Path(store.location_uri(location)), cursor)
-    if isinstance(store, S3MediaStore):
-        return s3_changes(location, cursor, store.s3_endpoint_url())
-    raise NotImplementedError(f"{type(store).__name__} has no incremental listing")
 
 
 class _LocalTick:

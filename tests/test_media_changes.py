@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from resources.media_changes import media_changes
 from resources.media_store import LocalMediaStore, S3MediaStore
 
 MARGIN_NS = 50_000_000  # 50 ms instead of 2 s: the tests wait it out after writing files
@@ -99,10 +98,10 @@ def test_a_cursor_of_another_folder_is_a_new_baseline(library_folder, tmp_path):
     other.mkdir()
     (other / "x.jpg").write_bytes(b"x")
     cursor = tick(library_folder, None).cursor
-    moved = media_changes(LocalMediaStore(), str(other), cursor)
+    moved = LocalMediaStore().changes_since(str(other), cursor)
     assert moved.baseline and moved.changed == [] and set(moved.cursor["dirs"]) == {""}
     with pytest.raises(FileNotFoundError, match="media folder not found"):
-        media_changes(LocalMediaStore(), str(tmp_path / "missing"), None)
+        LocalMediaStore().changes_since(str(tmp_path / "missing"), None)
 
 
 def test_s3_lists_only_the_keys_after_the_last_one(s3_endpoint):
@@ -117,21 +116,21 @@ def test_s3_lists_only_the_keys_after_the_last_one(s3_endpoint):
     store = S3MediaStore(endpoint_url=s3_endpoint)
     location = "s3://brand/uploads"
 
-    baseline = media_changes(store, location, None)
+    baseline = store.changes_since(location, None)
     assert baseline.baseline and baseline.changed == [] and baseline.entries_scanned == 6
     assert baseline.cursor == {"location": location, "start_after": "uploads/2026-12-02/2.jpg"}
-    quiet = media_changes(store, location, baseline.cursor)
+    quiet = store.changes_since(location, baseline.cursor)
     assert (quiet.changed, quiet.entries_scanned, quiet.cursor) == ([], 0, baseline.cursor)
 
     client.put_object(Bucket="brand", Key="uploads/2026-12-03/0.jpg", Body=b"new")
     client.put_object(Bucket="brand", Key="uploads/2026-12-03/notes.txt", Body=b"not media")
     client.put_object(Bucket="brand", Key="uploads/2026-12-01/late.jpg", Body=b"y")  # sorts before: not seen
-    new = media_changes(store, location, quiet.cursor)
+    new = store.changes_since(location, quiet.cursor)
     assert [o.uri for o in new.changed] == ["s3://brand/uploads/2026-12-03/0.jpg"]
     assert new.entries_scanned == 2  # the two keys after the last one, not the prefix's nine
     assert new.cursor["start_after"] == "uploads/2026-12-03/notes.txt"
     assert new.fingerprint() != quiet.fingerprint()
-    assert media_changes(store, location, new.cursor).changed == []
+    assert store.changes_since(location, new.cursor).changed == []
 
     with pytest.raises(LookupError, match="NoSuchBucket"):
-        media_changes(store, "s3://no-such-bucket/x", None)
+        store.changes_since("s3://no-such-bucket/x", None)
