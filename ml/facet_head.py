@@ -7,6 +7,7 @@ examples, keypoint matches), familiarity, thresholds. A plain picklable dataclas
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -155,13 +156,27 @@ def predict_table(
     X: np.ndarray,
     boxes: Sequence[Sequence[tuple[str, float]]] | None = None,
     features: Sequence[Features | None] | None = None,
+    top: int = 3,
 ) -> list[dict]:
-    """Top-1 prediction per media as rows ready for a table: {media_id, facet, tag_id, score, status}."""
+    """Top-1 prediction per media as rows ready for a table: {media_id, facet, tag_id, score, status,
+    candidates}; `candidates` (JSON) holds the best `top` tags with their scores: what a reviewer picks from."""
     media_ids = list(media_ids)
     X = as_matrix(X, "X")
     if len(media_ids) != len(X):
         raise ValueError(f"{len(media_ids)} media_ids but {len(X)} embedding rows")
-    return [
-        {"media_id": media_id, "facet": head.facet, "tag_id": tag_id, "score": score, "status": status}
-        for media_id, (tag_id, score, status) in zip(media_ids, head.predict(X, boxes, features), strict=True)
-    ]
+    scores = head.predict_scores(X, boxes, features)
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :top]
+    rows = []
+    for media_id, order, row in zip(media_ids, best, scores, strict=True):
+        tag_id, score = head.classes[order[0]], float(row[order[0]])
+        rows.append(
+            {
+                "media_id": media_id,
+                "facet": head.facet,
+                "tag_id": tag_id,
+                "score": score,
+                "status": "applied" if score >= head.thresholds[tag_id] else "review",
+                "candidates": json.dumps([[head.classes[k], round(float(row[k]), 4)] for k in order]),
+            }
+        )
+    return rows

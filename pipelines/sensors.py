@@ -1,5 +1,6 @@
-"""Sensors: register libraries as partitions and run a library when its media or training inputs change; register
-events and run an event's sponsor report once its upload is over and tagged."""
+"""Sensors: register libraries as partitions and run a library when its media or training inputs change (at a cost
+that follows the change: resources/media_changes.py); register events and run an event's sponsor report once its
+upload is over and tagged."""
 
 import hashlib
 import json
@@ -14,7 +15,6 @@ from dagster import (
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
-    SkipReason,
     sensor,
 )
 
@@ -25,40 +25,74 @@ from resources.libraries import ConfigError, LibraryConfig, LibraryError, Librar
 from resources.media_store import MediaStore
 
 
-def library_fingerprint(libraries: LibraryStore, media_store: MediaStore, name: str) -> str:
-    """Changes when a media file is added/changed/removed or the library's config, catalog or examples do."""
-    digest = hashlib.sha256()
-    config = libraries.config(name)
-    for obj in media_store.list_media(config.media):
-        digest.update(f"{obj.uri}|{obj.size}|{obj.modified};".encode())
-    for path in sorted(libraries.dir(name).rglob("*")):
+def library_inputs(libraries: LibraryStore, name: str) -> dict[str, str]:
+    """mtime_ns and size of every file in the library's folder (library.yaml, the catalog, example manifests): a
+    few small files, stat'ed each tick to see a changed catalog, new examples or new settings."""
+    folder = libraries.dir(name)
+    stamps = {}
+    for path in sorted(folder.rglob("*")):
         if path.is_file():
-            digest.update(f"{path.name}|{path.stat().st_mtime_ns};".encode())
-    return digest.hexdigest()
+            info = path.stat()
+            stamps[str(path.relative_to(folder))] = f"{info.st_mtime_ns}:{info.st_size}"
+    return stamps
+
+
+def library_tick(context, libraries: LibraryStore, media_store: MediaStore, name: str, seen: dict | None):
+    """(the library's state for the cursor, a RunRequest or None, what changed in words) for one library.
+
+    The state is where its media listing stands (resources/media_changes.py: a folder's or prefix's changes since
+    the last tick, never a full listing), which media location that listing is of, and its input files' stamps.
+    With no state (a new library, or the sensor's first tick) or a new media location, this tick records the
+    baseline and runs the library only if it was never tagged or its inputs changed."""
+    config = libraries.config(name)
+    inputs = library_inputs(libraries, name)
+    baseline = seen is None or seen.get("media") != config.media
+    changes = media_store.changes_since(config.media, None if baseline else seen["listing"])
+    state = {"media": config.media, "listing": changes.cursor, "inputs": inputs}
+    what = [changes.describe()] if changes.describe() else []
+    if seen is not None:
+        edited = sorted(k for k in {*inputs, *seen["inputs"]} if inputs.get(k) != seen["inputs"].get(k))
+        what += [f"{', '.join(edited)} changed"] if edited else []
+        what += ["media location changed"] if baseline else []
+    elif tags_run_started(context.instance, name) is None:
+        what.append("never tagged")
+    if not what:
+        return state, None, ""
+    digest = hashlib.sha256(f"{changes.fingerprint()}|{json.dumps(inputs, sort_keys=True)}".encode()).hexdigest()
+    reason = ", ".join(what)
+    request = RunRequest(partition_key=name, run_key=f"{name}:{digest[:16]}", tags={"tagsmith/changed": reason})
+    return state, request, reason
 
 
 @sensor(job=tag_library_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED)
 def library_sensor(context: SensorEvaluationContext, libraries: LibraryStore, media_store: MediaStore):
-    """New libraries become partitions; a library whose inputs changed since the last tick gets a run."""
+    """New libraries become partitions; a library whose media or inputs changed since the last tick gets a run.
+
+    A tick costs what changed, not the library's size: per library a stat of its known media folders, a scan of
+    the folders that changed and a stat of its few input files (S3: a listing after the last key). The cursor is
+    JSON, per library the state `library_tick` returns. What the listing cannot see (a file rewritten in place,
+    an S3 key that sorts before the last) waits for `nightly_retag`, which lists everything."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(library_partitions.name))
     names = libraries.names()
     new_partitions = [n for n in names if n not in known]
-    requests, fingerprints = [], {}
+    requests = []
+    state = {name: cursor[name] for name in names if name in cursor}  # a library that failed keeps its state
     for name in names:
         try:
-            fingerprints[name] = library_fingerprint(libraries, media_store, name)
-        except (FileNotFoundError, LookupError) as exc:
+            seen = cursor.get(name) if isinstance(cursor.get(name), dict) else None  # not an old fingerprint
+            state[name], request, what = library_tick(context, libraries, media_store, name, seen)
+        except (FileNotFoundError, LookupError, ValueError) as exc:  # no media folder yet, bad library.yaml
             context.log.warning(f"library {name}: {exc}")
             continue
-        if cursor.get(name) != fingerprints[name]:
-            requests.append(RunRequest(partition_key=name, run_key=f"{name}:{fingerprints[name][:16]}"))
-    if not requests and not new_partitions:
-        return SkipReason("no library changed")
+        if request is not None:
+            requests.append(request)
+            context.log.info(f"{name}: {what}")
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[library_partitions.build_add_request(new_partitions)] if new_partitions else [],
-        cursor=json.dumps({**cursor, **fingerprints}),
+        cursor=json.dumps(state),
+        skip_reason=None if requests or new_partitions else f"no library changed ({len(names)} watched)",
     )
 
 

@@ -10,22 +10,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import ConfigurableResource
 
 from ml.media import media_kind
+from resources.media_changes import MediaChanges, StoredObject, local_changes, s3_changes
 from resources.s3_media import StoreReader, s3_client
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    uri: str
-    size: int
-    modified: str  # ISO time or ETag: anything that changes when the bytes do (for a problem: the reason)
-    problem: str | None = None  # listed but unreadable as media (symlink loop, broken link, FIFO): the reason
 
 
 def _problem(path: str, reason: str) -> StoredObject:
@@ -40,6 +32,12 @@ class MediaStore(ConfigurableResource):
     """Lists and reads media under a location (a library's media folder or bucket prefix)."""
 
     def list_media(self, location: str) -> list[StoredObject]:
+        raise NotImplementedError
+
+    def changes_since(self, location: str, cursor: dict | None) -> MediaChanges:
+        """The media under `location` added or changed since `cursor` and the next cursor, at the cost of what
+        changed (resources/media_changes.py says how, and what it cannot see). No cursor, or one of another
+        location: a baseline, with no changes."""
         raise NotImplementedError
 
     def location_uri(self, location: str) -> str:
@@ -67,6 +65,9 @@ class LocalMediaStore(MediaStore):
     def location_uri(self, location: str) -> str:
         base = Path(location) if Path(location).is_absolute() else Path(self.root) / location
         return str(base.resolve())
+
+    def changes_since(self, location: str, cursor: dict | None) -> MediaChanges:
+        return local_changes(Path(self.location_uri(location)), cursor)
 
     def list_media(self, location: str) -> list[StoredObject]:
         """Media files under the folder, symlinked folders followed; what cannot be listed is returned too.
@@ -132,6 +133,9 @@ class S3MediaStore(MediaStore):
 
     def s3_endpoint_url(self) -> str | None:
         return self.endpoint_url
+
+    def changes_since(self, location: str, cursor: dict | None) -> MediaChanges:
+        return s3_changes(location, cursor, self.endpoint_url)
 
     def list_media(self, location: str) -> list[StoredObject]:
         if not location.startswith("s3://"):

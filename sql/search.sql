@@ -24,7 +24,8 @@ term_tags AS (
               OR (regexp_matches(terms.term, '[^\x00-\x7F]') AND contains(e, terms.term)))) > 0
 ),
 photo_hits AS (
-    SELECT t.media_id, NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, tt.term, max(t.score) AS score,
+    SELECT t.media_id, NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, tt.term,
+           max(CASE WHEN t.status = 'manual' THEN 1.0 ELSE t.score END) AS score,  -- a person's tag is sure
            string_agg(DISTINCT tt.name, ', ') AS matched
     FROM tags t
     JOIN term_tags tt USING (facet, tag_id)
@@ -32,7 +33,8 @@ photo_hits AS (
     GROUP BY t.media_id, tt.term
 ),
 segments AS (
-    SELECT * FROM video_segments WHERE list_contains($statuses, status)
+    SELECT * REPLACE (CASE WHEN status = 'manual' THEN 1.0 ELSE peak_score END AS peak_score)
+    FROM video_segments WHERE list_contains($statuses, status)
 ),
 video_pairs AS (  -- every segment matching a term, paired with each segment of the same video it overlaps
     SELECT anchor.media_id, anchor.facet AS a_facet, anchor.tag_id AS a_tag, anchor.start_s AS a_start,

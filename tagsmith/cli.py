@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from ml.catalog import ValidationError
+from tagsmith.review_cli import review
 
 
 class _OneLineErrors(TyperGroup):
@@ -265,6 +266,9 @@ def export(library: str, out: Path, include_review: bool = False) -> None:
         _fail(f"export to a .csv or .parquet file, not {out.name!r}")
     n = service.export_tags(library, out, include_review=include_review)
     typer.echo(f"{n} tag rows written to {out}")
+
+
+app.command()(review)
 
 
 @app.command()

@@ -63,8 +63,8 @@ def cli(tmp_path, monkeypatch):
     monkeypatch.setenv("TAGSMITH_RUNNER", "inprocess")
     runner = CliRunner()
 
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    def invoke(*args, input=None):
+        return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return invoke
 

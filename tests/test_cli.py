@@ -69,3 +69,54 @@ def test_cli_verbs_end_to_end(cli, tmp_path, small_demo, write_video):
     n_tags = len(yaml.safe_load(small_demo.catalog_path.read_text("utf-8"))["tags"])
     assert coverage.exit_code == 0 and "catalog_tags" in coverage.output, coverage.output
     assert re.search(rf"\b{n_tags}\b", coverage.output), coverage.output  # one row per catalog tag
+
+    review_loop(cli, tmp_path, tags)
+
+
+def review_loop(cli, tmp_path, tags: pl.DataFrame) -> None:
+    """`tagsmith review`: the queue as CSV in priority order, verdicts imported from a filled-in file and typed
+    in the terminal; the next run shows them (people win) and retrains the facet they teach."""
+    queue_csv = tmp_path / "queue.csv"
+    exported = cli("review", "shop", "--export", queue_csv)
+    assert exported.exit_code == 0 and "items to review written" in exported.output, exported.output
+    queue = pl.read_csv(queue_csv)
+    assert queue.height > 0 and queue["priority"].to_list() == sorted(queue["priority"].to_list(), reverse=True)
+    assert set(queue["kind"]) <= {"photo", "segment"} and set(queue["verdict"].fill_null("")) == {""}
+    # verdicts on rows of the tag export (any tag can be judged, not only the queue's)
+    first = queue.row(0, named=True)  # the terminal's verdict below; the file's are on other photos
+    product = tags.filter((pl.col("facet") == "product") & (pl.col("media_id") != first["media_id"])).sort("uri")
+    others = sorted(set(product["tag_id"]))
+    rejected, corrected = product.row(0, named=True), product.row(1, named=True)
+    new_tag = next(t for t in others if t != corrected["tag_id"])
+    filled = pl.DataFrame(
+        [
+            {**{k: rejected[k] for k in ("media_id", "facet", "tag_id")}, "verdict": "reject", "new_tag_id": ""},
+            {**{k: corrected[k] for k in ("media_id", "facet", "tag_id")}, "verdict": "replace", "new_tag_id": new_tag},
+        ]
+    )
+    filled.write_csv(tmp_path / "verdicts.csv")
+    imported = cli("review", "shop", "--import", tmp_path / "verdicts.csv", "--who", "ana")
+    assert imported.exit_code == 0 and "2 verdicts recorded (1 reject, 1 replace)" in imported.output, imported.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"media_id,facet,tag_id,verdict\n{rejected['media_id']},product,{rejected['tag_id']},maybe\n")
+    refused = cli("review", "shop", "--import", bad)
+    assert refused.exit_code == 1 and "bad.csv:2: verdict 'maybe' is not one of" in refused.output, refused.output
+    # the terminal: accept the first item, a wrong key gets the help line, then quit
+    typed = cli("review", "shop", "--who", "ben", input="x\na\nq\n")
+    assert typed.exit_code == 0 and "a accept · r reject" in typed.output and "1 verdicts recorded" in typed.output
+
+    assert cli("run", "shop").exit_code == 0
+    assert cli("export", "shop", tmp_path / "after.csv", "--include-review").exit_code == 0
+    after = pl.read_csv(tmp_path / "after.csv")
+    by_key = {(r["media_id"], r["facet"], r["tag_id"]): r for r in after.to_dicts()}
+    assert (rejected["media_id"], "product", rejected["tag_id"]) not in by_key  # rejected: never proposed again
+    fixed = by_key[(corrected["media_id"], "product", new_tag)]
+    assert (fixed["status"], fixed["origin"], fixed["set_by"]) == ("manual", "correction", "ana")
+    accepted = by_key[(first["media_id"], first["facet"], first["tag_id"])]
+    assert (accepted["status"], accepted["origin"], accepted["set_by"]) == ("manual", "review", "ben")
+    shown = cli("sql", "shop", "SELECT status, origin, count(*) AS n FROM tags WHERE status = 'rejected' GROUP BY ALL")
+    assert "rejected" in shown.output and "correction" in shown.output, shown.output
+    learnt = cli("sql", "shop", "SELECT source, count(*) AS n FROM examples GROUP BY ALL ORDER BY source")
+    assert "correction" in learnt.output, learnt.output
+    versions = cli("heads", "shop", "product")  # the product head learnt from the verdicts: a second version
+    assert versions.exit_code == 0 and versions.output.count("product-") == 2, versions.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import pickle
 from collections import Counter
 from pathlib import Path
@@ -264,6 +265,10 @@ def test_predict_table_rows(heads, clusters):
     assert [r["media_id"] for r in rows] == [f"m{i}" for i in range(len(NAMES))]
     assert [r["tag_id"] for r in rows] == NAMES
     assert all(r["facet"] == "style" and r["status"] == "applied" and 0 < r["score"] <= 1 for r in rows)
+    for row in rows:  # what a reviewer picks from: the best three, best first, the top one the row's tag
+        candidates = json.loads(row["candidates"])
+        assert len(candidates) == min(3, len(NAMES)) and candidates[0] == [row["tag_id"], round(row["score"], 4)]
+        assert [s for _, s in candidates] == sorted((s for _, s in candidates), reverse=True)
     with pytest.raises(ValueError):
         predict_table(head, ["m0"], means)
 

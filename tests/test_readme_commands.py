@@ -75,8 +75,9 @@ def test_every_readme_command_runs_as_written(user):
     for command in readme_commands():
         if command.startswith("tagsmith run "):
             _quick(user["library_yaml"] / "library.yaml")
+        # the terminal review reads its answers from stdin: skip one item, then quit (other verbs read none)
         done = subprocess.run(["bash", "-c", command], cwd=user["work"], env=user["env"], capture_output=True,
-                              text=True, timeout=900)
+                              text=True, timeout=900, input="s\nq\n")
         assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         assert "Traceback" not in done.stderr, f"{command}\n{done.stderr[-3000:]}"
         outputs[command] = done.stdout
@@ -85,6 +86,8 @@ def test_every_readme_command_runs_as_written(user):
     assert "IMG_" in search
     ingested = user["home"] / "photos" / "shoes" / "new_shoot"
     assert sorted(p.name for p in ingested.glob("IMG_*.jpg"))  # the shoot kept its folder name
+    queue = pl.read_csv(user["work"] / "queue.csv")  # the review queue, most useful first, verdicts to fill in
+    assert queue.height > 0 and {"uri", "facet", "tag_id", "candidates", "verdict", "new_tag_id"} <= set(queue.columns)
     exported = pl.read_parquet(user["work"] / "tags.parquet")
     assert exported.height > 0 and {"facet", "tag_id", "uri"} <= set(exported.columns)
 

@@ -10,10 +10,12 @@ from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
 from assets_defs.tags.regions import found_on_photos, multi_tag_rows
 from ml.heads import predict_table
+from ml.verdicts import apply_labels, person_labels
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
 from resources.tables import frame, view_assets
+from resources.verdicts import read_verdicts
 from resources.warehouse import Warehouse
 
 
@@ -33,7 +35,8 @@ def tags(
 ) -> Output[pl.DataFrame]:
     """Per photo and single facet, the head's top tag; per photo and multi facet, each tag its head finds (with
     its box), or no row when it finds none. `applied` above the tag's threshold, else `review`. The table goes to
-    the `tables` IO manager (resources/table_io.py)."""
+    the `tables` IO manager (resources/table_io.py). People win: a tag someone accepted, set or rejected
+    (`tagsmith review`) is `manual` / `rejected` whatever the heads say."""
     library = context.partition_key
     config = libraries.config(library)
     model_id = BackbonePlan(config, model_store, warehouse, library).library_model_id()
@@ -68,16 +71,22 @@ def tags(
         features = [features_of.get(m) for m in ids] if head.matches_keypoints else None
         for row in predict_table(head, ids, X, boxes, features) if ids else []:
             rows.append({**row, "head_version": version})
-    table = frame("tags", rows)
+    # people win: a tag someone set or refused is laid over what the heads proposed (ml/verdicts.py)
+    catalog = libraries.catalog(library)
     # a head trained before a tag was retired still knows it (one that retrains without it may be held back by
-    # the blocking check): a retired tag is never written, whichever head is in use
-    retired = sorted(libraries.catalog(library).retired())
-    stale = table.filter(pl.col("tag_id").is_in(retired))
+    # the blocking check): no head's prediction of a retired tag is written, whichever head is in use (a person's
+    # label of it still is)
+    proposed = frame("tags", rows)
+    retired = sorted(catalog.retired())
+    stale = proposed.filter(pl.col("tag_id").is_in(retired))
     if stale.height:
         context.log.warning(
             f"{stale.height} predictions of retired tags left out (a head in use was trained before they retired)"
         )
-        table = table.filter(~pl.col("tag_id").is_in(retired))
+        proposed = proposed.filter(~pl.col("tag_id").is_in(retired))
+    labels = person_labels(read_verdicts(libraries.dir(library)), catalog.multi_facets())
+    labels = labels.filter(pl.col("media_id").is_in(wanted))  # a photo gone from the library keeps its log only
+    table = frame("tags", apply_labels(proposed, labels, catalog.multi_facets()))
     counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
     return Output(
         table,
@@ -86,6 +95,8 @@ def tags(
             "backbones": MetadataValue.json({f: h.model_id or model_id for f, (_, h) in sorted(heads.items())}),
             "applied": counts.get("applied", 0),
             "review": counts.get("review", 0),
+            "manual": counts.get("manual", 0),
+            "rejected": counts.get("rejected", 0),
             "retired_left_out": stale.height,
             "heads": MetadataValue.json(promoted_heads),
         },

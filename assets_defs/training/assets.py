@@ -26,6 +26,7 @@ from resources.media_store import MediaStore
 from resources.model_store import ModelStore
 from resources.ray_runner import TaskRunner
 from resources.tables import frame, table_of
+from resources.verdicts import verdict_examples
 from resources.warehouse import Warehouse
 
 
@@ -89,6 +90,11 @@ def examples(
     library = context.partition_key
     config = libraries.config(library)
     listed = libraries.examples(library)  # validated against the catalog, every problem listed by line
+    # people's verdicts first: a reviewer's label of a photo is the newer truth (one label per photo and facet)
+    reviewed, skipped = verdict_examples(libraries.dir(library), libraries.catalog(library))
+    for line in skipped:
+        context.log.warning(f"verdict not learnt from: {line}")
+    listed = reviewed + listed
     if not listed:
         raise ValueError(f"library {library!r} has no examples: `tagsmith examples {library} MANIFEST`")
     uris = sorted({e.uri for e in listed})
@@ -176,6 +182,7 @@ def examples(
         asset_key="examples",
         metadata={
             "examples": table.height,
+            "from_verdicts": table.filter(pl.col("source") != "import").height,
             "quarantined": len(bad),
             "groups": table["group"].n_unique(),
             "single_group_tags": single.height,

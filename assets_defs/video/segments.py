@@ -17,10 +17,12 @@ from ml.frame_scores import score_video_frames, stamp_key, top_tags
 from ml.ocr import OcrSpec
 from ml.region_head import region_floor
 from ml.segments import SegmentParams, build_segments
+from ml.verdicts import apply_segment_labels, person_labels
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
 from resources.tables import frame, table_of
+from resources.verdicts import read_verdicts
 from resources.warehouse import Warehouse
 
 READS = [
@@ -117,7 +119,9 @@ def video_segments(
     detected = warehouse.read(library, "detections")
     for facet, (version, head) in multi.items():
         rows += region_segments(detected, facet, version, head, cuts_of)
-    table = frame("video_segments", rows)
+    # people win on video too: a stretch someone judged keeps their verdict (ml/verdicts.py)
+    labels = person_labels(read_verdicts(libraries.dir(library)), libraries.catalog(library).multi_facets())
+    table = frame("video_segments", apply_segment_labels(frame("video_segments", rows), labels))
     warehouse.write(library, "video_segments", table)
     frame_tags = pl.concat(frame_rows) if frame_rows else frame("frame_tags")
     warehouse.write(library, "frame_tags", frame_tags.sort("media_id", "ts", "facet"))
