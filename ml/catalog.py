@@ -38,6 +38,9 @@ class CatalogTag:
     aliases: tuple[str, ...] = ()
     identifiers: tuple[str, ...] = ()
     attributes: dict = field(default_factory=dict, hash=False, compare=False)
+    # no longer recognised: kept in the catalog (and its table) so history keeps its name, its examples are left
+    # out of training and no head predicts it; taking it out of the file instead would orphan its examples
+    retired: bool = False
 
     def as_row(self) -> dict:
         return {
@@ -47,6 +50,7 @@ class CatalogTag:
             "aliases": list(self.aliases),
             "identifiers": list(self.identifiers),
             "attributes": yaml.safe_dump(self.attributes, allow_unicode=True) if self.attributes else "",
+            "retired": self.retired,
             # what sql/search.sql matches, folded like a query (ml/search_text.py)
             "search_text": tag_search_text(self.tag_id, self.name, self.aliases, self.identifiers),
         }
@@ -81,6 +85,9 @@ PRECISION_BY_FACET = {"sponsor": 0.95}
 MODES = ("single", "multi")
 MODE_BY_FACET = {"sponsor": "multi"}
 FACET_SETTINGS = ("mode", "strategy", "backbone", "target_precision")
+# a tag taken out of the catalog while examples still name it: what to do instead, said where it is refused
+BOOL_WORDS = {"": False, "true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+RETIRE_HINT = " (to stop recognising a tag, keep it in the catalog with `retired: true`: its history stays)"
 NONE_TAG = "none"  # reserved: an example of a multi facet that shows none of its tags (an explicit negative)
 
 
@@ -113,6 +120,10 @@ class Catalog:
     def by_id(self) -> dict[str, CatalogTag]:
         return {t.tag_id: t for t in self.tags}
 
+    def retired(self) -> set[str]:
+        """The tag_ids marked `retired: true`: kept for history, never trained on or predicted."""
+        return {t.tag_id for t in self.tags if t.retired}
+
     def facets(self) -> list[str]:
         return sorted({t.facet for t in self.tags})
 
@@ -124,6 +135,13 @@ def _as_list(value) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(str(v).strip() for v in value if str(v).strip())
     return tuple(p.strip() for p in re.split(r"[|;]", str(value)) if p.strip())
+
+
+def _as_bool(value) -> bool | None:
+    """`retired`: a YAML boolean, or in a CSV cell true/false (yes/no, 1/0, empty = false); None: neither."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    return BOOL_WORDS.get(value.strip().lower()) if isinstance(value, str) else None
 
 
 def _nfc(text: str) -> str:
@@ -162,6 +180,9 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
         if not isinstance(attributes, dict):
             problems.append(f"{where}: attributes must be a mapping")
             attributes = {}
+        retired = _as_bool(rec.get("retired"))
+        if retired is None:
+            problems.append(f"{where}: retired {rec.get('retired')!r} must be true or false")
         tags.append(
             CatalogTag(
                 tag_id=tag_id,
@@ -170,6 +191,7 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
                 aliases=tuple(_nfc(a) for a in _as_list(rec.get("aliases"))),
                 identifiers=tuple(_nfc(a) for a in _as_list(rec.get("identifiers"))),
                 attributes=attributes,
+                retired=bool(retired),
             )
         )
     if not records:
@@ -313,7 +335,7 @@ def parse_examples_manifest(path: Path, catalog: Catalog) -> list[Example]:
         else:
             tag = tags.get(tag_id)
             if tag is None:
-                problems.append(f"{where}: unknown tag_id {tag_id!r}")
+                problems.append(f"{where}: unknown tag_id {tag_id!r}{RETIRE_HINT}")
                 continue
             if facet and facet != tag.facet:
                 problems.append(f"{where}: tag {tag_id!r} is in facet {tag.facet!r}, not {facet!r}")

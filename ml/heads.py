@@ -30,6 +30,7 @@ from ml.projection import projected_accuracy
 from ml.splits import holdout_split
 from ml.strategies import (
     FITTERS,
+    LIGHTGBM_MAX_TAGS,
     PROTOTYPE_TEMPERATURE,
     SIMPLICITY_ORDER,
     STRATEGIES,
@@ -148,6 +149,12 @@ def train_facet_head(
     unknown = [s for s in strategies if s not in FITTERS]
     if unknown or not strategies:
         raise ValueError(f"unknown or no strategies {unknown or strategies}; expected some of {STRATEGIES}")
+    skipped = []
+    if len(classes) > LIGHTGBM_MAX_TAGS and len(strategies) > 1 and (force or "").split("+")[0] != "lightgbm":
+        skipped = [s for s in strategies if s == "lightgbm"]  # one tree per tag and round: minutes, never the best
+        strategies = [s for s in strategies if s != "lightgbm"]
+        if skipped:
+            logger.info("facet %s: %d tags, lightgbm left out (over %d)", facet, len(classes), LIGHTGBM_MAX_TAGS)
 
     index = {c: k for k, c in enumerate(classes)}
     y_tr = np.array([index[y] for y in y_train], dtype=int)
@@ -256,6 +263,7 @@ def train_facet_head(
         "chosen": chosen,
         "forced": force is not None,
         "strategies": {name: asdict(result) for name, result in results.items()},
+        "skipped_strategies": skipped,
         "accuracy": results[chosen].accuracy,
         "balanced_accuracy": results[chosen].balanced_accuracy,
         "n_train": len(y_tr),

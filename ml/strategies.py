@@ -88,8 +88,24 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in present]))
 
 
-def _make_logreg(C: float) -> LogisticRegression:
-    return LogisticRegression(C=C, solver="lbfgs", max_iter=2000, class_weight="balanced")
+# A facet with more tags than this does not compare LightGBM: multiclass boosting grows one tree per tag per round
+# (150,000 trees for 1,000 tags: minutes), and with ~10 examples a tag it was never close to the best (holdout
+# top-1 0.05 against 0.95 for logreg on 100 synthetic tags, 0.02 against 0.50 on 1,000: benchmarks/catalog_growth.py)
+LIGHTGBM_MAX_TAGS = 200
+# lbfgs stops when every gradient entry of the mean loss is below `tol`; those entries shrink like 1 / tags, so
+# on a 1,000-tag facet the default 1e-4 is met before the first step and the head stays uniform (chance top-1:
+# benchmarks/catalog_growth.py). Above LOGREG_MANY_TAGS (the demo's 24 products and grocery's 50 train exactly as
+# before) the tolerance is 1e-4 x 20 / tags, and C is searched with warm starts (each fit from the last C's weights).
+LOGREG_TOL, LOGREG_TOL_TAGS, LOGREG_MANY_TAGS = 1e-4, 20, 50
+# and a facet with more than LIGHTGBM_MAX_TAGS tags searches two C, not six: each fit of a 1,000-tag facet costs
+# ~15 s on 2 cores, and the grid's full search there took 90 of a 115 s retrain for a holdout top-1 within
+# noise of the two (benchmarks/catalog_growth.py; README there)
+LOGREG_C_GRID_LARGE: tuple[float, ...] = (2.0, 30.0)
+
+
+def _make_logreg(C: float, n_classes: int = 2, warm: bool = False) -> LogisticRegression:
+    tol = LOGREG_TOL * (LOGREG_TOL_TAGS / n_classes if n_classes > LOGREG_MANY_TAGS else 1.0)
+    return LogisticRegression(C=C, solver="lbfgs", max_iter=2000, class_weight="balanced", tol=tol, warm_start=warm)
 
 
 def _choose_logreg_c(X: np.ndarray, y: np.ndarray, seed: int, groups: Sequence[str] | None = None) -> float:
@@ -112,8 +128,11 @@ def _choose_logreg_c(X: np.ndarray, y: np.ndarray, seed: int, groups: Sequence[s
         fit_mask[folds[0][0]] = True
     n_classes = int(y.max()) + 1
     best_key, best_c = None, LOGREG_FALLBACK_C
-    for C in LOGREG_C_GRID:
-        model = _make_logreg(C).fit(X[fit_mask], y[fit_mask])
+    tags = len(np.unique(y))
+    warm = _make_logreg(2.0, tags, warm=True) if tags > LOGREG_MANY_TAGS else None
+    grid = LOGREG_C_GRID_LARGE if tags > LIGHTGBM_MAX_TAGS else LOGREG_C_GRID
+    for C in grid:  # ascending: a warm start from a smaller C's weights is a few steps from the next
+        model = (warm.set_params(C=C) if warm is not None else _make_logreg(C, tags)).fit(X[fit_mask], y[fit_mask])
         proba = aligned_proba(model, X[~fit_mask], n_classes)
         y_val = y[~fit_mask]
         log_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y_val)), y_val], 1e-15, 1.0))))
@@ -125,7 +144,7 @@ def _choose_logreg_c(X: np.ndarray, y: np.ndarray, seed: int, groups: Sequence[s
 
 def _fit_logreg(X: np.ndarray, y: np.ndarray, seed: int, params: dict | None, groups=None) -> tuple[object, dict]:
     params = dict(params) if params else {"C": _choose_logreg_c(X, y, seed, groups)}
-    return _make_logreg(params["C"]).fit(X, y), params
+    return _make_logreg(params["C"], len(np.unique(y))).fit(X, y), params
 
 
 def _fit_lightgbm(X: np.ndarray, y: np.ndarray, seed: int, params: dict | None, groups=None) -> tuple[object, dict]:

@@ -18,7 +18,7 @@ tag_library_job = define_asset_job(
 
 retrain_heads_job = define_asset_job(
     "retrain_heads",
-    selection=AssetSelection.assets("catalog", "examples", "heads").downstream() - EVENT_REPORTS,
+    selection=AssetSelection.assets("catalog", "catalog_changes", "examples", "heads").downstream() - EVENT_REPORTS,
     partitions_def=library_partitions,
     description="Everything but `media` (after catalog or example edits): new examples are embedded, the backbone "
     "choice, heads, tags, video tags and views rerun; library photos' vectors, text and keypoints come from cache, "

@@ -13,7 +13,16 @@ import yaml
 from dagster import ConfigurableResource
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ml.catalog import Catalog, Example, examples_from_folders, load_catalog, parse_examples_manifest
+from ml.catalog import (
+    NONE_TAG,
+    RETIRE_HINT,
+    Catalog,
+    Example,
+    examples_from_folders,
+    load_catalog,
+    parse_examples_manifest,
+)
+from ml.catalog import ValidationError as CatalogValidationError
 from ml.media import DEFAULT_MAX_PIXELS, PIXEL_CEILING
 
 NAME = re.compile(r"^[a-z0-9_]{1,48}$")
@@ -263,11 +272,32 @@ class LibraryStore(ConfigurableResource):
     def set_catalog(self, name: str, source: Path) -> Catalog:
         """Validate first (all problems at once), then keep a copy as the library's catalog."""
         catalog = load_catalog(source)
+        orphaned = self._orphaned_examples(name, catalog)
+        if orphaned:
+            raise CatalogValidationError(str(source), orphaned)
         suffix = ".csv" if Path(source).suffix.lower() == ".csv" else ".yaml"
         for old in self.dir(name).glob("catalog.*"):
             old.unlink()
         shutil.copyfile(source, self.dir(name) / f"catalog{suffix}")
         return catalog
+
+    def _orphaned_examples(self, name: str, catalog: Catalog) -> list[str]:
+        """One line per tag the library's stored examples name but `catalog` no longer has: refused when the
+        catalog is set, not at the next run, with what to do instead (`retired: true`)."""
+        known = set(catalog.by_id()) | {NONE_TAG}
+        named: dict[str, list[str]] = {}
+        folder = self.dir(name) / "examples"
+        for manifest in sorted(folder.glob("*.csv")) if folder.exists() else []:
+            with manifest.open(encoding="utf-8-sig", newline="") as handle:
+                for line, row in enumerate(csv.DictReader(handle), start=2):
+                    tag = (row.get("tag_id") or "").strip()
+                    if tag not in known:
+                        named.setdefault(tag, []).append(f"{manifest}:{line}")
+        return [
+            f"tag {tag!r} is not in the catalog but {len(where)} stored example(s) name it (first: {where[0]})"
+            + RETIRE_HINT
+            for tag, where in sorted(named.items())
+        ]
 
     def add_examples(self, name: str, source: Path) -> list[Example]:
         """Validate a manifest (or folder-per-tag) against the catalog, then record it with absolute paths."""

@@ -164,3 +164,33 @@ def test_multi_facet_examples_take_several_tags_and_none(tmp_path):
     assert info.value.problems == [
         f"{manifest}:2: a 'none' example needs its facet (one of ['kit', 'sponsor']) in the facet column"
     ]
+
+
+def test_retired_is_a_boolean_in_yaml_and_csv_and_anything_else_is_refused(tmp_path):
+    text = YAML + "  - {tag_id: glacier-vest, facet: product, name: Glacier Vest, retired: true}\n"
+    catalog = parse_catalog(text, "catalog.yaml")
+    assert catalog.retired() == {"glacier-vest"} and catalog.by_id()["glacier-vest"].as_row()["retired"] is True
+    assert catalog.by_id()["aurora-shell"].as_row()["retired"] is False
+    path = tmp_path / "catalog.csv"
+    path.write_text("tag_id,facet,name,retired\nold-one,product,Old,TRUE\nnew-one,product,New,\n", "utf-8")
+    assert load_catalog(path).retired() == {"old-one"}
+    with pytest.raises(ValidationError) as info:
+        bad = "  - {tag_id: x, facet: product, retired: 2}\n  - {tag_id: y, facet: product, retired: maybe}\n"
+        parse_catalog(YAML + bad)
+    assert info.value.problems == [
+        "catalog:6: retired 2 must be true or false",
+        "catalog:7: retired 'maybe' must be true or false",
+    ]
+
+
+def test_an_unknown_tag_in_a_manifest_says_to_retire_rather_than_remove(tmp_path):
+    catalog = parse_catalog(YAML, "catalog.yaml")
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    manifest = tmp_path / "examples.csv"
+    manifest.write_text("path,tag_id\na.jpg,glacier-vest\n", "utf-8")
+    with pytest.raises(ValidationError) as info:
+        parse_examples_manifest(manifest, catalog)
+    assert info.value.problems == [
+        f"{manifest}:2: unknown tag_id 'glacier-vest' (to stop recognising a tag, keep it in the catalog with "
+        "`retired: true`: its history stays)"
+    ]

@@ -39,6 +39,7 @@ def test_readme_manifest_with_groups_parses_against_the_readme_catalog(tmp_path)
         ("storm-blue", "2026-05-04 studio"),
         ("aurora-shell", "2026-06-11 rooftop"),
     ]
+    assert catalog.retired() == {"glacier-vest"}  # kept in the catalog, never trained on or predicted
     photos = {e.uri: PhotoFacts(e.uri, e.uri, ((e.facet, e.tag_id),), e.group) for e in examples}
     groups = shoot_groups(list(photos.values()))
     assert groups == ["manifest:2026-05-04 studio", "manifest:2026-06-11 rooftop"]

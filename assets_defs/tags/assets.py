@@ -73,9 +73,20 @@ def tags(
             rows.append({**row, "head_version": version})
     # people win: a tag someone set or refused is laid over what the heads proposed (ml/verdicts.py)
     catalog = libraries.catalog(library)
+    # a head trained before a tag was retired still knows it (one that retrains without it may be held back by
+    # the blocking check): no head's prediction of a retired tag is written, whichever head is in use (a person's
+    # label of it still is)
+    proposed = frame("tags", rows)
+    retired = sorted(catalog.retired())
+    stale = proposed.filter(pl.col("tag_id").is_in(retired))
+    if stale.height:
+        context.log.warning(
+            f"{stale.height} predictions of retired tags left out (a head in use was trained before they retired)"
+        )
+        proposed = proposed.filter(~pl.col("tag_id").is_in(retired))
     labels = person_labels(read_verdicts(libraries.dir(library)), catalog.multi_facets())
     labels = labels.filter(pl.col("media_id").is_in(wanted))  # a photo gone from the library keeps its log only
-    table = frame("tags", apply_labels(frame("tags", rows), labels, catalog.multi_facets()))
+    table = frame("tags", apply_labels(proposed, labels, catalog.multi_facets()))
     counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
     return Output(
         table,
@@ -86,6 +97,7 @@ def tags(
             "review": counts.get("review", 0),
             "manual": counts.get("manual", 0),
             "rejected": counts.get("rejected", 0),
+            "retired_left_out": stale.height,
             "heads": MetadataValue.json(promoted_heads),
         },
     )

@@ -1,15 +1,25 @@
 """Training inputs: the `catalog` table and the `examples` training set with its group-aware holdout split."""
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, Output, asset
+from dagster import AssetExecutionContext, AssetOut, MaterializeResult, Output, multi_asset
 
-from assets_defs.common import chunked, progress, record_quarantine, table_results, writes_tables
+from assets_defs.common import (
+    chunked,
+    now_iso,
+    progress,
+    record_quarantine,
+    table_outputs,
+    table_outs,
+    table_results,
+    writes_tables,
+)
 from assets_defs.embedding_runs import embed_missing
 from assets_defs.partitions import library_partitions
+from ml.catalog_changes import catalog_changes
 from ml.embedding import EmbedItem
 from ml.groups import PhotoFacts, holdout_units, shoot_groups
 from ml.inspect import inspect_media
-from ml.splits import group_holdout_split
+from ml.sticky_splits import sticky_holdout_split
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
@@ -20,14 +30,44 @@ from resources.verdicts import verdict_examples
 from resources.warehouse import Warehouse
 
 
-@asset(partitions_def=library_partitions, group_name="training", kinds={"parquet"}, io_manager_key="tables")
-def catalog(context: AssetExecutionContext, libraries: LibraryStore) -> Output[pl.DataFrame]:
+@multi_asset(
+    outs={
+        "catalog": AssetOut(group_name="training", kinds={"parquet"}, io_manager_key="tables"),
+        **table_outs("catalog", group_name="training"),
+    },
+    partitions_def=library_partitions,
+    can_subset=False,
+)
+def catalog(context: AssetExecutionContext, libraries: LibraryStore, warehouse: Warehouse):
     """The tags to recognise (validated; a catalog with problems is refused with all of them listed). The
-    table goes to the `tables` IO manager (resources/table_io.py)."""
-    parsed = libraries.catalog(context.partition_key)
+    table goes to the `tables` IO manager (resources/table_io.py). What changed since the catalog table of the
+    last run (tags added, retired, un-retired, renamed, moved, removed: ml/catalog_changes.py) is appended to
+    `catalog_changes`, so a season's changes stay on record after the catalog file forgets them."""
+    library = context.partition_key
+    parsed = libraries.catalog(library)
     table = frame("catalog", [t.as_row() for t in parsed.tags])
+    changes = catalog_changes(warehouse.read(library, "catalog").to_dicts(), table.to_dicts(), now_iso())
+    if changes:
+        history = warehouse.read(library, "catalog_changes")
+        warehouse.write(library, "catalog_changes", pl.concat([history, frame("catalog_changes", changes)]))
+        context.log.info(
+            f"{library}: catalog changes: "
+            + ", ".join(f"{r['change']} {r['tag_id']}" for r in changes[:10])
+            + (f" and {len(changes) - 10} more" if len(changes) > 10 else "")
+        )
+    retired = sorted(parsed.retired())
     per_facet = dict(table.group_by("facet").len().sort("facet").iter_rows())
-    return Output(table, metadata={"tags": table.height, **{f"facet/{k}": v for k, v in per_facet.items()}})
+    yield Output(
+        table,
+        output_name="catalog",
+        metadata={
+            "tags": table.height,
+            "retired": len(retired),
+            "changes": len(changes),
+            **{f"facet/{k}": v for k, v in per_facet.items()},
+        },
+    )
+    yield from table_outputs(warehouse, library, "catalog")
 
 
 @writes_tables("examples", deps=["catalog"], group_name="training")
@@ -95,22 +135,40 @@ def examples(
     # a photo under two names is one example: one row per (photo, facet, tag); a single facet's photo keeps its
     # first label, a multi facet's photo every tag it shows (or `none`)
     table = pl.DataFrame(rows, schema=schema).unique(["media_id", "facet", "tag_id"], keep="first", maintain_order=True)
-    multi = libraries.catalog(library).multi_facets()
-    table = table.filter(pl.col("facet").is_in(multi) | pl.col("media_id").is_first_distinct().over("facet"))
+    parsed = libraries.catalog(library)
+    table = table.filter(
+        pl.col("facet").is_in(parsed.multi_facets()) | pl.col("media_id").is_first_distinct().over("facet")
+    )
+    # a retired tag is kept in the catalog for history; its examples no longer train or judge a head
+    retired = table.filter(pl.col("tag_id").is_in(sorted(parsed.retired())))
+    if retired.height:
+        per_tag = dict(retired.group_by("tag_id").len().sort("tag_id").iter_rows())
+        context.log.info(f"{library}: {retired.height} examples of retired tags left out of training: {per_tag}")
+        table = table.filter(~pl.col("tag_id").is_in(sorted(parsed.retired())))
     table = with_groups(
         table,
         *warehouse.read_embeddings(
             library, plan.library_model_id(), table["media_id"].unique(maintain_order=True).to_list()
         ),
     )
-    split = group_holdout_split(
+    # the last run's split is kept where the groups allow (ml/sticky_splits.py): a facet whose examples did not
+    # change keeps its rows, so its head version, and nothing retrains but the facets that changed
+    before = warehouse.read(library, "examples")
+    split, sticky = sticky_holdout_split(
         table["media_id"].to_list(),
         table["facet"].to_list(),
         table["tag_id"].to_list(),
         table["group"].to_list(),
+        previous=dict(before.select("media_id", "split").unique("media_id", keep="first").iter_rows()),
         holdout_frac=config.holdout_frac,
         seed=config.seed,
+        previous_labels=set(before.select("facet", "tag_id").iter_rows()),
     )
+    if not sticky.fresh:
+        context.log.info(
+            f"{library}: split kept for {sticky.kept} photos, {sticky.new} new photos placed, "
+            f"{len(sticky.moved)} moved ({len(sticky.merged_units)} units merged across sides)"
+        )
     table = table.with_columns(pl.Series("split", list(split), dtype=pl.String)).drop("session")
     warehouse.write(library, "examples", table)
     counts = table.group_by("facet", "split").len().sort("facet", "split")
@@ -128,6 +186,9 @@ def examples(
             "quarantined": len(bad),
             "groups": table["group"].n_unique(),
             "single_group_tags": single.height,
+            "retired_examples": retired.height,
+            "split_kept": sticky.kept,
+            "split_moved": len(sticky.moved),
             **{f"group_kind/{k}": v for k, v in sorted(kinds.items())},
             **{f"{f}/{s}": n for f, s, n in counts.iter_rows()},
         },
