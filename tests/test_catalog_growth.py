@@ -80,6 +80,10 @@ def test_a_growing_catalog_retrains_only_what_changed_and_keeps_retired_tags(
         for facet in ("colorway", "shot_type"):
             assert after[facet] == tags_before[facet] == {first[facet]}
         assert after["product"] == {second["product"]}
+        # re-tagged from cache: the unchanged facets' rows of the last run stand, only the product head scores
+        n_photos = res["warehouse"].read(name, "tags").filter(pl.col("facet") == "colorway").height
+        reused = f"{name}: {2 * n_photos} photo tags reused from the last run (same head versions), {n_photos} scored"
+        assert reused in logs
         changes = res["warehouse"].read(name, "catalog_changes")
         assert changes.filter(pl.col("tag_id") == "summit-pack")["change"].to_list() == ["added"]
         assert changes.filter(pl.col("change") == "added").height == len(entries)  # the first run: every tag

@@ -12,6 +12,7 @@ base one that `vector_index` and `similar` read: a candidate that loses costs th
 the library's. Which candidates there are and which are in use is decided in resources/backbone_plan.py.
 """
 
+import hashlib
 import json
 
 import polars as pl
@@ -65,11 +66,18 @@ def backbone_choice(
     for failure in (f for r in results for f in r.failures):
         context.log.warning(f"example not embedded by a candidate {failure['uri']}: {failure['reason']}")
     rows, now = [], now_iso()
+    # a facet whose examples, split and candidates are unchanged keeps its choice: the probes would say the same
+    previous = {r["facet"]: r for r in warehouse.read(library, "backbone_choice").to_dicts()}
     for facet in sorted(table["facet"].unique().to_list()):
         group = table.filter(pl.col("facet") == facet)
         forced = parsed.forced_backbone(facet)
         if forced and forced not in models:
             context.log.warning(f"{facet}: the catalog forces the {forced} backbone but the library has none")
+            continue
+        inputs = probe_inputs(group, models, forced, config.seed)
+        if previous.get(facet, {}).get("inputs") == inputs:
+            rows.append(previous[facet])
+            context.log.info(f"{facet}: examples and candidates unchanged, {previous[facet]['role']} backbone kept")
             continue
         probes = {}
         for role in [forced] if forced else list(models):
@@ -90,6 +98,7 @@ def backbone_choice(
                 "forced": bool(forced),
                 "probes": json.dumps(probes, sort_keys=True),
                 "chosen_at": now,
+                "inputs": inputs,
             }
         )
         compared = ", ".join(f"{r} {p['balanced']:.3f}" for r, p in probes.items())
@@ -108,6 +117,15 @@ def backbone_choice(
             },
         }
     )
+
+
+def probe_inputs(group: pl.DataFrame, models: dict, forced: str | None, seed: int) -> str:
+    """A hash of what a facet's probes judge: its examples (photo, tag, split, group), the candidates, the
+    catalog's forced backbone and the seed."""
+    digest = hashlib.sha256(json.dumps([sorted(models.items()), forced, seed], default=str).encode())
+    for row in group.select("media_id", "tag_id", "split", "group").sort("media_id", "tag_id").iter_rows():
+        digest.update("|".join(str(v) for v in row).encode())
+    return digest.hexdigest()[:16]
 
 
 def probe_facet(warehouse: Warehouse, library: str, model: str, group: pl.DataFrame, seed: int) -> dict:

@@ -1,6 +1,5 @@
 """Tags on photos from the promoted heads, and the DuckDB views analysts query."""
 
-import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, Output, asset
 
@@ -46,31 +45,47 @@ def tags(
     heads = {
         facet: (version, model_store.load_head(library, facet, version)) for facet, version in promoted_heads.items()
     }
-    boxes_of = ocr_boxes(warehouse.read(library, "ocr_text"))
     regions = warehouse.read(library, "detections")
+    # re-tag from cache: a model's row of the last run stands while its head version is in use (the photo's
+    # vectors, text and keypoints do not change under a media_id), so only photos a head has not tagged are scored
+    previous = warehouse.read(library, "tags").filter(pl.col("origin") == "model")
+    todo_of = {}
+    for facet, (version, head) in heads.items():
+        if not getattr(head, "multi", False):
+            done = set(previous.filter((pl.col("facet") == facet) & (pl.col("head_version") == version))["media_id"])
+            todo_of[facet] = [m for m in wanted if m not in done]
+    scoring = {f: heads[f][1] for f, todo in todo_of.items() if todo}
+    boxes_of = ocr_boxes(warehouse.read(library, "ocr_text")) if any(h.reads_text for h in scoring.values()) else {}
     kp_spec = keypoint_spec(config)
-    matching = kp_spec is not None and any(h.matches_keypoints for _, h in heads.values())
+    matching = kp_spec is not None and any(h.matches_keypoints for h in scoring.values())
     features_of = read_features(warehouse, library, kp_spec) if matching else {}
-    embedded: dict[str, tuple[list[str], np.ndarray]] = {}  # per backbone the heads read (one read each)
-    rows = []
+    rows, reused = [], 0
     for facet, (version, head) in sorted(heads.items()):
         model = head.model_id or model_id  # heads saved before backbones were compared read the library's
-        if model not in embedded:
-            embedded[model] = warehouse.read_embeddings(library, model, wanted)
-            missing = len(wanted) - len(embedded[model][0])
-            if missing:
-                context.log.warning(
-                    f"{missing} photos have no {model} embedding yet (see quarantine); they get no {facet} tag"
-                )
-        ids, X = embedded[model]
         if getattr(head, "multi", False):  # any number of tags per photo, with their boxes (tags/regions.py)
+            ids, X = warehouse.read_embeddings(library, model, wanted)
             rows += multi_tag_rows(head, version, found_on_photos(regions, version), ids, X)
             continue
+        cached = previous.filter(
+            (pl.col("facet") == facet) & (pl.col("head_version") == version) & pl.col("media_id").is_in(wanted)
+        )
+        rows += cached.drop("origin", "set_by", "set_at").to_dicts()
+        reused += cached.height
+        todo = todo_of[facet]
+        ids, X = warehouse.read_embeddings(library, model, todo) if todo else ([], None)
+        if len(todo) > len(ids):
+            context.log.warning(
+                f"{len(todo) - len(ids)} photos have no {model} embedding yet (see quarantine); they get no {facet} tag"
+            )
         # a combined head gets each photo's OCR boxes and ORB features (none: no such evidence found)
         boxes = [boxes_of.get(m, []) for m in ids] if head.reads_text else None
         features = [features_of.get(m) for m in ids] if head.matches_keypoints else None
         for row in predict_table(head, ids, X, boxes, features) if ids else []:
             rows.append({**row, "head_version": version})
+    context.log.info(
+        f"{library}: {reused} photo tags reused from the last run (same head versions), "
+        f"{sum(len(t) for t in todo_of.values())} scored"
+    )
     # people win: a tag someone set or refused is laid over what the heads proposed (ml/verdicts.py)
     catalog = libraries.catalog(library)
     # a head trained before a tag was retired still knows it (one that retrains without it may be held back by
@@ -98,6 +113,7 @@ def tags(
             "manual": counts.get("manual", 0),
             "rejected": counts.get("rejected", 0),
             "retired_left_out": stale.height,
+            "reused_from_last_run": reused,
             "heads": MetadataValue.json(promoted_heads),
         },
     )
