@@ -138,12 +138,13 @@ def _execute(job: str, partition_key, env=None, log_level: str | None = None) ->
     defs = build_definitions(env)
     if log_level is None:  # with progress bars on a terminal, Dagster's console shows warnings only
         log_level = "WARNING" if os.environ.get("TAGSMITH_PROGRESS") == "1" else "INFO"
+    job_def = defs.resolve_job_def(job)
+    # the job's own config for the partition (`retag`'s), which Dagster drops when a run_config is given
+    loggers = {"console": {"config": {"log_level": log_level}}}
+    run_config = {**job_def.get_run_config_for_partition_key(partition_key), "loggers": loggers}
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job).execute_in_process(
-            partition_key=partition_key,
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        result = job_def.execute_in_process(
+            partition_key=partition_key, instance=instance, raise_on_error=False, run_config=run_config
         )
     outcome = RunOutcome(success=result.success, run_id=result.run_id)
     for event in result.all_events:

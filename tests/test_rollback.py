@@ -216,6 +216,7 @@ def test_readme_rollback_block_restores_pins_and_releases(cli, tmp_path, small_d
     with DagsterInstance.get() as instance:
         job, metadata = _promotion(instance)
     assert job == "retag" and metadata["pinned"] == {facet: old[0]} and metadata["promoted"][facet] == old[0]
+    assert metadata["kept_in_use"] is True  # the job's config: no check ran, the other facets keep their heads
     heads = pl.read_parquet(home / "warehouse" / "shoes" / "head_promotions.parquet")
     assert heads.filter(pl.col("pinned"))["version"].to_list() == old
 
@@ -224,6 +225,7 @@ def test_readme_rollback_block_restores_pins_and_releases(cli, tmp_path, small_d
     with DagsterInstance.get() as instance:
         job, metadata = _promotion(instance)
     assert job == "tag_library" and metadata["not_promoted_pinned"] == {facet: new[0]}
+    assert metadata["kept_in_use"] is False
     assert read_pins(home / "libraries" / "shoes") == {facet: old[0]}
 
     released = cli(*commands[3][1:])  # tagsmith rollback shoes FACET --release
