@@ -52,17 +52,22 @@ def in_use(table: pl.DataFrame) -> str | None:
     return found[0] if found else None
 
 
+def restorable_line(table: pl.DataFrame, facet: str) -> str:
+    """What every refusal ends with: `restorable versions of product: product-v2 (in use), product-v1`."""
+    current = in_use(table)
+    listed = ", ".join(f"{v} (in use)" if v == current else v for v in restorable(table)) or "none"
+    return f"restorable versions of {facet}: {listed}"
+
+
 def resolve(table: pl.DataFrame, facet: str, version: str) -> str:
     """`version` (an id `tagsmith heads` lists, or `previous`) as a restorable version id of `facet`, else a
     VersionError naming the restorable ones."""
-    current = in_use(table)
     candidates = restorable(table)
-    listed = ", ".join(f"{v} (in use)" if v == current else v for v in candidates) or "none"
-    where = f"restorable versions of {facet}: {listed}"
+    where = restorable_line(table, facet)
     if not version:
         raise VersionError(f"name the version of {facet} to restore, or `{PREVIOUS}`; {where}")
     if version == PREVIOUS:
-        earlier = [v for v in candidates if v != current]
+        earlier = [v for v in candidates if v != in_use(table)]
         if not earlier:
             raise VersionError(f"{facet} has no version promoted before the one in use; {where}")
         return earlier[0]
@@ -81,7 +86,9 @@ def rollback(library: str, facet: str, version: str, env=None) -> Rollback:
     res = service.resources()
     path = res["model_store"].head_path(library, facet, chosen)
     if not path.exists():
-        raise VersionError(f"{chosen} cannot be restored: its model file is missing ({path})")
+        raise VersionError(
+            f"{chosen} cannot be restored: its model file is missing ({path}); {restorable_line(table, facet)}"
+        )
     folder = res["libraries"].dir(library)
     saved = pins.pins_path(folder).read_bytes() if pins.pins_path(folder).exists() else None
     current = in_use(table)
