@@ -16,7 +16,7 @@ from assets_defs.search.definitions import defs as search_defs
 from assets_defs.tags.definitions import defs as tags_defs
 from assets_defs.training.definitions import defs as training_defs
 from assets_defs.video.definitions import defs as video_defs
-from pipelines.jobs import retrain_heads_job, sponsor_report_job, tag_library_job
+from pipelines.jobs import retag_job, retrain_heads_job, sponsor_report_job, tag_library_job
 from pipelines.schedules import nightly_retag
 from pipelines.sensors import event_report_sensor, library_sensor
 from resources import build_resources
@@ -39,7 +39,7 @@ def build_definitions(env=None) -> Definitions:
         video_defs,
         events_defs,
         Definitions(
-            jobs=[tag_library_job, retrain_heads_job, sponsor_report_job],
+            jobs=[tag_library_job, retrain_heads_job, retag_job, sponsor_report_job],
             schedules=[nightly_retag],
             sensors=[library_sensor, event_report_sensor],
             resources=build_resources(env),

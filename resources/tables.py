@@ -143,15 +143,22 @@ _TABLES = [
           HEAD_VERSION_COLUMNS, ("facet", "version"), "heads",
           {"accuracy": "top-1 on the group-aware holdout (the new-shoot figure)", "metrics": "JSON",
            "thresholds": "JSON {tag_id: score}"}),
-    Table("head_promotions", "head version that passed the blocking check (the latest per facet is in use)",
-          {"facet": S, "version": S, "promoted": B, "promoted_at": S},
-          ("facet", "version"), "promoted_heads", empty_view=True),
+    Table("head_promotions", "head version that passed the blocking check (promoted: the one in use per facet)",
+          {"facet": S, "version": S, "promoted": B, "promoted_at": S, "pinned": B},
+          ("facet", "version"), "promoted_heads",
+          {"promoted": "in use now", "promoted_at": "first promoted: only such a version can be restored",
+           "pinned": "in use because `tagsmith rollback` pinned it (at the last promotion; pins.yaml)"},
+          empty_view=True),
+    # `pinned` through UNION ALL BY NAME: a head_promotions file written before the column existed reads it as
+    # null instead of failing every view of the library until the next run rewrites the file
     Table("heads", "trained head version, and whether it is the one in use",
-          {**HEAD_VERSION_COLUMNS, "promoted": B, "promoted_at": S},
+          {**HEAD_VERSION_COLUMNS, "promoted": B, "promoted_at": S, "pinned": B},
           ("facet", "version"), None,
-          {"promoted": "in use now", "promoted_at": "first promoted"},
-          sql="SELECT h.*, coalesce(p.promoted, false) AS promoted, p.promoted_at FROM head_versions h "
-          "LEFT JOIN head_promotions p USING (facet, version)"),
+          {"promoted": "in use now", "promoted_at": "first promoted", "pinned": "in use by a pin (`tagsmith "
+           "rollback`)"},
+          sql="SELECT h.*, coalesce(p.promoted, false) AS promoted, p.promoted_at, coalesce(p.pinned, false) AS "
+          "pinned FROM head_versions h LEFT JOIN (SELECT * FROM head_promotions UNION ALL BY NAME "
+          "SELECT NULL::BOOLEAN AS pinned WHERE false) p USING (facet, version)"),
     Table("tag_metrics", "(head version, tag) on the group-aware holdout",
           {"facet": S, "version": S, "tag_id": S, "n_holdout": N, "precision": F, "recall": F,
            "applied_precision": F, "applied_recall": F, "threshold": F},

@@ -32,7 +32,7 @@ class _OneLineErrors(TyperGroup):
             _fail(str(exc))
 
 
-JOBS = ("tag_library", "retrain_heads")
+JOBS = ("tag_library", "retrain_heads", "retag")
 app = typer.Typer(help="Custom AI tagging for product photo libraries.", no_args_is_help=True,
                   pretty_exceptions_enable=False, cls=_OneLineErrors)
 
@@ -140,8 +140,8 @@ def ingest(
 @app.command()
 def run(
     library: str,
-    job: str = typer.Option("tag_library", help="tag_library (everything), or retrain_heads (everything but new "
-                            "media: after catalog or example edits)"),
+    job: str = typer.Option("tag_library", help="tag_library (everything), retrain_heads (everything but new "
+                            "media: after catalog or example edits), or retag (the heads in use and pins, from cache)"),
 ) -> None:
     """Materialise the library through Dagster: only new media and changed training sets cost work."""
     from datetime import UTC, datetime
@@ -206,10 +206,41 @@ def search(
 
 @app.command()
 def heads(library: str, facet: str = typer.Argument("", help="One facet; every facet when left out.")) -> None:
-    """Every head version trained (newest first per facet): holdout and new-shoot figures, the one in use."""
+    """Every head version trained (newest first per facet): holdout and new-shoot figures, the one in use, the
+    pinned one."""
+    _show(_versions_table(library, facet), rows=200)
+
+
+@app.command()
+def rollback(
+    library: str,
+    facet: str,
+    version: str = typer.Argument("", help="A version `tagsmith heads` lists, or `previous`."),
+    release: bool = typer.Option(False, "--release", help="Remove the facet's pin: the next run promotes the "
+                                 "newest candidate that passes the check again."),
+) -> None:
+    """Restore a head version that passed the blocking check before, pinned so later runs keep it, and re-tag the
+    library from cache (one Dagster run, job `retag`)."""
+    from tagsmith import versions
+
+    if release:
+        pinned = versions.release(library, facet)
+        typer.echo(f"{facet}: pin on {pinned} released; it stays in use until the next `tagsmith run {library}`")
+        return
+    done = versions.rollback(library, facet, version)
+    for note in done.outcome.failures + done.outcome.checks:
+        typer.secho(note, fg=typer.colors.RED, err=True)
+    if not done.outcome.ok:
+        _fail(f"{facet}: pinned to {done.version}, but the re-tag failed; the next run applies the pin")
+    typer.echo(f"{facet}: {done.version} restored and pinned (was {done.replaced}); re-tagged from cache in run "
+               f"{done.outcome.run_id[:8]} (Dagster UI, job retag)")
+    _show(_versions_table(library, facet), rows=200)
+
+
+def _versions_table(library: str, facet: str = "") -> pl.DataFrame:
     from tagsmith import service
 
-    _show(service.head_versions(library, facet).drop("model"), rows=200)
+    return service.head_versions(library, facet).drop("model")
 
 
 @app.command()

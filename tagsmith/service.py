@@ -85,6 +85,7 @@ class RunOutcome:
     failures: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     info: list[str] = field(default_factory=list)
+    run_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -137,14 +138,15 @@ def _execute(job: str, partition_key, env=None, log_level: str | None = None) ->
     defs = build_definitions(env)
     if log_level is None:  # with progress bars on a terminal, Dagster's console shows warnings only
         log_level = "WARNING" if os.environ.get("TAGSMITH_PROGRESS") == "1" else "INFO"
+    job_def = defs.resolve_job_def(job)
+    # the job's own config for the partition (`retag`'s), which Dagster drops when a run_config is given
+    loggers = {"console": {"config": {"log_level": log_level}}}
+    run_config = {**job_def.get_run_config_for_partition_key(partition_key), "loggers": loggers}
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job).execute_in_process(
-            partition_key=partition_key,
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        result = job_def.execute_in_process(
+            partition_key=partition_key, instance=instance, raise_on_error=False, run_config=run_config
         )
-    outcome = RunOutcome(success=result.success)
+    outcome = RunOutcome(success=result.success, run_id=result.run_id)
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             data = event.event_specific_data
@@ -257,9 +259,13 @@ def named_query(library: str, name: str, params: dict | None = None) -> pl.DataF
 
 
 def head_versions(library: str, facet: str = "") -> pl.DataFrame:
-    """Every head version of the library (sql/head_versions.sql), newest first per facet, the one in use marked."""
+    """Every head version of the library (sql/head_versions.sql), newest first per facet, the one in use and the
+    pinned one (resources/pins.py) marked."""
+    from resources.pins import read_pins
+
     require_run(library)
-    table = named_query(library, "head_versions", {"facet": facet})
+    pinned = sorted(read_pins(resources()["libraries"].dir(library)).values())
+    table = named_query(library, "head_versions", {"facet": facet, "pinned": pinned})
     if facet and table.height == 0:
         raise LibraryError(f"library {library!r} has no head of facet {facet!r}")
     return table

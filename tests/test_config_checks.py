@@ -77,6 +77,7 @@ def _no_runs(tmp_path) -> bool:
         (("sql", "shop", "SELECT 1"), "library 'shop' has not run yet"),
         (("segments", "shop"), "library 'shop' has not run yet"),
         (("heads", "shop"), "library 'shop' has not run yet"),
+        (("rollback", "shop", "product", "previous"), "library 'shop' has not run yet"),
         (("export", "shop", "out.csv"), "library 'shop' has not run yet"),
         (("similar", "shop", "x.jpg"), "library 'shop' has not run yet"),
         (("export", "shop", "out.xlsx"), "export to a .csv or .parquet file, not 'out.xlsx'"),

@@ -21,7 +21,7 @@ def test_definitions_load_and_every_job_resolves(tmp_path):
         "vector_index",
         "warehouse_views",
     } <= keys
-    for name in ("tag_library", "retrain_heads"):
+    for name in ("tag_library", "retrain_heads", "retag"):
         job = defs.resolve_job_def(name)
         assert job.partitions_def is not None
     assert defs.resolve_schedule_def("nightly_retag").cron_schedule == "0 2 * * *"

@@ -160,6 +160,35 @@ def test_the_bar_gates_promotion_and_earlier_heads_stay_in_use(local_resources, 
         assert res["warehouse"].read(library, "heads").height == 2  # the bar is no part of a head's version
 
 
+def test_a_pinned_version_stays_promoted_over_a_newer_passing_candidate(local_resources, library, asset_metadata):
+    from resources.pins import pin, release
+
+    res = local_resources
+    table, vectors = examples_and_vectors(mislabelled=4)
+    set_examples(res, library, table, vectors, "a")
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(library_partitions.name, [library])
+        first = run(res, library, instance)[2]["product"]
+        extra, extra_vectors = examples_and_vectors(mislabelled=2, seed=1)
+        extra = extra.with_columns(pl.col("media_id") + "-b")
+        set_examples(res, library, pl.concat([table, extra]), np.vstack([vectors, extra_vectors]), "b")
+        second = run(res, library, instance)[2]["product"]
+        assert second != first and promoted(res, library) == {second}
+
+        pin(res["libraries"].dir(library), "product", first)
+        result = materialize(HEADS, resources=res, partition_key=library, instance=instance)
+        assert promoted(res, library) == {first}  # the candidate passed the check and was not promoted
+        metadata = asset_metadata(result, "promoted_heads")
+        assert metadata["pinned"] == {"product": first} and metadata["not_promoted_pinned"] == {"product": second}
+        pinned = res["warehouse"].read(library, "heads").filter(pl.col("pinned"))["version"].to_list()
+        assert pinned == [first]
+
+        release(res["libraries"].dir(library), "product")
+        check, done, candidates = run(res, library, instance)
+        assert check.passed and promoted(res, library) == {second} == set(candidates.values())
+        assert not res["warehouse"].read(library, "heads")["pinned"].any()
+
+
 def test_no_examples_is_an_error_that_names_the_library(local_resources, library):
     res = local_resources
     with DagsterInstance.ephemeral() as instance:

@@ -1,5 +1,5 @@
 """The candidates' evaluation (HTML, `tag_metrics`, the blocking `holdout_accuracy_bar` check) and the
-promotion of the heads that pass it."""
+promotion of the heads that pass it, or of the version a person pinned (resources/pins.py)."""
 
 import polars as pl
 from dagster import (
@@ -8,10 +8,12 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetOut,
+    Config,
     MetadataValue,
     Output,
     multi_asset,
 )
+from pydantic import Field
 
 from assets_defs.common import now_iso, table_outputs, table_outs
 from assets_defs.partitions import library_partitions
@@ -22,6 +24,7 @@ from ml.report import THUMB, promise_figures, render_evaluation, tag_metrics
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
 from resources.model_store import ModelStore
+from resources.pins import choose_promotions, read_pins
 from resources.tables import frame
 from resources.warehouse import Warehouse
 
@@ -133,26 +136,86 @@ def evaluation_report(
     )
 
 
+class PromotionConfig(Config):
+    """How `promoted_heads` picks the facets no pin decides."""
+
+    keep_in_use: bool = Field(
+        default=False,
+        description="Keep the versions in use instead of promoting this run's candidates: the `retag` job sets it "
+        "(its run has no `heads` step and no blocking check, so only a pin's change reaches the tags).",
+    )
+
+
 @multi_asset(
     outs={"promoted_heads": AssetOut(group_name="heads", kinds={"parquet"}), **table_outs("promoted_heads", "heads")},
     deps=["evaluation_report"],
     partitions_def=library_partitions,
     can_subset=False,
 )
-def promoted_heads(context: AssetExecutionContext, heads: dict[str, str], warehouse: Warehouse):
-    """The heads in use ({facet: version}): the candidates that passed the blocking holdout check."""
+def promoted_heads(
+    context: AssetExecutionContext,
+    config: PromotionConfig,
+    heads: dict[str, str],
+    libraries: LibraryStore,
+    model_store: ModelStore,
+    warehouse: Warehouse,
+):
+    """The heads in use ({facet: version}): the candidates that passed the blocking holdout check, except where
+    a person pinned a version (`tagsmith rollback`, resources/pins.py): that facet keeps its pinned version, which
+    passed the check when it was first promoted, and the candidate is named in the log as not promoted."""
     library = context.partition_key
     # its own table: `heads` (the asset) writes head_versions, this asset the promotions; the `heads` table is
     # the view over both (resources/tables.py), so no two assets read-modify-write one file
     table = warehouse.read(library, "head_promotions")
+    in_use = dict(table.filter(pl.col("promoted")).select("facet", "version").iter_rows())
+    pins = read_pins(libraries.dir(library))
+    check_pins(library, pins, table, model_store)
+    choice = choose_promotions(heads, in_use, pins, keep_in_use=config.keep_in_use)
+    for note in choice.notes:
+        context.log.warning(note)
     stamp = now_iso()
-    chosen = sorted(heads.values())
     first = dict(table.select("version", "promoted_at").iter_rows())
     rows = [
-        {"facet": f, "version": v, "promoted": True, "promoted_at": first.get(v) or stamp} for f, v in heads.items()
+        {
+            "facet": f,
+            "version": v,
+            "promoted": True,
+            "promoted_at": first.get(v) or stamp,
+            "pinned": f in choice.pinned,
+        }
+        for f, v in choice.chosen.items()
     ]
-    kept = table.filter(~pl.col("version").is_in(chosen)).with_columns(promoted=pl.lit(False))
+    kept = table.filter(~pl.col("version").is_in(sorted(choice.chosen.values())))
+    kept = kept.with_columns(promoted=pl.lit(False), pinned=pl.lit(False))
     promotions = pl.concat([kept, frame("head_promotions", rows)]).sort("facet", "version")
     warehouse.write(library, "head_promotions", promotions)
-    yield Output(heads, output_name="promoted_heads", metadata={"promoted": MetadataValue.json(heads)})
+    metadata = {
+        "promoted": MetadataValue.json(choice.chosen),
+        "pinned": MetadataValue.json(choice.pinned),
+        "not_promoted_pinned": MetadataValue.json(choice.held_back),
+        "kept_in_use": config.keep_in_use,
+    }
+    yield Output(choice.chosen, output_name="promoted_heads", metadata=metadata)
     yield from table_outputs(warehouse, library, "promoted_heads")
+
+
+class PinError(ValueError):
+    """A pin that cannot be honoured (its version never passed the check, or its model file is gone)."""
+
+
+def check_pins(library: str, pins: dict[str, str], promotions: pl.DataFrame, model_store: ModelStore) -> None:
+    """A pinned version must have been promoted before (it passed the blocking check then) and its model file
+    must exist; otherwise the step fails with one line that says what to do, and nothing is promoted."""
+    passed = set(promotions.filter(pl.col("promoted_at").is_not_null())["version"].to_list())
+    for facet, version in sorted(pins.items()):
+        if version not in passed:
+            raise PinError(
+                f"{facet} is pinned to {version}, which never passed the blocking check (pins.yaml): "
+                f"`tagsmith rollback {library} {facet} --release`, or pin a version `tagsmith heads {library}` lists"
+            )
+        path = model_store.head_path(library, facet, version)
+        if not path.exists():
+            raise PinError(
+                f"{facet} is pinned to {version}, but its model file is missing ({path}): restore the file, or "
+                f"`tagsmith rollback {library} {facet} --release`"
+            )
