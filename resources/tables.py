@@ -204,7 +204,7 @@ _TABLES = [
           {"media_id": S, "ts": F, "reason": S}, ("media_id", "ts"), "video_frames",
           {"reason": "interval / scene-change"}, empty_view=True),
     Table("frame_tags", "(frame, facet): the heads' top tag, before smoothing (null: nothing recognised)",
-          {"media_id": S, "ts": F, "facet": S, "tag_id": S, "score": F},
+          {"media_id": S, "ts": F, "facet": S, "tag_id": S, "score": F, "head_version": S},
           ("media_id", "ts", "facet"), "video_segments", empty_view=True),
     Table("video_segments", "tag on a stretch of video",
           {"media_id": S, "facet": S, "tag_id": S, "start_s": F, "end_s": F, "peak_score": F, "status": S,

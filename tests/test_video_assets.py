@@ -164,4 +164,12 @@ def test_segments_follow_the_promoted_head_on_the_frames(local_resources, videos
     frame_tags = wh.read(library, "frame_tags").sort("ts")
     assert frame_tags.height == frames.height and set(frame_tags["facet"]) == {"colour"}
     expected = ["red" if ts < CUT_S else "blue" for ts in frame_tags["ts"]]
-    assert frame_tags["tag_id"].to_list() == expected
+    assert frame_tags["tag_id"].to_list() == expected and set(frame_tags["head_version"]) == {"colour-test"}
+
+    # the same head again: the video's segments and frame tags are kept from the last run, not scored again
+    with DagsterInstance.ephemeral() as instance, build_asset_context(partition_key=library, instance=instance) as ctx:
+        again, *_ = video_segments(ctx, promoted_heads={"colour": "colour-test"}, libraries=res["libraries"],
+                                   model_store=model_store, warehouse=wh)  # fmt: skip
+    assert (result.metadata["kept_from_last_run"], again.metadata["kept_from_last_run"]) == (0, 1)
+    assert wh.read(library, "video_segments").sort("start_s").drop("origin").equals(segments.drop("origin"))
+    assert wh.read(library, "frame_tags").sort("ts").equals(frame_tags)

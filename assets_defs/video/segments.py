@@ -75,8 +75,30 @@ def video_segments(
         for media_id, ts, text, confidence in current.select("media_id", "ts", "text", "confidence").iter_rows():
             boxes_of.setdefault(media_id, {}).setdefault(stamp_key(ts), []).append((text, confidence))
     rows, frame_rows = [], []
+    # from cache: a video's frames and their vectors never change under its media_id, so a (video, facet) whose
+    # every sampled frame the facet's head in use has scored keeps last run's segments and frame tags; the rest
+    # (new videos, new heads, a video whose frames were not all embedded last time) is scored
+    previous_frames = warehouse.read(library, "frame_tags")
+    previous_segments = warehouse.read(library, "video_segments").filter(pl.col("origin") == "model")
+    n_frames = dict(frames.group_by("media_id").len().iter_rows())
+    scored_before = {
+        (m, f, v)
+        for m, f, v, n in previous_frames.group_by("media_id", "facet", "head_version").len().iter_rows()
+        if n == n_frames.get(m)
+    }
+    reused = 0
     for media_id in videos["media_id"].unique(maintain_order=True).to_list():
         cuts = cuts_of.get(media_id, [])
+        kept = [f for f, (version, _) in heads.items() if (media_id, f, version) in scored_before]
+        for facet in kept:
+            mine = (pl.col("media_id") == media_id) & (pl.col("facet") == facet)
+            mine = mine & (pl.col("head_version") == heads[facet][0])
+            rows += previous_segments.filter(mine).drop("origin").to_dicts()
+            frame_rows.append(previous_frames.filter(mine))
+        reused += len(kept)
+        to_score = {facet: head for facet, (_, head) in heads.items() if facet not in kept}
+        if not to_score:
+            continue
 
         def keypoints_of(ts: list[float], media_id: str = media_id) -> dict:
             """The range's ORB features, taken by the range task (a range starts at a multiple of RANGE_S)."""
@@ -84,7 +106,7 @@ def video_segments(
             return warehouse.read_frame_keypoints(library, kp_model, media_id, start)
 
         scored = score_video_frames(
-            {facet: head for facet, (_, head) in heads.items()},
+            to_score,
             lambda model, media_id=media_id: warehouse.iter_frame_embeddings(library, model, media_id),
             model_id,
             cuts=cuts,
@@ -93,7 +115,7 @@ def video_segments(
         )
         if not scored:
             continue
-        for facet in (f for f in heads if f not in scored):
+        for facet in (f for f in to_score if f not in scored):
             context.log.warning(
                 f"{media_id[:12]}: no frames embedded by {heads[facet][1].model_id} (the {facet} head's backbone) "
                 f"yet: materialize video_frames; no {facet} segments for this video until then"
@@ -112,15 +134,17 @@ def video_segments(
                         "facet": [facet] * len(stamps),
                         "tag_id": tag_ids,
                         "score": scores,
+                        "head_version": [version] * len(stamps),
                     },
                     schema=table_of("frame_tags").columns,
                 )
             )
+    context.log.info(f"{library}: {reused} (video, facet) pairs kept from the last run (same head versions)")
     detected = warehouse.read(library, "detections")
     for facet, (version, head) in multi.items():
         rows += region_segments(detected, facet, version, head, cuts_of)
     # people win on video too: a stretch someone judged keeps their verdict (ml/verdicts.py)
-    labels = person_labels(read_verdicts(libraries.dir(library)), libraries.catalog(library).multi_facets())
+    labels = person_labels(read_verdicts(libraries.dir(library)), list(multi))
     table = frame("video_segments", apply_segment_labels(frame("video_segments", rows), labels))
     warehouse.write(library, "video_segments", table)
     frame_tags = pl.concat(frame_rows) if frame_rows else frame("frame_tags")
@@ -133,6 +157,7 @@ def video_segments(
             "segments": table.height,
             "applied": counts.get("applied", 0),
             "review": counts.get("review", 0),
+            "kept_from_last_run": reused,
         },
     )
     yield from table_results(warehouse, library, "video_segments")
