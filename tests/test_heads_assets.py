@@ -182,6 +182,11 @@ def test_a_pinned_version_stays_promoted_over_a_newer_passing_candidate(local_re
         assert metadata["pinned"] == {"product": first} and metadata["not_promoted_pinned"] == {"product": second}
         pinned = res["warehouse"].read(library, "heads").filter(pl.col("pinned"))["version"].to_list()
         assert pinned == [first]
+        # the pinned facet's candidate below the bar: logged, and it holds back no promotion (it is not promoted)
+        set_bar(res, library, 0.99)
+        check, done, _ = run(res, library, instance)
+        assert check.passed and "promoted_heads" in done and promoted(res, library) == {first}
+        set_bar(res, library, 0.2)
 
         release(res["libraries"].dir(library), "product")
         check, done, candidates = run(res, library, instance)

@@ -88,13 +88,18 @@ def evaluation_report(
             return None
 
     facets, failing, metric_rows, multi = [], [], [], []
+    pinned = read_pins(libraries.dir(library))
     for row in table.sort("facet").iter_rows(named=True):
         head = model_store.load_head(library, row["facet"], row["version"])
         bar = config.bar_for(row["facet"])
         passed = row["accuracy"] >= bar  # the group-aware holdout's top-1 (multi: exact set): the new-shoot figure
         if not passed:
             what = "exact-set accuracy" if getattr(head, "multi", False) else "top-1"
-            failing.append(f"{row['facet']} group-aware holdout {what} {row['accuracy']:.3f} < {bar:.2f}")
+            below = f"{row['facet']} group-aware holdout {what} {row['accuracy']:.3f} < {bar:.2f}"
+            if row["facet"] in pinned:  # its candidate is not promoted anyway: it holds back no other facet
+                context.log.warning(f"{below}; the facet is pinned to {pinned[row['facet']]}, which stays in use")
+            else:
+                failing.append(below)
         if getattr(head, "multi", False):  # any number of tags per photo (ml/region_head.py)
             entry = {**row, "bar": bar, "passed": passed, "metrics": head.metrics, "holdout": head.holdout}
             multi.append(multi_section(entry, lambda t: names.get(t, t), thumbnail))
