@@ -35,6 +35,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -43,7 +44,7 @@ from benchmarks.backbones import get_embeddings
 from benchmarks.grocery import OUT_DIR, Dataset, load_dataset
 from benchmarks.trust import example_groups, measured
 from ml.facet_head import FacetHead, predict_table
-from ml.heads import train_facet_head
+from ml.heads import STRATEGIES, train_facet_head
 from ml.review_order import review_priority
 from ml.splits import group_holdout_split
 from ml.verdicts import LOG_SCHEMA, person_labels
@@ -66,7 +67,14 @@ def initial_examples(data: Dataset, shots: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def train_head(data: Dataset, X: np.ndarray, rows: np.ndarray, labels: np.ndarray, seed: int = 0) -> FacetHead:
+def train_head(
+    data: Dataset,
+    X: np.ndarray,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+    strategies: tuple[str, ...] = STRATEGIES,
+) -> FacetHead:
     """The head the `heads` asset would train on these examples: groups and holdout units derived from the
     photos, the group-aware split, every default strategy, target precision 0.9."""
     units, _ = example_groups(data, rows, X[rows])
@@ -77,7 +85,15 @@ def train_head(data: Dataset, X: np.ndarray, rows: np.ndarray, labels: np.ndarra
     tr = split == "train"
     Xr = X[rows]
     return train_facet_head(
-        FACET, Xr[tr], labels[tr], Xr[~tr], labels[~tr], seed=seed, groups_train=units[tr], groups_hold=units[~tr]
+        FACET,
+        Xr[tr],
+        labels[tr],
+        Xr[~tr],
+        labels[~tr],
+        strategies=strategies,
+        seed=seed,
+        groups_train=units[tr],
+        groups_hold=units[~tr],
     )
 
 
@@ -125,8 +141,17 @@ def labelled_examples(verdict_log: pl.DataFrame) -> pl.DataFrame:
 class Bench:
     """The data set, its vectors, the examples, the pool and the test rows; trains and scores an arm."""
 
-    def __init__(self, data: Dataset, X: np.ndarray, initial: np.ndarray, pool: np.ndarray, test: np.ndarray):
+    def __init__(
+        self,
+        data: Dataset,
+        X: np.ndarray,
+        initial: np.ndarray,
+        pool: np.ndarray,
+        test: np.ndarray,
+        strategies: tuple[str, ...] = STRATEGIES,
+    ):
         self.data, self.X, self.initial, self.pool, self.test = data, X, initial, pool, test
+        self.strategies = strategies
         self.row_of = {p: i for i, p in enumerate(data.paths)}
         self.truth = {data.paths[i]: str(data.labels[i]) for i in pool}
 
@@ -134,7 +159,7 @@ class Bench:
         added = labelled_examples(verdict_log)
         rows = np.concatenate([self.initial, [self.row_of[m] for m in added["media_id"]]]).astype(int)
         labels = np.concatenate([self.data.labels[self.initial], added["tag_id"].to_numpy()]).astype(str)
-        return train_head(self.data, self.X, rows, labels), added
+        return train_head(self.data, self.X, rows, labels, strategies=self.strategies), added
 
     def score(self, name: str, head: FacetHead, verdict_log: pl.DataFrame, added: pl.DataFrame, seconds: float):
         new = head.metrics["new_shoot"]
@@ -196,35 +221,20 @@ def sessions(
     return verdict_log, head
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shots", type=int, default=5, help="example photos per tag before any review")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the random arm")
-    parser.add_argument("--no-sessions", action="store_true", help="leave out the 4 x 50 re-ranked arm")
-    parser.add_argument("--no-ceiling", action="store_true", help="leave out the head on every labelled photo")
-    parser.add_argument("--orders", action="store_true", help="also compare queue orders on a split of the pool")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--decode-threads", type=int, default=2)
-    parser.add_argument("--reembed", action="store_true")
-    parser.add_argument("--raw-batches", type=int, default=4)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("ml").setLevel(logging.WARNING)
-    data = load_dataset()
-    X = get_embeddings("efficientnet-lite0", data, args)["vectors"]  # the library's default backbone, cached
-    initial = initial_examples(data, args.shots, 0)
+def run_draw(data: Dataset, X: np.ndarray, args: argparse.Namespace, draw: int) -> dict:
+    """Every arm on one draw of the initial examples (`draw` seeds it)."""
+    initial = initial_examples(data, args.shots, draw)
     pool = np.setdiff1d(np.flatnonzero(data.mask("train", "val")), initial)
-    bench = Bench(data, X, initial, pool, np.flatnonzero(data.mask("test")))
+    bench = Bench(data, X, initial, pool, np.flatnonzero(data.mask("test")), tuple(args.strategies))
     empty = pl.DataFrame(schema=LOG_SCHEMA)
-
     started = time.perf_counter()
     head0, _ = bench.retrain(empty)
     results = [
         bench.score("no review", head0, empty, empty.select("media_id", "tag_id"), time.perf_counter() - started)
     ]
-    log.info("no review: %s", json.dumps(results[0]))
+    log.info("draw %d, no review: %s", draw, json.dumps(results[0]))
     queue = review_queue(head0, data, X, pool)
-    log.info("round 0: %d of %d pool photos in the review queue", queue.height, len(pool))
+    log.info("draw %d, round 0: %d of %d pool photos in the review queue", draw, queue.height, len(pool))
     for n in (50, 200):
         results.append(run_arm(bench, f"queue order, first {n}", reviewer_verdicts(queue.head(n), bench.truth)))
     for seed in args.seeds:
@@ -233,19 +243,25 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_sessions:
         started = time.perf_counter()
         verdict_log, head = sessions(bench, head0, 4, 50)
+        added = labelled_examples(verdict_log)
         results.append(
-            bench.score(
-                "queue order, 4 sessions of 50",
-                head,
-                verdict_log,
-                labelled_examples(verdict_log),
-                time.perf_counter() - started,
-            )
+            bench.score("queue order, 4 sessions of 50", head, verdict_log, added, time.perf_counter() - started)
+        )
+    report = {"draw": draw, "examples": len(initial), "pool": len(pool), "test": len(bench.test), "queue": queue.height}
+    if args.orders:
+        from benchmarks.review_orders import ORDERS, compare_orders
+
+        report["orders"] = compare_orders(bench, head0)
+        best = max(ORDERS, key=lambda o: report["orders"][o]["top1_B"])  # ties: the shipped order (first)
+        report["chosen_order"] = best
+        ordered = queue if ORDERS[best] is None else ORDERS[best](queue)  # chosen on the pool split; test once
+        results.append(
+            run_arm(bench, "order chosen on pool B, first 200", reviewer_verdicts(ordered.head(200), bench.truth))
         )
     if not args.no_ceiling:
         every = np.concatenate([initial, pool])
         started = time.perf_counter()
-        head = train_head(data, X, every, data.labels[every].astype(str))
+        head = train_head(data, X, every, data.labels[every].astype(str), strategies=bench.strategies)
         results.append(
             bench.score(
                 "ceiling: every pool photo labelled",
@@ -256,36 +272,88 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         results[-1]["examples"] = len(every)
+    return report | {"arms": results}
+
+
+def summary(draws: list[dict]) -> list[dict]:
+    """Per arm (random seeds pooled), over every draw: mean and sd of the test figures and of what was reviewed."""
+    by_arm: dict[str, list[dict]] = {}
+    for report in draws:
+        for r in report["arms"]:
+            by_arm.setdefault(r["arm"].split(" (seed")[0], []).append(r)
+    out = []
+    for arm, rs in by_arm.items():
+        top1 = [r["test"]["top1"] for r in rs]
+        out.append(
+            {
+                "arm": arm,
+                "runs": len(rs),
+                "top1": round(float(np.mean(top1)), 4),
+                "top1_sd": round(float(np.std(top1)), 4),
+                "balanced": round(float(np.mean([r["test"]["balanced"] for r in rs])), 4),
+                "applied_precision": round(float(np.mean([r["test"]["applied_precision"] or 0 for r in rs])), 4),
+                "share_applied": round(float(np.mean([r["test"]["share_applied"] for r in rs])), 4),
+                "promised_top1": round(float(np.mean([r["promised"]["top1"] for r in rs])), 4),
+                "corrections": round(float(np.mean([r["corrections"] for r in rs])), 1),
+                "tags_taught": round(float(np.mean([r["tags_taught"] for r in rs])), 1),
+                "max_per_tag": round(float(np.mean([r["max_per_tag"] for r in rs])), 1),
+            }
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shots", type=int, default=5, help="example photos per tag before any review")
+    parser.add_argument("--draws", type=int, nargs="+", default=[0], help="seeds of the initial examples' draw")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the random arm")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), help="head strategies (default: all)")
+    parser.add_argument("--no-sessions", action="store_true", help="leave out the 4 x 50 re-ranked arm")
+    parser.add_argument("--no-ceiling", action="store_true", help="leave out the head on every labelled photo")
+    parser.add_argument("--orders", action="store_true", help="also compare queue orders on a split of the pool")
+    parser.add_argument("--out", type=Path, default=OUT_JSON)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--decode-threads", type=int, default=2)
+    parser.add_argument("--reembed", action="store_true")
+    parser.add_argument("--raw-batches", type=int, default=4)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ml").setLevel(logging.WARNING)
+    data = load_dataset()
+    X = get_embeddings("efficientnet-lite0", data, args)["vectors"]  # the library's default backbone, cached
+    started = time.perf_counter()
+    draws = [run_draw(data, X, args, draw) for draw in args.draws]
     report = {
         "shots": args.shots,
-        "examples": len(initial),
-        "pool": len(pool),
-        "test": len(bench.test),
-        "queue": queue.height,
-        "arms": results,
+        "strategies": args.strategies,
+        "draws": draws,
+        "summary": summary(draws),
+        "seconds": round(time.perf_counter() - started),
     }
-    if args.orders:
-        from benchmarks.review_orders import ORDERS, compare_orders
-
-        report["orders"] = compare_orders(bench, head0)
-        best = max(ORDERS, key=lambda o: report["orders"][o]["top1_B"])  # ties: the shipped order (first)
-        if best != "priority":  # chosen on the pool split; scored on test once
-            ordered = ORDERS[best](queue)
-            report["arms"].append(
-                run_arm(
-                    bench,
-                    f"{best} order (chosen on pool B), first 200",
-                    reviewer_verdicts(ordered.head(200), bench.truth),
-                )
-            )
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    OUT_JSON.write_text(json.dumps(report, indent=1))
-    print_table(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    for draw in draws:
+        print_table(draw, args.shots)
+    print_summary(report)
 
 
-def print_table(report: dict) -> None:
+def print_summary(report: dict) -> None:
     print(
-        f"\n{report['examples']} examples ({report['shots']} per tag), pool {report['pool']} photos, "
+        f"\nover {len(report['draws'])} draw(s) of the examples, strategies {' '.join(report['strategies'])}, "
+        f"{report['seconds']} s"
+    )
+    print(f"{'arm':36s} runs  test top-1     balanced applied-prec share | promised | corr  tags max/tag")
+    for r in report["summary"]:
+        print(
+            f"{r['arm']:36s} {r['runs']:4d}  {r['top1']:.3f} ± {r['top1_sd']:.3f}  {r['balanced']:.3f}    "
+            f"{r['applied_precision']:.3f}        {r['share_applied']:.3f} | {r['promised_top1']:.3f}    | "
+            f"{r['corrections']:5.1f} {r['tags_taught']:4.1f} {r['max_per_tag']:5.1f}"
+        )
+
+
+def print_table(report: dict, shots: int) -> None:
+    print(
+        f"\ndraw {report['draw']}: {report['examples']} examples ({shots} per tag), pool {report['pool']} photos, "
         f"{report['queue']} in the round-0 review queue, test {report['test']} photos (another session)"
     )
     print(
@@ -301,11 +369,10 @@ def print_table(report: dict) -> None:
             f"{t['share_applied']:.3f} | {p['top1']:.3f}          {p['applied_precision'] or 0:.3f}        "
             f"{p['share_applied']:.3f} | {r['strategy']}"
         )
-    random = [r["test"]["top1"] for r in report["arms"] if r["arm"].startswith("random")]
-    if random:
-        print(f"random 200: top-1 {np.mean(random):.3f} ± {np.std(random):.3f} over {len(random)} seeds")
     for name, figures in report.get("orders", {}).items():
-        print(f"order {name:28s} pool-B top-1 {figures}")
+        print(f"  queue order {name:18s} on pool B: {figures}")
+    if "chosen_order" in report:
+        print(f"  chosen on pool B: {report['chosen_order']}")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ def compare_orders(bench: Bench, head0: FacetHead, seeds: tuple[int, ...] = (0, 
             "top1_B": round(top1, 4),
             "corrections": int(sum(chosen["tag_id"][i] != bench.truth[m] for i, m in enumerate(chosen["media_id"]))),
             "tags_taught": int(added["tag_id"].n_unique()),
+            "strategy": head.strategy,
         }
         log.info("order %s: %s", name, figures)
         return figures
