@@ -9,7 +9,9 @@ wins here can be checked on test afterwards, once, which is what the report does
 Orders (each a function of the queue as `review_queue` returns it, with `row`, `score`, `threshold`,
 `candidates`):
 - `priority`: ml/review_order.py as shipped (uncertainty near the threshold x (1 + ln photos of the tag waiting));
-- `uncertainty`: the same without the frequency factor;
+- `priority, NEVER as none`: the shipped priority, a tag whose threshold is unreachable (NEVER: nothing of it is
+  applied) read as a tag without one;
+- `uncertainty`: the shipped priority without the frequency factor;
 - `margin`: smallest gap between the best two candidates' scores first (classic margin sampling);
 - `least confident`: lowest top score first;
 - `tag round-robin`: the shipped priority, but one photo per proposed tag in turn (each tag's best first), so
@@ -29,6 +31,7 @@ import polars as pl
 from benchmarks.review_learning import Bench, review_queue, reviewer_verdicts
 from benchmarks.trust import example_groups
 from ml.facet_head import FacetHead
+from ml.review_order import review_priority
 from ml.splits import group_holdout_split
 
 log = logging.getLogger("benchmarks.review_orders")
@@ -61,8 +64,19 @@ def tag_round_robin(queue: pl.DataFrame) -> pl.DataFrame:
     return ranked.sort(["turn", "rank"]).drop("rank", "turn")
 
 
+def unreachable_as_none(queue: pl.DataFrame) -> pl.DataFrame:
+    """The shipped priority with an unreachable threshold (calibration's NEVER, above 1) read as no threshold (0.5,
+    as review_priority reads a missing one): clipped to 1, it turns "near the threshold" into "most confident"."""
+    return review_priority(
+        queue.drop("priority").with_columns(
+            threshold=pl.when(pl.col("threshold") > 1.0).then(None).otherwise("threshold")
+        )
+    )
+
+
 ORDERS: dict[str, Callable[[pl.DataFrame], pl.DataFrame] | None] = {
     "priority": None,  # review_queue already returns the shipped order
+    "priority, NEVER as none": unreachable_as_none,
     "uncertainty": by_uncertainty,
     "margin": by_margin,
     "least confident": lambda queue: queue.sort(["score", "media_id"]),
