@@ -291,7 +291,8 @@ def summary(draws: list[dict]) -> list[dict]:
                 "top1": round(float(np.mean(top1)), 4),
                 "top1_sd": round(float(np.std(top1)), 4),
                 "balanced": round(float(np.mean([r["test"]["balanced"] for r in rs])), 4),
-                "applied_precision": round(float(np.mean([r["test"]["applied_precision"] or 0 for r in rs])), 4),
+                # where nothing was applied precision is undefined: averaged over the runs that applied some
+                "applied_precision": mean_defined([r["test"]["applied_precision"] for r in rs]),
                 "share_applied": round(float(np.mean([r["test"]["share_applied"] for r in rs])), 4),
                 "promised_top1": round(float(np.mean([r["promised"]["top1"] for r in rs])), 4),
                 "corrections": round(float(np.mean([r["corrections"] for r in rs])), 1),
@@ -300,6 +301,11 @@ def summary(draws: list[dict]) -> list[dict]:
             }
         )
     return out
+
+
+def mean_defined(values: list[float | None]) -> float | None:
+    defined = [v for v in values if v is not None]
+    return round(float(np.mean(defined)), 4) if defined else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -346,7 +352,7 @@ def print_summary(report: dict) -> None:
     for r in report["summary"]:
         print(
             f"{r['arm']:36s} {r['runs']:4d}  {r['top1']:.3f} ± {r['top1_sd']:.3f}  {r['balanced']:.3f}    "
-            f"{r['applied_precision']:.3f}        {r['share_applied']:.3f} | {r['promised_top1']:.3f}    | "
+            f"{r['applied_precision'] or 0:.3f}        {r['share_applied']:.3f} | {r['promised_top1']:.3f}    | "
             f"{r['corrections']:5.1f} {r['tags_taught']:4.1f} {r['max_per_tag']:5.1f}"
         )
 
