@@ -8,13 +8,15 @@ wins here can be checked on test afterwards, once, which is what the report does
 
 Orders (each a function of the queue as `review_queue` returns it, with `row`, `score`, `threshold`,
 `candidates`):
-- `priority`: ml/review_order.py as shipped (uncertainty near the threshold x (1 + ln photos of the tag waiting));
-- `priority, NEVER as none`: the shipped priority, a tag whose threshold is unreachable (NEVER: nothing of it is
-  applied) read as a tag without one;
-- `uncertainty`: the shipped priority without the frequency factor;
+- `priority`: ml/review_order.py as shipped (a hash shuffle: what `random` measures, one fixed draw);
+- `uncertainty x frequency`: the order shipped before (uncertainty near the threshold x (1 + ln photos of the tag
+  waiting)), which lost to random;
+- `... NEVER as none`: that order with a tag whose threshold is unreachable (NEVER: nothing of it is applied)
+  read as a tag without one;
+- `uncertainty`: that order without the frequency factor;
 - `margin`: smallest gap between the best two candidates' scores first (classic margin sampling);
 - `least confident`: lowest top score first;
-- `tag round-robin`: the shipped priority, but one photo per proposed tag in turn (each tag's best first), so
+- `tag round-robin`: uncertainty x frequency, but one photo per proposed tag in turn (each tag's best first), so
   no tag takes a run of look-alikes;
 - `random`: uniform over the queue, mean of 3 seeds.
 """
@@ -31,12 +33,23 @@ import polars as pl
 from benchmarks.review_learning import Bench, review_queue, reviewer_verdicts
 from benchmarks.trust import example_groups
 from ml.facet_head import FacetHead
-from ml.review_order import review_priority
 from ml.splits import group_holdout_split
 
 log = logging.getLogger("benchmarks.review_orders")
 
 N_VERDICTS = 200
+
+
+def uncertainty_frequency(queue: pl.DataFrame) -> pl.DataFrame:
+    """The order shipped before: uncertainty = 1 - |score - threshold| / max(threshold, 1 - threshold) (a missing
+    threshold read as 0.5) times 1 + ln(photos of the same tag in the queue), highest first."""
+    threshold = pl.col("threshold").fill_null(0.5).clip(0.0, 1.0)
+    span = pl.max_horizontal(threshold, 1.0 - threshold).clip(lower_bound=1e-6)
+    uncertainty = (1.0 - (pl.col("score").fill_null(0.0) - threshold).abs() / span).clip(0.0, 1.0)
+    frequency = 1.0 + pl.len().over("facet", "tag_id").cast(pl.Float64).log()
+    return queue.with_columns(priority=(uncertainty * frequency).round(6)).sort(
+        ["priority", "score", "media_id"], descending=[True, False, False], nulls_last=True
+    )
 
 
 def by_uncertainty(queue: pl.DataFrame) -> pl.DataFrame:
@@ -58,17 +71,21 @@ def by_margin(queue: pl.DataFrame) -> pl.DataFrame:
 
 
 def tag_round_robin(queue: pl.DataFrame) -> pl.DataFrame:
-    """The shipped order within each proposed tag; the k-th photo of every tag before any tag's (k+1)-th, tags in
-    the order of their best photo."""
-    ranked = queue.with_row_index("rank").with_columns(turn=pl.col("rank").rank("ordinal").over("tag_id"))
+    """Uncertainty x frequency within each proposed tag; the k-th photo of every tag before any tag's (k+1)-th,
+    tags in the order of their best photo."""
+    ranked = (
+        uncertainty_frequency(queue.drop("priority", strict=False))
+        .with_row_index("rank")
+        .with_columns(turn=pl.col("rank").rank("ordinal").over("tag_id"))
+    )
     return ranked.sort(["turn", "rank"]).drop("rank", "turn")
 
 
 def unreachable_as_none(queue: pl.DataFrame) -> pl.DataFrame:
-    """The shipped priority with an unreachable threshold (calibration's NEVER, above 1) read as no threshold (0.5,
-    as review_priority reads a missing one): clipped to 1, it turns "near the threshold" into "most confident"."""
-    return review_priority(
-        queue.drop("priority").with_columns(
+    """Uncertainty x frequency with an unreachable threshold (calibration's NEVER, above 1) read as no threshold
+    (0.5): clipped to 1, it turns "near the threshold" into "most confident"."""
+    return uncertainty_frequency(
+        queue.drop("priority", strict=False).with_columns(
             threshold=pl.when(pl.col("threshold") > 1.0).then(None).otherwise("threshold")
         )
     )
@@ -76,7 +93,8 @@ def unreachable_as_none(queue: pl.DataFrame) -> pl.DataFrame:
 
 ORDERS: dict[str, Callable[[pl.DataFrame], pl.DataFrame] | None] = {
     "priority": None,  # review_queue already returns the shipped order
-    "priority, NEVER as none": unreachable_as_none,
+    "uncertainty x frequency": lambda queue: uncertainty_frequency(queue.drop("priority", strict=False)),
+    "uncertainty x frequency, NEVER as none": unreachable_as_none,
     "uncertainty": by_uncertainty,
     "margin": by_margin,
     "least confident": lambda queue: queue.sort(["score", "media_id"]),

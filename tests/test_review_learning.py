@@ -11,9 +11,8 @@ import numpy as np
 import polars as pl
 
 from benchmarks.review_learning import labelled_examples, mean_cosine, reviewer_verdicts
-from benchmarks.review_orders import by_margin, tag_round_robin, unreachable_as_none
+from benchmarks.review_orders import by_margin, tag_round_robin, uncertainty_frequency, unreachable_as_none
 from ml.calibration import NEVER
-from ml.review_order import review_priority
 
 
 def queue(rows: list[tuple[str, str, float]]) -> pl.DataFrame:
@@ -69,8 +68,8 @@ def test_mean_cosine_of_look_alikes_is_higher_than_of_different_photos():
 
 
 def test_an_unreachable_threshold_no_longer_puts_the_surest_guess_first():
-    """Calibration's NEVER (above 1) is clipped to 1 by the shipped priority: "near the threshold" then means "most
-    confident". Read as no threshold, the photo nearest 0.5 comes first."""
-    shipped = review_priority(queue([("sure", "apple", 0.9), ("torn", "apple", 0.5)]).with_columns(threshold=NEVER))
-    assert shipped["media_id"].to_list() == ["sure", "torn"]
-    assert unreachable_as_none(shipped)["media_id"].to_list() == ["torn", "sure"]
+    """Calibration's NEVER (above 1) is clipped to 1 by the order shipped before: "near the threshold" then means
+    "most confident". Read as no threshold, the photo nearest 0.5 comes first."""
+    unreachable = queue([("sure", "apple", 0.9), ("torn", "apple", 0.5)]).with_columns(threshold=NEVER)
+    assert uncertainty_frequency(unreachable)["media_id"].to_list() == ["sure", "torn"]
+    assert unreachable_as_none(unreachable)["media_id"].to_list() == ["torn", "sure"]

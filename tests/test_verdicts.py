@@ -1,6 +1,7 @@
 """People's verdicts: the log's rules (ml/verdicts.py), the review order (ml/review_order.py), the log file and the
 examples it makes (resources/verdicts.py), and the shape checks of a filled-in CSV (tagsmith/review.py)."""
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -126,20 +127,23 @@ def test_verdicts_on_video_stretches():
     assert (out["zenit"]["status"], out["zenit"]["start_s"], out["zenit"]["end_s"]) == ("manual", 30.0, 31.0)
 
 
-def test_the_queue_order_puts_uncertain_and_frequent_first():
-    queue = pl.DataFrame(
-        {
-            "media_id": ["a", "b", "c", "d", "e"],
-            "facet": ["product"] * 5,
-            "tag_id": ["aurora", "aurora", "aurora", "cirrus", "borealis"],
-            "score": [0.69, 0.2, 0.68, 0.69, 0.05],
-            "threshold": [0.7, 0.7, 0.7, 0.7, None],
-        }
-    )
+def test_the_queue_order_is_a_fixed_shuffle():
+    """The queue is shuffled by a hash of each item (ml/review_order.py: measured, a uniform draw taught more than
+    "uncertain and frequent first"): the same order whatever order the rows come in, on every machine, not by
+    score and not by tag; a verdict taken leaves the others in their order."""
+    rows = [{"media_id": f"m{i:03d}", "facet": "product", "tag_id": ["aurora", "borealis", "cirrus"][i % 3],
+             "score": i / 300} for i in range(300)]  # fmt: skip
+    queue = pl.DataFrame(rows)
     order = review_priority(queue)["media_id"].to_list()
-    # near the threshold before far from it; of two equally near, the tag with more photos waiting first
-    assert order.index("a") < order.index("d") and order.index("c") < order.index("d")
-    assert order.index("d") < order.index("b") and order[-1] == "e"
+    assert (
+        sorted(order) == sorted(queue["media_id"]) and order == review_priority(queue.reverse())["media_id"].to_list()
+    )
+    assert order[:3] == ["m250", "m150", "m163"]  # sha256: the same on every machine (never Python's hash())
+    assert review_priority(queue.filter(pl.col("media_id") != order[0]))["media_id"].to_list() == order[1:]
+    ranks = {m: k for k, m in enumerate(order)}
+    assert abs(np.corrcoef([ranks[r["media_id"]] for r in rows], [r["score"] for r in rows])[0, 1]) < 0.2
+    first_100 = {r["tag_id"] for r in rows if ranks[r["media_id"]] < 100}
+    assert first_100 == {"aurora", "borealis", "cirrus"}
 
 
 def test_the_log_keeps_every_verdict_and_makes_examples(tmp_path):
