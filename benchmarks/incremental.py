@@ -8,7 +8,7 @@ once more with nothing new. Printed: each run's wall time, the ratio of the seco
 the third run's seconds beyond Dagster's own start-up (the job's definitions loaded and an empty run: what any
 run pays), and each run's slowest steps from Dagster's step stats. Written to benchmarks/out/incremental.json.
 
-    python -m benchmarks.incremental                      # 1,000 photos: ~6 min on 2 cores
+    python -m benchmarks.incremental                      # 1,000 photos: ~16 min on 2 cores (OCR is most of it)
     python -m benchmarks.incremental --uploads 200        # a quick look
 """
 

@@ -23,7 +23,7 @@ Per arm, on test: top-1, balanced accuracy, applied precision, share applied, an
 new shoot; per arm also what the verdicts were (share of corrections, tags they touch, how alike the photos are).
 
     .venv/bin/python -m benchmarks.review_learning              # ~4 min warm on 2 cores (+2 min to embed, once)
-    .venv/bin/python -m benchmarks.review_learning --orders     # + other queue orders, tuned on a pool split
+    .venv/bin/python -m benchmarks.review_orders              # + other queue orders, tuned on a pool split
 
 Writes benchmarks/out/review_learning.json. Figures, not tests: nothing here asserts.
 """
@@ -221,7 +221,7 @@ def sessions(
     return verdict_log, head
 
 
-def run_draw(data: Dataset, X: np.ndarray, args: argparse.Namespace, draw: int) -> dict:
+def run_draw(data: Dataset, X: np.ndarray, args: argparse.Namespace, draw: int, orders=None) -> dict:
     """Every arm on one draw of the initial examples (`draw` seeds it)."""
     initial = initial_examples(data, args.shots, draw)
     pool = np.setdiff1d(np.flatnonzero(data.mask("train", "val")), initial)
@@ -248,9 +248,8 @@ def run_draw(data: Dataset, X: np.ndarray, args: argparse.Namespace, draw: int) 
             bench.score("queue order, 4 sessions of 50", head, verdict_log, added, time.perf_counter() - started)
         )
     report = {"draw": draw, "examples": len(initial), "pool": len(pool), "test": len(bench.test), "queue": queue.height}
-    if args.orders:
-        from benchmarks.review_orders import ORDERS, compare_orders
-
+    if orders is not None:  # (ORDERS, compare_orders) from benchmarks/review_orders.py, its entry point
+        ORDERS, compare_orders = orders  # noqa: N806 (the module's constant, handed in)
         report["orders"] = compare_orders(bench, head0)
         best = max(ORDERS, key=lambda o: report["orders"][o]["top1_B"])  # ties: the shipped order (first)
         report["chosen_order"] = best
@@ -308,7 +307,9 @@ def mean_defined(values: list[float | None]) -> float | None:
     return round(float(np.mean(defined)), 4) if defined else None
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, orders=None) -> None:
+    """`orders`: (ORDERS, compare_orders), handed in by `python -m benchmarks.review_orders` (that module imports
+    this one, never the other way round)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shots", type=int, default=5, help="example photos per tag before any review")
     parser.add_argument("--draws", type=int, nargs="+", default=[0], help="seeds of the initial examples' draw")
@@ -316,7 +317,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), help="head strategies (default: all)")
     parser.add_argument("--no-sessions", action="store_true", help="leave out the 4 x 50 re-ranked arm")
     parser.add_argument("--no-ceiling", action="store_true", help="leave out the head on every labelled photo")
-    parser.add_argument("--orders", action="store_true", help="also compare queue orders on a split of the pool")
     parser.add_argument("--out", type=Path, default=OUT_JSON)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--decode-threads", type=int, default=2)
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_dataset()
     X = get_embeddings("efficientnet-lite0", data, args)["vectors"]  # the library's default backbone, cached
     started = time.perf_counter()
-    draws = [run_draw(data, X, args, draw) for draw in args.draws]
+    draws = [run_draw(data, X, args, draw, orders) for draw in args.draws]
     report = {
         "shots": args.shots,
         "strategies": args.strategies,

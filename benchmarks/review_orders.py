@@ -1,4 +1,5 @@
-"""Other queue orders for `benchmarks.review_learning --orders`, compared without looking at the test split.
+"""Other queue orders for the review-learning benchmark, compared without looking at the test split:
+`python -m benchmarks.review_orders [review_learning's options]` runs review_learning.py with them.
 
 The pool is split once into a part people review (A) and a part that only scores (B), group-aware: the pool's
 holdout units as the pipeline would derive them (ml/groups.py), about 30 % of them in B (ml/splits.py). The
@@ -150,3 +151,11 @@ def compare_orders(bench: Bench, head0: FacetHead, seeds: tuple[int, ...] = (0, 
         "tags_taught": round(float(np.mean([r["tags_taught"] for r in randoms])), 1),
     }
     return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    from benchmarks.review_learning import main
+
+    main(sys.argv[1:], orders=(ORDERS, compare_orders))
