@@ -112,8 +112,18 @@ def review_loop(cli, tmp_path, tags: pl.DataFrame) -> None:
     assert (rejected["media_id"], "product", rejected["tag_id"]) not in by_key  # rejected: never proposed again
     fixed = by_key[(corrected["media_id"], "product", new_tag)]
     assert (fixed["status"], fixed["origin"], fixed["set_by"]) == ("manual", "correction", "ana")
-    accepted = by_key[(first["media_id"], first["facet"], first["tag_id"])]
-    assert (accepted["status"], accepted["origin"], accepted["set_by"]) == ("manual", "review", "ben")
+    # the terminal's verdict, on whichever comes first in the queue: a photo's tag or a video's stretch
+    start, end = first["start_s"] if first["start_s"] is not None else -1, first["end_s"] or 1e9
+    where = f"media_id = '{first['media_id']}' AND facet = '{first['facet']}' AND tag_id = '{first['tag_id']}'"
+    accepted = cli(
+        "sql", "shop", f"SELECT status, origin FROM tags WHERE {where} UNION ALL SELECT status, origin FROM "
+        f"video_segments WHERE {where} AND start_s < {end} AND end_s > {start}",
+    )  # fmt: skip
+    assert accepted.output.count("manual") == 1 and accepted.output.count("review") == 1, accepted.output
+    log = pl.read_csv(tmp_path / "home" / "libraries" / "shop" / "verdicts.csv")
+    assert log.filter(pl.col("who") == "ben").select("verdict", "media_id", "via").rows() == [
+        ("accept", first["media_id"], "terminal")
+    ]
     shown = cli("sql", "shop", "SELECT status, origin, count(*) AS n FROM tags WHERE status = 'rejected' GROUP BY ALL")
     assert "rejected" in shown.output and "correction" in shown.output, shown.output
     learnt = cli("sql", "shop", "SELECT source, count(*) AS n FROM examples GROUP BY ALL ORDER BY source")
