@@ -1,10 +1,10 @@
 """Review: the queue people work through, and their verdicts recorded (the CLI's `tagsmith review`, and the HTTP
 API later, come through here).
 
-The queue is every photo tag and video segment waiting for review (status `review`), ordered so that each verdict
-teaches most (ml/review_order.py). A verdict goes to the library's verdict log at once (resources/verdicts.py);
-the next run lays it over the model's tags (people win) and the facet's head learns from it (examples of source
-`review` / `correction`, from cached embeddings).
+The queue is every photo tag and video segment waiting for review (status `review`), in a fixed shuffle
+(ml/review_order.py: measured, it teaches more than "most uncertain first"). A verdict goes to the library's
+verdict log at once (resources/verdicts.py); the next run lays it over the model's tags (people win) and the
+facet's head learns from it (examples of source `review` / `correction`, from cached embeddings).
 """
 
 from __future__ import annotations
@@ -47,12 +47,18 @@ def thresholds_of(head_versions: pl.DataFrame) -> dict[tuple[str, str], float]:
     return out
 
 
+def media_uris(library: str) -> dict[str, str]:
+    """{media_id: uri} of the library's media (a file under two names: the first name)."""
+    media = resources()["warehouse"].read(library, "media")
+    return dict(media.group_by("media_id").agg(pl.col("uri").min()).iter_rows())
+
+
 def queue(library: str, facet: str = "") -> pl.DataFrame:
-    """Photo tags and video segments in review, most useful verdict first (QUEUE_COLUMNS)."""
+    """Photo tags and video segments in review, in the review order (QUEUE_COLUMNS)."""
     require_run(library)
     warehouse = resources()["warehouse"]
     names = dict(warehouse.read(library, "catalog").select("tag_id", "name").iter_rows())
-    uris = dict(warehouse.read(library, "media").group_by("media_id").agg(pl.col("uri").min()).iter_rows())
+    uris = media_uris(library)
     limits = thresholds_of(warehouse.read(library, "head_versions"))
     photos = warehouse.read(library, "tags").filter(pl.col("status") == "review")
     segments = warehouse.read(library, "video_segments").filter(pl.col("status") == "review")
@@ -118,12 +124,20 @@ def check_verdict(catalog: Catalog, row: dict) -> str | None:
     return None
 
 
-def record(library: str, verdicts: list[dict], who: str, via: str) -> int:
+def record(
+    library: str,
+    verdicts: list[dict],
+    who: str,
+    via: str,
+    catalog: Catalog | None = None,
+    uris: dict[str, str] | None = None,
+) -> int:
     """Append verdicts (media_id, facet, tag_id, verdict[, new_tag_id, kind, start_s, end_s, uri]) to the log,
-    checked first: every problem refused together (ValidationError), nothing half written."""
+    checked first: every problem refused together (ValidationError), nothing half written. `catalog` and `uris`
+    (media_uris): the library's, passed by a caller that records item by item, so they are read once."""
     res = resources()
-    catalog = res["libraries"].catalog(library)
-    uris = dict(res["warehouse"].read(library, "media").group_by("media_id").agg(pl.col("uri").min()).iter_rows())
+    catalog = catalog or res["libraries"].catalog(library)
+    uris = media_uris(library) if uris is None else uris
     at = datetime.now(UTC).isoformat(timespec="seconds")
     rows, problems = [], []
     for i, v in enumerate(verdicts):

@@ -103,8 +103,8 @@ def review(
     export: Path = typer.Option(None, "--export", help="Write the queue to this CSV instead (fill in `verdict`)."),
     import_: Path = typer.Option(None, "--import", help="Record the verdicts of a filled-in CSV."),
 ) -> None:
-    """Work through the review queue: accept, reject or correct each tag the model was unsure of (most useful
-    first). Verdicts are kept, win over the model, and teach the facet's head on the next `tagsmith run`."""
+    """Work through the review queue: accept, reject or correct each tag the model was unsure of. Verdicts are
+    kept, win over the model, and teach the facet's head on the next `tagsmith run`."""
     from tagsmith import review as svc
     from tagsmith.service import resources
 
@@ -132,7 +132,8 @@ def review(
         return
     catalog = resources()["libraries"].catalog(library)
     names = {t.tag_id: t.name for t in catalog.tags}
-    typer.echo(f"{len(items)} to review, most useful first. {HELP}")
+    uris = svc.media_uris(library)
+    typer.echo(f"{len(items)} to review. {HELP}")
     done = 0
     for i, item in enumerate(items, 1):
         candidates = show_item(i, len(items), item, names)
@@ -149,5 +150,5 @@ def review(
         if verdict == "quit":
             break
         if verdict is not None:
-            done += svc.record(library, [verdict], who, via="terminal")
+            done += svc.record(library, [verdict], who, via="terminal", catalog=catalog, uris=uris)
     typer.echo(f"{done} verdicts recorded; `tagsmith run {library}` learns from them")

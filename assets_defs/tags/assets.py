@@ -49,10 +49,12 @@ def tags(
     # re-tag from cache: a model's row of the last run stands while its head version is in use (the photo's
     # vectors, text and keypoints do not change under a media_id), so only photos a head has not tagged are scored
     previous = warehouse.read(library, "tags").filter(pl.col("origin") == "model")
-    todo_of = {}
+    cached_of, todo_of = {}, {}
     for facet, (version, head) in heads.items():
         if not getattr(head, "multi", False):
-            done = set(previous.filter((pl.col("facet") == facet) & (pl.col("head_version") == version))["media_id"])
+            mine = (pl.col("facet") == facet) & (pl.col("head_version") == version) & pl.col("media_id").is_in(wanted)
+            cached_of[facet] = previous.filter(mine)
+            done = set(cached_of[facet]["media_id"])
             todo_of[facet] = [m for m in wanted if m not in done]
     scoring = {f: heads[f][1] for f, todo in todo_of.items() if todo}
     boxes_of = ocr_boxes(warehouse.read(library, "ocr_text")) if any(h.reads_text for h in scoring.values()) else {}
@@ -66,9 +68,7 @@ def tags(
             ids, X = warehouse.read_embeddings(library, model, wanted)
             rows += multi_tag_rows(head, version, found_on_photos(regions, version), ids, X)
             continue
-        cached = previous.filter(
-            (pl.col("facet") == facet) & (pl.col("head_version") == version) & pl.col("media_id").is_in(wanted)
-        )
+        cached = cached_of[facet]
         rows += cached.drop("origin", "set_by", "set_at").to_dicts()
         reused += cached.height
         todo = todo_of[facet]
