@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from ml.catalog import ValidationError
+from tagsmith.api_cli import serve, token_app
 from tagsmith.review_cli import review
 
 
@@ -25,9 +26,11 @@ class _OneLineErrors(TyperGroup):
         except Exception as exc:
             from resources.libraries import ConfigError, LibraryError
             from resources.run_lock import LibraryBusy
+            from resources.tokens import TokenError
             from resources.vector_store import VectorStoreBusy
 
-            if not isinstance(exc, (ConfigError, LibraryError, LibraryBusy, ValidationError, VectorStoreBusy)):
+            mistakes = (ConfigError, LibraryError, LibraryBusy, TokenError, ValidationError, VectorStoreBusy)
+            if not isinstance(exc, mistakes):
                 raise
             _fail(str(exc))
 
@@ -300,6 +303,8 @@ def export(library: str, out: Path, include_review: bool = False) -> None:
 
 
 app.command()(review)
+app.command()(serve)
+app.add_typer(token_app, name="token")
 
 
 @app.command()

@@ -92,9 +92,12 @@ class RunOutcome:
         return self.success and not self.failures and not self.checks
 
 
-def run_library(name: str, job: str = "tag_library", env=None, log_level: str | None = None) -> RunOutcome:
+def run_library(
+    name: str, job: str = "tag_library", env=None, log_level: str | None = None, run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> RunOutcome:
     """Materialise the library's partition through Dagster (runs show in the UI), after checking what it needs
-    and that no other run holds the library."""
+    and that no other run holds the library. `run_id` and `tags`: the Dagster run's (the HTTP API's jobs)."""
     from dagster import DagsterInstance
 
     check_library(name)
@@ -105,7 +108,7 @@ def run_library(name: str, job: str = "tag_library", env=None, log_level: str | 
         dead = fail_dead_runs(instance, name, lock)
     lock.acquire("starting")  # LibraryBusy (one line) when another run holds it; the run's warehouse nests
     try:
-        outcome = _execute(job, name, env, log_level)
+        outcome = _execute(job, name, env, log_level, run_id, tags)
     finally:
         lock.release()
     outcome.info = [f"run {d[:8]} had died without finishing (its process is gone): marked failed" for d in dead]
@@ -128,7 +131,10 @@ def sponsor_report(library: str, event: str, env=None, log_level: str | None = N
     return outcome, res["warehouse"].reports_dir(library) / "events" / event / "index.html"
 
 
-def _execute(job: str, partition_key, env=None, log_level: str | None = None) -> RunOutcome:
+def _execute(
+    job: str, partition_key, env=None, log_level: str | None = None, run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> RunOutcome:
     """Run `job` for one partition in this process, on the instance of DAGSTER_HOME; each failed step, refused
     run and failed check as one sentence."""
     from dagster import DagsterEventType, DagsterInstance
@@ -144,7 +150,8 @@ def _execute(job: str, partition_key, env=None, log_level: str | None = None) ->
     run_config = {**job_def.get_run_config_for_partition_key(partition_key), "loggers": loggers}
     with DagsterInstance.get() as instance:
         result = job_def.execute_in_process(
-            partition_key=partition_key, instance=instance, raise_on_error=False, run_config=run_config
+            partition_key=partition_key, instance=instance, raise_on_error=False, run_config=run_config,
+            run_id=run_id, tags=tags,
         )
     outcome = RunOutcome(success=result.success, run_id=result.run_id)
     for event in result.all_events:
@@ -279,10 +286,30 @@ def segments(library: str, video: str = "", include_review: bool = False) -> pl.
     return with_places(table).select("place", "facet", "name", "seconds", "peak_score", "status", "tag_id", "uri")
 
 
-def export_tags(library: str, out: Path, include_review: bool = False) -> int:
+def tag_table(library: str, include_review: bool = False) -> pl.DataFrame:
+    """The tags people export (sql/export_tags.sql): applied and manual, and those in review when asked."""
     require_run(library)
     statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
-    table = named_query(library, "export_tags", {"statuses": statuses})
+    return named_query(library, "export_tags", {"statuses": statuses})
+
+
+def media_tags(library: str, media_id: str) -> tuple[list[str], pl.DataFrame, pl.DataFrame] | None:
+    """One media's names in the library, its tags (every status, with the tag's name) and video segments; None
+    when the library holds no such media."""
+    require_run(library)
+    warehouse = resources()["warehouse"]
+    media = warehouse.read(library, "media").filter(pl.col("media_id") == media_id)
+    if media.height == 0:
+        return None
+    names = warehouse.read(library, "catalog").select("facet", "tag_id", "name")
+    tags = warehouse.read(library, "tags").filter(pl.col("media_id") == media_id)
+    tags = tags.join(names, on=["facet", "tag_id"], how="left")
+    segments = warehouse.read(library, "video_segments").filter(pl.col("media_id") == media_id)
+    return sorted(media["uri"].unique().to_list()), tags, segments
+
+
+def export_tags(library: str, out: Path, include_review: bool = False) -> int:
+    table = tag_table(library, include_review)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".parquet":

@@ -210,3 +210,49 @@ def tree_digest():
         return h.hexdigest()
 
     return digest
+
+
+@pytest.fixture(scope="session")
+def api_home(tmp_path_factory, small_demo):
+    """Two libraries that ran through Dagster under one TAGSMITH_HOME, for the HTTP API's tests: `alpha` over the
+    small demo's uploads, `beta` over the same file names holding other bytes (the photos mirrored) with the
+    same catalog and tag ids, so any of alpha's media_ids in an answer to beta's token (or the reverse) is a leak.
+    Settings keep the runs short (no fine-tuning, OCR, keypoints or crops). Yields the home's path; TAGSMITH_HOME
+    and DAGSTER_HOME point at it until the session ends."""
+    import shutil
+
+    from PIL import Image, ImageOps
+
+    from resources import build_resources
+    from resources.libraries import LibraryConfig
+    from tagsmith import service
+
+    root = tmp_path_factory.mktemp("api")
+    saved = {k: os.environ.get(k) for k in ("TAGSMITH_HOME", "DAGSTER_HOME", "TAGSMITH_RUNNER")}
+    os.environ.update(TAGSMITH_HOME=str(root / "home"), DAGSTER_HOME=str(root / "home" / "dagster_home"),
+                      TAGSMITH_RUNNER="inprocess")  # fmt: skip
+    alpha, beta = root / "media" / "alpha", root / "media" / "beta"
+    shutil.copytree(small_demo.uploads_dir, alpha)
+    shutil.copytree(small_demo.uploads_dir, beta)
+    for path in sorted(beta.glob("*.jpg")):
+        try:
+            with Image.open(path) as image:
+                mirrored = ImageOps.mirror(image.convert("RGB"))
+        except OSError:  # the demo's broken files stay broken in both
+            continue
+        mirrored.save(path, quality=92)
+    res = build_resources()
+    settings = {"head_strategies": ["logreg", "prototype"], "min_holdout_accuracy": 0.2, "ocr": "off",
+                "keypoints": False, "views": False, "finetune": {"budget_min": 0}}  # fmt: skip
+    for name, media in (("alpha", alpha), ("beta", beta)):
+        res["libraries"].create(LibraryConfig(name=name, media=str(media), **settings))
+        res["libraries"].set_catalog(name, small_demo.catalog_path)
+        res["libraries"].add_examples(name, small_demo.examples_manifest)
+        outcome = service.run_library(name)
+        assert outcome.success, outcome.failures
+    yield root / "home"
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
