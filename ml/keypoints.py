@@ -168,6 +168,12 @@ class KeypointChunkResult:
     seconds: float = 0.0
 
 
+def photo_features(data: bytes, spec: KeypointSpec) -> Features:
+    """A photo's features from its bytes, decoded at the detector's size: the `keypoints` asset and the one-photo
+    tagger (tagsmith/tag_now.py) both come here, so a photo tagged now matches as it would in a run."""
+    return extract(decode_image(data, draft_size=spec.size), spec)
+
+
 def keypoints_chunk(
     spec: KeypointSpec, items: list[tuple[str, str]], reader: MediaReader = LocalFiles()
 ) -> KeypointChunkResult:
@@ -175,12 +181,12 @@ def keypoints_chunk(
     result = KeypointChunkResult()
     for media_id, uri in items:
         try:
-            image = decode_image(reader.read(uri), draft_size=spec.size)
+            data = reader.read(uri)
+            t = time.perf_counter()
+            features = photo_features(data, spec)
         except (MediaProblem, OSError) as exc:
             result.errors.append({"media_id": media_id, "uri": uri, "reason": getattr(exc, "reason", str(exc))})
             continue
-        t = time.perf_counter()
-        features = extract(image, spec)
         result.seconds += time.perf_counter() - t
         xy, desc = features.to_bytes()
         result.rows.append({"media_id": media_id, "n": len(features.desc), "xy": xy, "desc": desc})

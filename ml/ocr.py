@@ -98,6 +98,12 @@ class OcrChunkResult:
     seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "ocr": 0.0})
 
 
+def ocr_picture(data: bytes) -> Image.Image:
+    """A photo's bytes decoded as OCR reads them (the `ocr_text` asset and the one-photo tagger alike)."""
+    # RapidOCR shrinks anything past 2000 px anyway: let the JPEG decoder skip the pixels it would drop
+    return decode_image(data, draft_size=2000)
+
+
 def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], reader: MediaReader = LocalFiles()) -> OcrChunkResult:
     """OCR of (media_id, uri) photos: the Ray unit of work. A photo that cannot be decoded is reported, not
     raised, so the other photos of the chunk are read."""
@@ -106,8 +112,7 @@ def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], reader: MediaReader =
     for media_id, uri in items:
         t = time.perf_counter()
         try:
-            # RapidOCR shrinks anything past 2000 px anyway: let the JPEG decoder skip the pixels it would drop
-            image = decode_image(reader.read(uri), draft_size=2000)
+            image = ocr_picture(reader.read(uri))
         except (MediaProblem, OSError) as exc:
             result.errors.append({"media_id": media_id, "uri": uri, "reason": getattr(exc, "reason", str(exc))})
             continue

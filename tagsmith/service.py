@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,6 +249,28 @@ def similar(library: str, query: str, limit: int = 10) -> list[dict]:
         data = reader.read(query)
         vector = backbone.embed([decode_image(data, max_pixels=config.max_pixels)])[0]
     return res["vector_store"].search(library, vector, limit=limit)
+
+
+_TAGGERS: dict = {}  # {(tagsmith home, library): PhotoTagger}, process-wide: each library's heads load once
+_TAGGER_LOCKS: dict = {}  # {same key: the lock its first build holds}
+_TAGGERS_LOCK = threading.Lock()  # guards _TAGGER_LOCKS
+
+
+def tag_photo(library: str, path: str | Path) -> dict:
+    """{library, media_id, tags} of the photo file at `path`, tagged now with the library's heads in use: the
+    rows a run would write for it (tagsmith/tag_now.py). The library's tagger is built on the first call and kept
+    warm (it reloads by itself after a run or a rollback); NotAPhoto (a ValueError) for a file that is no photo."""
+    from tagsmith.tag_now import PhotoTagger
+
+    require_run(library)
+    key = (str(tagsmith_home()), library)
+    with _TAGGERS_LOCK:
+        building = _TAGGER_LOCKS.setdefault(key, threading.Lock())
+    with building:  # the first call per library builds it; calls beside it wait rather than build it twice
+        tagger = _TAGGERS.get(key)
+        if tagger is None:
+            tagger = _TAGGERS[key] = PhotoTagger(library, resources())
+    return {"library": library, **tagger.tagged(path)}
 
 
 def run_sql(

@@ -145,6 +145,61 @@ def add_library():
 
 
 @pytest.fixture(scope="session")
+def tagged_demo(small_demo, model_root, tmp_path_factory, pipeline_assets, run_library):
+    """The small demo's examples and uploads as library `demo`, run through the whole pipeline once a session:
+    the heads tag their own example photos too, so every product and colourway is on some photo. Its `env`
+    (TAGSMITH_HOME), `res` (resources, the session's model store), `used_tags` (applied, review or manual)."""
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    from resources import build_resources
+    from resources.libraries import LibraryConfig
+    from resources.model_store import ModelStore
+
+    home = tmp_path_factory.mktemp("search_home")
+    env = {"TAGSMITH_HOME": str(home), "TAGSMITH_RUNNER": "inprocess"}
+    res = {**build_resources(env), "model_store": ModelStore(root=str(model_root))}
+    config = LibraryConfig(
+        name="demo", media=str(small_demo.root), head_strategies=["logreg"], min_holdout_accuracy=0.0, ocr="off",
+        keypoints=False, views=False, finetune={"budget_min": 0},
+    )
+    res["libraries"].create(config)
+    res["libraries"].set_catalog("demo", small_demo.catalog_path)
+    res["libraries"].add_examples("demo", small_demo.examples_manifest)
+    result = run_library(pipeline_assets, res, "demo", raise_on_error=False)
+    assert result.success
+    tags = res["warehouse"].read("demo", "tags").filter(pl.col("status").is_in(["applied", "review", "manual"]))
+    return SimpleNamespace(env=env, res=res, used_tags=tags)
+
+
+@pytest.fixture(scope="session")
+def same_as_run():
+    """same_as_run(tagger, res, library, photos): each photo (media rows) tagged now by `tagger`
+    (tagsmith/tag_now.py) has the rows the run's `tags` table holds for it: same media_id (sha256 of its bytes),
+    facet, tag, status, head version and box, scores within 1e-4; returns how many rows were compared."""
+    import polars as pl
+
+    def compare(tagger, res, library: str, photos) -> int:
+        table = res["warehouse"].read(library, "tags")
+        key = ("media_id", "facet", "tag_id", "status", "head_version", "box")
+        compared = 0
+        for media_id, uri in photos.select("media_id", "uri").iter_rows():
+            now = tagger.tagged(uri)
+            assert now["media_id"] == media_id
+            run = table.filter(pl.col("media_id") == media_id).sort("facet", "tag_id").to_dicts()
+            rows = sorted(now["tags"], key=lambda r: (r["facet"], r["tag_id"]))
+            assert [tuple(r[k] for k in key) for r in rows] == [tuple(r[k] for k in key) for r in run], uri
+            for mine, theirs in zip(rows, run, strict=True):
+                assert mine["score"] == pytest.approx(theirs["score"], abs=1e-4)
+                assert mine["name"] and mine["threshold"] is not None
+            compared += len(run)
+        return compared
+
+    return compare
+
+
+@pytest.fixture(scope="session")
 def asset_metadata():
     """asset_metadata(result, key): the metadata values of the asset's last materialization in a run, or None."""
 

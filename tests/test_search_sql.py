@@ -9,8 +9,6 @@ from typer.testing import CliRunner
 from ml.catalog import CatalogTag
 from ml.search_text import fold, search_terms, tag_search_text
 from resources import build_resources
-from resources.libraries import LibraryConfig
-from resources.model_store import ModelStore
 from resources.sql_files import load_sql
 from tagsmith import service
 from tagsmith.cli import app
@@ -117,27 +115,7 @@ def test_a_typed_word_is_matched_whole_and_short_words_exactly():
     assert set(_search(con, "sturmblau")["media_id"]) == {"p2", "v1"}
 
 
-# --- every demo product, on a library the pipeline tagged ---------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tagged_demo(small_demo, model_root, tmp_path_factory, pipeline_assets, run_library):
-    """The small demo's examples and uploads as one library, run through the pipeline: the heads tag their own
-    example photos too, so every product and colourway is on some photo."""
-    home = tmp_path_factory.mktemp("search_home")
-    env = {"TAGSMITH_HOME": str(home), "TAGSMITH_RUNNER": "inprocess"}
-    res = {**build_resources(env), "model_store": ModelStore(root=str(model_root))}
-    config = LibraryConfig(
-        name="demo", media=str(small_demo.root), head_strategies=["logreg"], min_holdout_accuracy=0.0, ocr="off",
-        keypoints=False, views=False, finetune={"budget_min": 0},
-    )
-    res["libraries"].create(config)
-    res["libraries"].set_catalog("demo", small_demo.catalog_path)
-    res["libraries"].add_examples("demo", small_demo.examples_manifest)
-    result = run_library(pipeline_assets, res, "demo", raise_on_error=False)
-    assert result.success
-    tags = res["warehouse"].read("demo", "tags").filter(pl.col("status").is_in(["applied", "review", "manual"]))
-    return env, tags
+# --- every demo product, on a library the pipeline tagged (tests/conftest.py tagged_demo) ---
 
 
 def _tagged(tags, tag_id):
@@ -149,7 +127,7 @@ def _found(text):
 
 
 def test_every_demo_product_is_found_by_name_alias_identifier_and_tag_id(tagged_demo, monkeypatch):
-    env, tags = tagged_demo
+    env, tags = tagged_demo.env, tagged_demo.used_tags
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     for product in PRODUCTS:
@@ -168,7 +146,7 @@ def test_every_demo_product_is_found_by_name_alias_identifier_and_tag_id(tagged_
 
 
 def test_the_readme_search_examples_through_the_cli(tagged_demo, monkeypatch):
-    env, tags = tagged_demo
+    env, tags = tagged_demo.env, tagged_demo.used_tags
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     runner = CliRunner()

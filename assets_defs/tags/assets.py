@@ -7,14 +7,13 @@ from assets_defs.common import usable
 from assets_defs.heads.assets import ocr_boxes
 from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
-from assets_defs.tags.regions import found_on_photos, multi_tag_rows
-from ml.heads import predict_table
-from ml.verdicts import apply_labels, person_labels
+from assets_defs.tags.regions import found_on_photos
+from ml.photo_tags import multi_tag_rows, single_tag_rows
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.model_store import ModelStore
-from resources.tables import frame, view_assets
-from resources.verdicts import read_verdicts
+from resources.tables import view_assets
+from resources.tags_table import people_labels, tags_table
 from resources.warehouse import Warehouse
 
 
@@ -80,28 +79,20 @@ def tags(
         # a combined head gets each photo's OCR boxes and ORB features (none: no such evidence found)
         boxes = [boxes_of.get(m, []) for m in ids] if head.reads_text else None
         features = [features_of.get(m) for m in ids] if head.matches_keypoints else None
-        for row in predict_table(head, ids, X, boxes, features) if ids else []:
-            rows.append({**row, "head_version": version})
+        rows += single_tag_rows(head, version, ids, X, boxes, features)
     context.log.info(
         f"{library}: {reused} photo tags reused from the last run (same head versions), "
         f"{sum(len(t) for t in todo_of.values())} scored"
     )
-    # people win: a tag someone set or refused is laid over what the heads proposed (ml/verdicts.py)
+    # retired tags left out, people's labels laid over: resources/tags_table.py, as for one photo now
     catalog = libraries.catalog(library)
-    # a head trained before a tag was retired still knows it (one that retrains without it may be held back by
-    # the blocking check): no head's prediction of a retired tag is written, whichever head is in use (a person's
-    # label of it still is)
-    proposed = frame("tags", rows)
-    retired = sorted(catalog.retired())
-    stale = proposed.filter(pl.col("tag_id").is_in(retired))
-    if stale.height:
+    labels = people_labels(libraries.dir(library), catalog)
+    finished = tags_table(rows, catalog, labels, wanted)
+    table, stale = finished.table, finished.retired_left_out
+    if stale:
         context.log.warning(
-            f"{stale.height} predictions of retired tags left out (a head in use was trained before they retired)"
+            f"{stale} predictions of retired tags left out (a head in use was trained before they retired)"
         )
-        proposed = proposed.filter(~pl.col("tag_id").is_in(retired))
-    labels = person_labels(read_verdicts(libraries.dir(library)), catalog.multi_facets())
-    labels = labels.filter(pl.col("media_id").is_in(wanted))  # a photo gone from the library keeps its log only
-    table = frame("tags", apply_labels(proposed, labels, catalog.multi_facets()))
     counts = dict(table.group_by("status").len().iter_rows()) if table.height else {}
     return Output(
         table,
@@ -112,7 +103,7 @@ def tags(
             "review": counts.get("review", 0),
             "manual": counts.get("manual", 0),
             "rejected": counts.get("rejected", 0),
-            "retired_left_out": stale.height,
+            "retired_left_out": stale,
             "reused_from_last_run": reused,
             "heads": MetadataValue.json(promoted_heads),
         },

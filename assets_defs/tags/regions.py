@@ -12,8 +12,8 @@ from dagster import AssetExecutionContext, AssetIn, MaterializeResult
 
 from assets_defs.common import chunked, progress, usable, writes_tables
 from assets_defs.heads.multi import ocr_rows
-from ml.crop_channel import crop_task
-from ml.region_head import detect_task, detect_video_task, region_floor
+from ml.photo_tags import joined, pixel_tasks, reads_regions
+from ml.region_head import detect_video_task, region_floor
 from ml.regions import Detection
 from ml.word_marks import word_mark_detections
 from resources.libraries import LibraryStore
@@ -32,7 +32,7 @@ def region_heads(promoted_heads: dict[str, str], model_store: ModelStore, librar
     out = {}
     for facet, version in sorted(promoted_heads.items()):
         head = model_store.load_head(library, facet, version)
-        if getattr(head, "multi", False) and (head.uses_regions or head.uses_crops):
+        if reads_regions(head):
             out[facet] = (version, head)
     return out
 
@@ -111,26 +111,23 @@ def detections(
 
 def photo_channels(context, runner, reader, head, todo: list[tuple[str, str]], text_of: dict):
     """[(media_id, detections of every channel the head reads)] of the photos `todo`, and the photos that could
-    not be read (a line each)."""
+    not be read (a line each). The channels and how they join are ml/photo_tags.py's, as for one photo now."""
     chunks = chunked(todo, PHOTOS_PER_TASK)
+    tasks = [pixel_tasks(head, [u for _, u in chunk], reader) for chunk in chunks]
     channels = []  # per channel, per chunk, per photo: its detections (or why it could not be read)
-    if head.uses_regions:
-        calls = [(head.index, [u for _, u in chunk], reader, region_floor(head.spec)) for chunk in chunks]
-        channels.append(runner.map(detect_task, calls, on_result=progress(context, f"{head.facet} regions on photos")))
-    if head.uses_crops:
-        calls = [(head.crop_spec, head.crop_head, [u for _, u in chunk], reader) for chunk in chunks]
-        channels.append(runner.map(crop_task, calls, on_result=progress(context, f"{head.facet} windows on photos")))
+    for k, (label, task, _) in enumerate(tasks[0] if tasks else []):
+        calls = [chunk_tasks[k][2] for chunk_tasks in tasks]
+        channels.append(runner.map(task, calls, on_result=progress(context, f"{head.facet} {label} on photos")))
     if head.uses_text:  # word marks from the OCR rows already read (no task: a lookup)
         channels.append([[word_mark_detections(text_of.get(m, []), head.identifiers) for m, _ in c] for c in chunks])
     found, unread = [], []
     for n, chunk in enumerate(chunks):
         for i, (media_id, uri) in enumerate(chunk):
-            results = [channel[n][i] for channel in channels]
-            problem = next((r for r in results if isinstance(r, str)), None)
-            if problem is not None:
-                unread.append(f"{uri}: {problem}")
+            result = joined([channel[n][i] for channel in channels])
+            if isinstance(result, str):
+                unread.append(f"{uri}: {result}")
             else:
-                found.append((media_id, [d for r in results for d in r]))
+                found.append((media_id, result))
     return found, unread
 
 
@@ -148,14 +145,3 @@ def found_on_photos(table: pl.DataFrame, version: str) -> dict[str, list[Detecti
     for media_id, tag_id, score, box in mine.select("media_id", "tag_id", "score", "box").iter_rows():
         out.setdefault(media_id, []).append(Detection(tag_id, score, tuple(box), 0))
     return out
-
-
-def multi_tag_rows(head, version: str, found: dict[str, list[Detection]], ids: list[str], X) -> list[dict]:
-    """`tags` rows of a multi facet: per photo, each tag its head applies or sends to review (ml/region_head.py);
-    a photo where it sees none of them gets no row."""
-    rows = []
-    for i, media_id in enumerate(ids):
-        vector = X[i] if head.whole is not None else None
-        for row in head.tag_rows(found.get(media_id, []), vector):
-            rows.append({"media_id": media_id, "facet": head.facet, "head_version": version, **row})
-    return rows
