@@ -22,7 +22,7 @@ CallerDep = Annotated[Caller, Depends(caller)]
 
 
 def _readable(exc: Exception, path) -> str:
-    return str(exc).replace(str(path), "the upload")
+    return str(exc).replace(str(path), "the upload").replace(path.name, "the upload")
 
 
 @router.post("/tag", summary="Tag a photo now with the library's heads in use (the body: the photo's bytes)",
