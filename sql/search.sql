@@ -8,16 +8,23 @@
 -- A term (one typed word, e.g. 'sku 4411' from "SKU-4411") matches a tag when one of the tag's entries holds it
 -- as whole words in a row, or those words with the last one only begun (when it has 3+ letters: 'hyd',
 -- 'sku 441'), or the same letters without the breaks ('SKU4411', 'H-500'), or - for scripts written without
--- spaces - holds it anywhere.
--- Parameters: $terms (VARCHAR[]), $statuses (VARCHAR[]), $limit (INTEGER).
--- Result: media_id, uri, kind ('image' or 'video'), start_s and end_s (NULL for photos), score, matched.
+-- spaces - holds it anywhere. A tag's display names in other languages (`names`) are in its search text too.
+-- Parameters: $terms (VARCHAR[]), $statuses (VARCHAR[]), $facets (VARCHAR[]: only tags of these facets may
+-- match; empty: any facet), $lang (VARCHAR: the language `matched` names tags in, its base language next
+-- ('pt' for 'pt-br'), else the tag's `name`; '' for `name`), $limit and $offset (INTEGER: one page).
+-- Result: media_id, uri, kind ('image' or 'video'), start_s and end_s (NULL for photos), score, matched (display
+-- names), tag_ids (the matched tags' ids, sorted: stable whatever the language). Ties in score are ordered by
+-- uri, media_id and time, a total order, so consecutive pages never overlap or skip a hit.
 WITH terms AS (
     SELECT DISTINCT term FROM (SELECT unnest($terms) AS term) WHERE term <> ''
 ),
 term_tags AS (
-    SELECT terms.term, c.facet, c.tag_id, c.name
+    SELECT terms.term, c.facet, c.tag_id,
+           coalesce(map_from_entries(c.names)[$lang], map_from_entries(c.names)[split_part($lang, '-', 1)],
+                    c.name) AS name
     FROM terms, catalog c
-    WHERE len(list_filter(c.search_text, lambda e:
+    WHERE (len($facets) = 0 OR list_contains($facets, c.facet))
+      AND len(list_filter(c.search_text, lambda e:
               contains(' ' || e || ' ', ' ' || terms.term || ' ')
               OR (regexp_matches(terms.term, '[^ ]{3,}$') AND contains(' ' || e, ' ' || terms.term))
               OR replace(e, ' ', '') = replace(terms.term, ' ', '')
@@ -26,7 +33,7 @@ term_tags AS (
 photo_hits AS (
     SELECT t.media_id, NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, tt.term,
            max(CASE WHEN t.status = 'manual' THEN 1.0 ELSE t.score END) AS score,  -- a person's tag is sure
-           string_agg(DISTINCT tt.name, ', ') AS matched
+           string_agg(DISTINCT tt.name, ', ' ORDER BY tt.name) AS matched, list(DISTINCT tt.tag_id) AS tag_ids
     FROM tags t
     JOIN term_tags tt USING (facet, tag_id)
     WHERE list_contains($statuses, t.status)
@@ -38,7 +45,7 @@ segments AS (
 ),
 video_pairs AS (  -- every segment matching a term, paired with each segment of the same video it overlaps
     SELECT anchor.media_id, anchor.facet AS a_facet, anchor.tag_id AS a_tag, anchor.start_s AS a_start,
-           tt.term, tt.name, s.peak_score,
+           tt.term, tt.name, tt.tag_id, s.peak_score,
            greatest(anchor.start_s, s.start_s) AS w_start, least(anchor.end_s, s.end_s) AS w_end
     FROM segments anchor
     JOIN segments s ON s.media_id = anchor.media_id AND s.start_s < anchor.end_s AND s.end_s > anchor.start_s
@@ -48,7 +55,8 @@ video_pairs AS (  -- every segment matching a term, paired with each segment of 
 video_terms AS (  -- per anchor and term: the matching segment that overlaps the anchor most
     SELECT media_id, a_facet, a_tag, a_start, term,
            arg_max(w_start, w_end - w_start) AS w_start, arg_max(w_end, w_end - w_start) AS w_end,
-           arg_max(peak_score, w_end - w_start) AS score, arg_max(name, w_end - w_start) AS matched
+           arg_max(peak_score, w_end - w_start) AS score, arg_max(name, w_end - w_start) AS matched,
+           arg_max(tag_id, w_end - w_start) AS tag_id
     FROM video_pairs
     GROUP BY media_id, a_facet, a_tag, a_start, term
 ),
@@ -59,7 +67,7 @@ video_windows AS (  -- where every term's segment is on screen at once: the inte
 ),
 video_hits AS (  -- one hit per window (anchors that give the same window are one hit)
     SELECT v.media_id, w.start_s, w.end_s, v.term, max(v.score) AS score,
-           string_agg(DISTINCT v.matched, ', ') AS matched
+           string_agg(DISTINCT v.matched, ', ' ORDER BY v.matched) AS matched, list(DISTINCT v.tag_id) AS tag_ids
     FROM video_terms v
     JOIN video_windows w USING (media_id, a_facet, a_tag, a_start)
     WHERE w.start_s < w.end_s
@@ -69,10 +77,11 @@ hits AS (
     SELECT * FROM photo_hits UNION ALL SELECT * FROM video_hits
 )
 SELECT h.media_id, m.uri, m.kind, h.start_s, h.end_s, round(avg(h.score), 4) AS score,
-       string_agg(DISTINCT h.matched, ', ') AS matched
+       string_agg(DISTINCT h.matched, ', ' ORDER BY h.matched) AS matched,
+       list_sort(list_distinct(flatten(list(h.tag_ids)))) AS tag_ids
 FROM hits h
 JOIN (SELECT media_id, min(uri) AS uri, min(kind) AS kind FROM media GROUP BY media_id) m USING (media_id)
 GROUP BY h.media_id, m.uri, m.kind, h.start_s, h.end_s
 HAVING count(DISTINCT h.term) = (SELECT count(*) FROM terms) AND (SELECT count(*) FROM terms) > 0
-ORDER BY score DESC, m.uri, h.start_s
-LIMIT $limit;
+ORDER BY score DESC, m.uri, h.media_id, h.start_s NULLS FIRST, h.end_s
+LIMIT $limit OFFSET $offset;
