@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -19,8 +20,9 @@ from ml.search_text import search_terms
 from ml.sniff import HEAD_BYTES, sniff
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
 from resources.backbone_plan import BackbonePlan
-from resources.libraries import LibraryError
+from resources.libraries import LibraryError, LibraryStore
 from resources.sql_sandbox import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, SqlResult, run_sandboxed
+from resources.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 DEFAULT_STATUSES = ("applied", "manual")
@@ -229,12 +231,12 @@ def search(
         raise SearchError(f"limit must be 1 or more and offset 0 or more (got limit={limit}, offset={offset})")
     code = requested_language(lang)
     wanted = sorted({f.strip() for f in facets if f.strip()})
-    require_run(library)
+    warehouse = _searchable(library)
     statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
     params = {"terms": search_terms(text), "statuses": statuses, "facets": wanted, "lang": code}
-    hits = _catalog_query(library, "search", {**params, "limit": limit, "offset": offset})
+    hits = _catalog_query(warehouse, library, "search", {**params, "limit": limit, "offset": offset})
     if wanted and hits.height == 0:
-        known = set(_catalog_query(library, "catalog_display", {"lang": ""})["facet"])
+        known = set(_catalog_query(warehouse, library, "catalog_display", {"lang": ""})["facet"])
         if unknown := [f for f in wanted if f not in known]:
             raise LibraryError(f"library {library!r} has no facet {', '.join(map(repr, unknown))} "
                                f"(its facets: {', '.join(sorted(known))})")
@@ -246,16 +248,32 @@ def catalog_table(library: str, lang: str | None = None) -> pl.DataFrame:
     """The library's catalog as its last run wrote it, with each tag's `name` in `lang` (else its base language,
     else the catalog's name, kept as `default_name`): sql/catalog_display.sql, the fallback search uses."""
     code = requested_language(lang)
-    require_run(library)
-    return _catalog_query(library, "catalog_display", {"lang": code})
+    return _catalog_query(_searchable(library), library, "catalog_display", {"lang": code})
 
 
-def _catalog_query(library: str, name: str, params: dict) -> pl.DataFrame:
+@functools.lru_cache(maxsize=8)
+def _serving(home: Path) -> tuple[LibraryStore, Warehouse]:
+    """The library store and warehouse of one home, built once per process: the API calls search on every
+    request, and building every resource (Dagster validates each one's config) cost ~5 ms a time."""
+    res = build_resources({"TAGSMITH_HOME": str(home)})
+    return res["libraries"], res["warehouse"]
+
+
+def _searchable(library: str) -> Warehouse:
+    """`require_run`'s checks at the cost of two file checks when they pass (library.yaml is not parsed: search
+    reads only tables); when one fails, `require_run` itself, for its one-line message."""
+    libraries, warehouse = _serving(tagsmith_home())
+    if not (libraries.dir(library) / "library.yaml").is_file() or not warehouse.exists(library, "media"):
+        require_run(library)
+    return warehouse
+
+
+def _catalog_query(warehouse: Warehouse, library: str, name: str, params: dict) -> pl.DataFrame:
     """A named query over the catalog table; a table written before its search columns existed (`search_text`,
     `names`) is one line saying that a run rewrites it (the `catalog` asset writes the table on every run of
     tag_library and retrain_heads)."""
     try:
-        return resources()["warehouse"].query(library, name, params)
+        return warehouse.query(library, name, params)
     except duckdb.BinderException as exc:
         if not any(f'"{column}"' in str(exc) for column in ("search_text", "names")):
             raise
