@@ -116,7 +116,7 @@ def test_readme_multilingual_catalog_parses_and_its_names_are_search_text():
     from ml.catalog import parse_catalog
     from ml.catalog_names import display_name
 
-    snippet = next(b for b in blocks("yaml") if "names: {fr:" in b)
+    snippet = next(b for b in blocks("yaml") if "name_pt-br:" in b)
     tags = parse_catalog(snippet, "README.md").by_id()
     shell, blue = tags["aurora-shell"], tags["storm-blue"]
     assert shell.names["ja"] == "オーロラシェル" and blue.names == {"fr": "Bleu orage", "pt-br": "Azul tempestade"}
