@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from ml.catalog_facets import MODE_BY_FACET, PRECISION_BY_FACET, facet_settings
+from ml.catalog_names import names_column, parse_names
 from ml.media import IMAGE_SUFFIXES  # one list of photo extensions (HEIC and AVIF too) for example folders
 from ml.search_text import tag_search_text
 
@@ -41,6 +43,8 @@ class CatalogTag:
     # no longer recognised: kept in the catalog (and its table) so history keeps its name, its examples are left
     # out of training and no head predicts it; taking it out of the file instead would orphan its examples
     retired: bool = False
+    # display names by language code (ml/catalog_names.py): {"fr": "Veste Aurore", "ja": "オーロラシェル"}
+    names: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def as_row(self) -> dict:
         return {
@@ -51,40 +55,14 @@ class CatalogTag:
             "identifiers": list(self.identifiers),
             "attributes": yaml.safe_dump(self.attributes, allow_unicode=True) if self.attributes else "",
             "retired": self.retired,
+            "names": names_column(self.names),
             # what sql/search.sql matches, folded like a query (ml/search_text.py)
-            "search_text": tag_search_text(self.tag_id, self.name, self.aliases, self.identifiers),
+            "search_text": tag_search_text(
+                self.tag_id, self.name, self.aliases, self.identifiers, self.names.values()
+            ),
         }
 
 
-# what a catalog's `facets:` section may force per facet: `strategy`, one of the strategies heads compare, and
-# `backbone`: the library's own backbone ("base"), the same on the whole frame and centre crops ("views"), the
-# one fine-tuned on its examples ("finetuned"), or that one on the same views ("finetuned-views")
-BACKBONE_CHOICES = ("base", "views", "finetuned", "finetuned-views")
-VISUAL_STRATEGIES = ("logreg", "lightgbm", "prototype")
-# combined heads are named "<visual>+<channels in sorted order>" (ml/heads.py): ocr = catalog identifiers,
-# text = learnt from the examples' print
-EVIDENCE_COMBINATIONS = (
-    "ocr",
-    "keypoints",
-    "keypoints+ocr",
-    "text",
-    "ocr+text",
-    "keypoints+text",
-    "keypoints+ocr+text",
-)
-FORCEABLE = VISUAL_STRATEGIES + tuple(
-    f"{s}+{evidence}" for evidence in EVIDENCE_COMBINATIONS for s in VISUAL_STRATEGIES
-)
-
-
-# the precision applied tags of a facet must keep on new photos when the catalog does not say: a sponsor given a
-# competitor's photo is the costly error, so sponsor tags are applied only where the holdout says 95 %
-PRECISION_BY_FACET = {"sponsor": 0.95}
-# `single`: one answer per photo (colourway, shot type); `multi`: any number of the facet's tags, or none of them
-# (sponsors, products in event photos, inventory), found where they are (ml/region_head.py)
-MODES = ("single", "multi")
-MODE_BY_FACET = {"sponsor": "multi"}
-FACET_SETTINGS = ("mode", "strategy", "backbone", "target_precision")
 # a tag taken out of the catalog while examples still name it: what to do instead, said where it is refused
 BOOL_WORDS = {"": False, "true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 RETIRE_HINT = " (to stop recognising a tag, keep it in the catalog with `retired: true`: its history stays)"
@@ -180,6 +158,7 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
         if not isinstance(attributes, dict):
             problems.append(f"{where}: attributes must be a mapping")
             attributes = {}
+        names = parse_names(rec, where, problems)
         retired = _as_bool(rec.get("retired"))
         if retired is None:
             problems.append(f"{where}: retired {rec.get('retired')!r} must be true or false")
@@ -192,65 +171,15 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
                 identifiers=tuple(_nfc(a) for a in _as_list(rec.get("identifiers"))),
                 attributes=attributes,
                 retired=bool(retired),
+                names=names,
             )
         )
     if not records:
         problems.append(f"{source}: no tags")
-    settings = _facet_settings(facet_node, {t.facet for t in tags}, source, problems)
+    settings = facet_settings(facet_node, {t.facet for t in tags}, source, problems)
     if problems:
         raise ValidationError(source, problems)
     return Catalog(tuple(tags), settings)
-
-
-def _facet_settings(node, facets: set[str], source: str, problems: list[str]) -> dict:
-    """The YAML `facets:` section: {facet: {mode: single/multi, strategy: name, backbone: one of BACKBONE_CHOICES,
-    target_precision: 0.5..0.999}}, checked against the tags' facets."""
-    if node is None:
-        return {}
-    where = f"{source}:{node.start_mark.line + 1}"
-    value = _construct(node)
-    if not isinstance(value, dict):
-        problems.append(f"{where}: 'facets:' must map facet names to settings")
-        return {}
-    out = {}
-    for facet, settings in value.items():
-        if facet not in facets:
-            problems.append(f"{where}: facets: {facet!r} is not the facet of any tag")
-            continue
-        if not isinstance(settings, dict) or set(settings) - set(FACET_SETTINGS):
-            problems.append(f"{where}: facets: {facet}: only {', '.join(map(repr, FACET_SETTINGS))} can be set")
-            continue
-        mode = settings.get("mode")
-        if mode is not None and mode not in MODES:
-            problems.append(f"{where}: facets: {facet}: mode {mode!r} is not one of {list(MODES)}")
-            continue
-        precision = settings.get("target_precision")
-        if precision is not None and (
-            isinstance(precision, bool) or not isinstance(precision, int | float) or not 0.5 <= precision <= 0.999
-        ):
-            problems.append(f"{where}: facets: {facet}: target_precision must be a number from 0.5 to 0.999")
-            continue
-        strategy = settings.get("strategy")
-        if strategy is not None and strategy not in FORCEABLE:
-            problems.append(f"{where}: facets: {facet}: strategy {strategy!r} is not one of {list(FORCEABLE)}")
-            continue
-        if (mode or MODE_BY_FACET.get(facet)) == "multi" and ({"strategy", "backbone"} & set(settings)):
-            problems.append(f"{where}: facets: {facet}: a multi facet has no strategy or backbone to force")
-            continue
-        backbone = settings.get("backbone")
-        if backbone is not None and backbone not in BACKBONE_CHOICES:
-            problems.append(f"{where}: facets: {facet}: backbone {backbone!r} is not one of {list(BACKBONE_CHOICES)}")
-            continue
-        out[str(facet)] = dict(settings)
-    return out
-
-
-def _construct(node):
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
 
 
 def _catalog_records(text: str, source: str) -> list[tuple[int, object]]:

@@ -73,6 +73,8 @@ _DUCKDB = {pl.String: "VARCHAR", pl.Int64: "BIGINT", pl.Float64: "DOUBLE", pl.Fl
 def duckdb_type(dtype: pl.DataType) -> str:
     if isinstance(dtype, pl.List):
         return duckdb_type(dtype.inner) + "[]"
+    if isinstance(dtype, pl.Struct):
+        return "STRUCT(" + ", ".join(f'"{f.name}" {duckdb_type(f.dtype)}' for f in dtype.fields) + ")"
     return _DUCKDB[dtype.base_type()]
 
 
@@ -105,9 +107,10 @@ _TABLES = [
           parts={f"quarantine_{s}": a for s, a in QUARANTINE_STAGES.items()}, files=("quarantine_*.parquet",)),
     Table("catalog", "tag to recognise",
           {"tag_id": S, "facet": S, "name": S, "aliases": pl.List(S), "identifiers": pl.List(S), "attributes": S,
-           "search_text": pl.List(S), "retired": B},
+           "search_text": pl.List(S), "retired": B, "names": pl.List(pl.Struct({"lang": S, "name": S}))},
           ("facet", "tag_id"), "catalog",
-          {"attributes": "JSON", "search_text": "id, name, aliases, identifiers folded for search",
+          {"attributes": "JSON", "search_text": "id, name, aliases, identifiers, names folded for search",
+           "names": "display names by language code, [{lang, name}]: `map_from_entries(names)['fr']`",
            "retired": "`retired: true` in the catalog: kept for history, not trained on, not predicted"}),
     Table("catalog_changes", "change to a tag of the catalog, as a run first saw it (appended, never rewritten)",
           {"tag_id": S, "facet": S, "change": S, "name": S, "before": S, "seen_at": S},

@@ -23,6 +23,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from resources.libraries import LibraryError
+from resources.library_readers import READERS
 from resources.run_lock import RunLock
 from resources.sql_files import load_sql
 from resources.table_views import create_views, table_files
@@ -272,8 +273,11 @@ class Warehouse(ConfigurableResource):
         return created
 
     def query(self, library: str, name: str, params: dict | None = None) -> pl.DataFrame:
-        """Run a named query from sql/ against the library's views (`reader`), with bound parameters."""
-        with self.reader(library) as con:
+        """Run a named query from sql/ against the library's views, with bound parameters: on a cursor of the
+        library's warm connection (resources/library_readers.py: thread-safe, rebuilt when a run changes the
+        library's files), the views `reader` would build."""
+        sources = self.view_sources(library)
+        with READERS.cursor(self.library_dir(library), sources) as con:
             try:
                 return pl.from_arrow(con.sql(load_sql(name), params=params or {}).to_arrow_table())
             except duckdb.CatalogException as exc:  # a table the library's runs have not written yet

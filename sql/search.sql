@@ -8,29 +8,42 @@
 -- A term (one typed word, e.g. 'sku 4411' from "SKU-4411") matches a tag when one of the tag's entries holds it
 -- as whole words in a row, or those words with the last one only begun (when it has 3+ letters: 'hyd',
 -- 'sku 441'), or the same letters without the breaks ('SKU4411', 'H-500'), or - for scripts written without
--- spaces - holds it anywhere.
--- Parameters: $terms (VARCHAR[]), $statuses (VARCHAR[]), $limit (INTEGER).
--- Result: media_id, uri, kind ('image' or 'video'), start_s and end_s (NULL for photos), score, matched.
+-- spaces - holds it anywhere. A tag's display names in other languages (`names`) are in its search text too.
+-- Parameters: $terms (VARCHAR[]), $statuses (VARCHAR[]), $facets (VARCHAR[]: only tags of these facets may
+-- match; empty: any facet), $lang (VARCHAR: the language `matched` names tags in, its base language next
+-- ('pt' for 'pt-br'), else the tag's `name`; '' for `name`), $limit and $offset (INTEGER: one page).
+-- Result: media_id, uri, kind ('image' or 'video'), start_s and end_s (NULL for photos), score, matched (display
+-- names), tag_ids (the matched tags' ids, sorted: stable whatever the language). Ties in score are ordered by
+-- media_id and time, a total order, so consecutive pages never overlap or skip a hit.
+-- Cost (benchmarks/search_latency.py, 1,000,000 tags): hits are ranked on numbers only and cut to the page first;
+-- names, ids and uris are looked up for the page's rows alone (`media` is read for them, not for every hit).
 WITH terms AS (
     SELECT DISTINCT term FROM (SELECT unnest($terms) AS term) WHERE term <> ''
 ),
 term_tags AS (
-    SELECT terms.term, c.facet, c.tag_id, c.name
+    SELECT terms.term, c.facet, c.tag_id,
+           coalesce(map_from_entries(c.names)[$lang], map_from_entries(c.names)[split_part($lang, '-', 1)],
+                    c.name) AS name
     FROM terms, catalog c
-    WHERE len(list_filter(c.search_text, lambda e:
+    WHERE (len($facets) = 0 OR list_contains($facets, c.facet))
+      AND len(list_filter(c.search_text, lambda e:
               contains(' ' || e || ' ', ' ' || terms.term || ' ')
               OR (regexp_matches(terms.term, '[^ ]{3,}$') AND contains(' ' || e, ' ' || terms.term))
               OR replace(e, ' ', '') = replace(terms.term, ' ', '')
               OR (regexp_matches(terms.term, '[^\x00-\x7F]') AND contains(e, terms.term)))) > 0
 ),
-photo_hits AS (
-    SELECT t.media_id, NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, tt.term,
-           max(CASE WHEN t.status = 'manual' THEN 1.0 ELSE t.score END) AS score,  -- a person's tag is sure
-           string_agg(DISTINCT tt.name, ', ') AS matched
+photo_matches AS MATERIALIZED (  -- every photo tag matching a term (read again for the page's names)
+    SELECT t.media_id, tt.term, tt.tag_id, tt.name,
+           CASE WHEN t.status = 'manual' THEN 1.0 ELSE t.score END AS score  -- a person's tag is sure
     FROM tags t
     JOIN term_tags tt USING (facet, tag_id)
     WHERE list_contains($statuses, t.status)
-    GROUP BY t.media_id, tt.term
+),
+photo_hits AS (  -- photos with a tag for every term: the mean of each term's best score
+    SELECT media_id, NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, avg(score) AS score
+    FROM (SELECT media_id, term, max(score) AS score FROM photo_matches GROUP BY media_id, term)
+    GROUP BY media_id
+    HAVING count(*) = (SELECT count(*) FROM terms)
 ),
 segments AS (
     SELECT * REPLACE (CASE WHEN status = 'manual' THEN 1.0 ELSE peak_score END AS peak_score)
@@ -38,7 +51,7 @@ segments AS (
 ),
 video_pairs AS (  -- every segment matching a term, paired with each segment of the same video it overlaps
     SELECT anchor.media_id, anchor.facet AS a_facet, anchor.tag_id AS a_tag, anchor.start_s AS a_start,
-           tt.term, tt.name, s.peak_score,
+           tt.term, tt.name, tt.tag_id, s.peak_score,
            greatest(anchor.start_s, s.start_s) AS w_start, least(anchor.end_s, s.end_s) AS w_end
     FROM segments anchor
     JOIN segments s ON s.media_id = anchor.media_id AND s.start_s < anchor.end_s AND s.end_s > anchor.start_s
@@ -48,7 +61,8 @@ video_pairs AS (  -- every segment matching a term, paired with each segment of 
 video_terms AS (  -- per anchor and term: the matching segment that overlaps the anchor most
     SELECT media_id, a_facet, a_tag, a_start, term,
            arg_max(w_start, w_end - w_start) AS w_start, arg_max(w_end, w_end - w_start) AS w_end,
-           arg_max(peak_score, w_end - w_start) AS score, arg_max(name, w_end - w_start) AS matched
+           arg_max(peak_score, w_end - w_start) AS score, arg_max(name, w_end - w_start) AS name,
+           arg_max(tag_id, w_end - w_start) AS tag_id
     FROM video_pairs
     GROUP BY media_id, a_facet, a_tag, a_start, term
 ),
@@ -57,22 +71,37 @@ video_windows AS (  -- where every term's segment is on screen at once: the inte
     FROM video_terms
     GROUP BY media_id, a_facet, a_tag, a_start
 ),
-video_hits AS (  -- one hit per window (anchors that give the same window are one hit)
-    SELECT v.media_id, w.start_s, w.end_s, v.term, max(v.score) AS score,
-           string_agg(DISTINCT v.matched, ', ') AS matched
+video_matches AS MATERIALIZED (  -- per window and term: the best score, and what matched it
+    SELECT v.media_id, w.start_s, w.end_s, v.term, v.tag_id, v.name, v.score
     FROM video_terms v
     JOIN video_windows w USING (media_id, a_facet, a_tag, a_start)
     WHERE w.start_s < w.end_s
-    GROUP BY v.media_id, w.start_s, w.end_s, v.term
 ),
-hits AS (
-    SELECT * FROM photo_hits UNION ALL SELECT * FROM video_hits
+video_hits AS (  -- one hit per window (anchors that give the same window are one hit)
+    SELECT media_id, start_s, end_s, avg(score) AS score
+    FROM (SELECT media_id, start_s, end_s, term, max(score) AS score FROM video_matches
+          GROUP BY media_id, start_s, end_s, term)
+    GROUP BY media_id, start_s, end_s
+    HAVING count(*) = (SELECT count(*) FROM terms)
+),
+page AS (  -- the hits of the page asked for, ranked
+    SELECT media_id, start_s, end_s, round(score, 4) AS score
+    FROM (SELECT * FROM photo_hits UNION ALL SELECT * FROM video_hits)
+    ORDER BY round(score, 4) DESC, media_id, start_s NULLS FIRST, end_s
+    LIMIT $limit OFFSET $offset
+),
+page_matches AS (  -- what each hit of the page matched
+    SELECT p.media_id, p.start_s, p.end_s, m.name, m.tag_id
+    FROM page p JOIN photo_matches m USING (media_id) WHERE p.start_s IS NULL
+    UNION ALL
+    SELECT media_id, start_s, end_s, name, tag_id FROM video_matches JOIN page USING (media_id, start_s, end_s)
 )
-SELECT h.media_id, m.uri, m.kind, h.start_s, h.end_s, round(avg(h.score), 4) AS score,
-       string_agg(DISTINCT h.matched, ', ') AS matched
-FROM hits h
-JOIN (SELECT media_id, min(uri) AS uri, min(kind) AS kind FROM media GROUP BY media_id) m USING (media_id)
-GROUP BY h.media_id, m.uri, m.kind, h.start_s, h.end_s
-HAVING count(DISTINCT h.term) = (SELECT count(*) FROM terms) AND (SELECT count(*) FROM terms) > 0
-ORDER BY score DESC, m.uri, h.start_s
-LIMIT $limit;
+SELECT p.media_id, m.uri, m.kind, p.start_s, p.end_s, p.score,
+       string_agg(DISTINCT pm.name, ', ' ORDER BY pm.name) AS matched, list_sort(list(DISTINCT pm.tag_id)) AS tag_ids
+FROM page p
+JOIN page_matches pm ON pm.media_id = p.media_id AND pm.start_s IS NOT DISTINCT FROM p.start_s
+                        AND pm.end_s IS NOT DISTINCT FROM p.end_s
+JOIN (SELECT media_id, min(uri) AS uri, min(kind) AS kind FROM media
+      WHERE media_id IN (SELECT media_id FROM page) GROUP BY media_id) m ON m.media_id = p.media_id
+GROUP BY p.media_id, m.uri, m.kind, p.start_s, p.end_s, p.score
+ORDER BY p.score DESC, p.media_id, p.start_s NULLS FIRST, p.end_s;

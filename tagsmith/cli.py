@@ -197,13 +197,20 @@ def report(library: str, event: str) -> None:
 def search(
     library: str,
     text: str,
-    limit: int = 20,
+    limit: int = typer.Option(20, min=1),
+    offset: int = typer.Option(0, min=0, help="Skip this many hits: --offset 20 with --limit 20 is page 2."),
+    facet: list[str] = typer.Option([], "--facet", help="Match only tags of this facet (repeat for several)."),
+    lang: str = typer.Option("", help="Show matched tags by their names in this language (fr, de, ja, pt-br)."),
     include_review: bool = typer.Option(False, help="Also match predictions waiting for review."),
 ) -> None:
     """Photos whose tags match every word (names, aliases, identifiers; any facet, any language)."""
     from tagsmith import service
 
-    hits = service.search(library, text, limit=limit, include_review=include_review)
+    try:
+        hits = service.search(library, text, limit=limit, offset=offset, facets=facet, lang=lang or None,
+                              include_review=include_review)
+    except ValueError as exc:  # a language code that is not one
+        _fail(str(exc))
     _show(hits.select("place", "score", "matched", "uri"), rows=limit)
 
 

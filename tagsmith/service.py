@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,16 +15,22 @@ import duckdb
 import polars as pl
 
 from ml.backbones import cached_backbone
+from ml.catalog_names import requested_language
 from ml.media import decode_image
 from ml.search_text import search_terms
 from ml.sniff import HEAD_BYTES, sniff
 from resources import PROJECT_ROOT, build_resources, tagsmith_home
 from resources.backbone_plan import BackbonePlan
-from resources.libraries import LibraryError
+from resources.libraries import LibraryError, LibraryStore
 from resources.sql_sandbox import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, SqlResult, run_sandboxed
+from resources.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 DEFAULT_STATUSES = ("applied", "manual")
+
+
+class SearchError(ValueError):
+    """A search asked for something that cannot be (a negative offset): one line for the CLI and the API."""
 
 
 def ensure_dagster_home() -> Path:
@@ -211,22 +219,76 @@ def with_places(hits: pl.DataFrame) -> pl.DataFrame:
     return hits.with_columns(pl.struct(hits.columns).map_elements(place, return_dtype=pl.String).alias("place"))
 
 
-def search(library: str, text: str, limit: int = 20, include_review: bool = False) -> pl.DataFrame:
-    """Photos and video segments whose tags match every typed word (sql/search.sql), folded like the catalog."""
-    require_run(library)
-    terms = search_terms(text)
+def search(
+    library: str,
+    text: str,
+    limit: int = 20,
+    offset: int = 0,
+    facets: Sequence[str] = (),
+    lang: str | None = None,
+    include_review: bool = False,
+) -> pl.DataFrame:
+    """Photos and video segments whose tags match every typed word (sql/search.sql), folded like the catalog.
+
+    `offset` pages through the hits (their order is total, so pages never overlap); `facets` limits the tags a
+    word may match to those facets; `lang` (a code like `fr`, `pt-br`) names the matched tags in that language
+    where the catalog gives one (`matched`), while `tag_ids` stays the same in every language. Safe to call from
+    many threads: each call reads through its own cursor of the library's warm connection
+    (resources/library_readers.py), which a run's new files replace."""
+    if limit < 1 or offset < 0:
+        raise SearchError(f"limit must be 1 or more and offset 0 or more (got limit={limit}, offset={offset})")
+    code = requested_language(lang)
+    wanted = sorted({f.strip() for f in facets if f.strip()})
+    warehouse = _searchable(library)
     statuses = list(DEFAULT_STATUSES) + (["review"] if include_review else [])
-    params = {"terms": terms, "statuses": statuses, "limit": limit}
+    params = {"terms": search_terms(text), "statuses": statuses, "facets": wanted, "lang": code}
+    hits = _catalog_query(warehouse, library, "search", {**params, "limit": limit, "offset": offset})
+    if wanted and hits.height == 0:
+        known = set(_catalog_query(warehouse, library, "catalog_display", {"lang": ""})["facet"])
+        if unknown := [f for f in wanted if f not in known]:
+            raise LibraryError(f"library {library!r} has no facet {', '.join(map(repr, unknown))} "
+                               f"(its facets: {', '.join(sorted(known))})")
+    columns = ("place", "score", "matched", "kind", "start_s", "end_s", "media_id", "uri", "tag_ids")
+    return with_places(hits).select(columns)
+
+
+def catalog_table(library: str, lang: str | None = None) -> pl.DataFrame:
+    """The library's catalog as its last run wrote it, with each tag's `name` in `lang` (else its base language,
+    else the catalog's name, kept as `default_name`): sql/catalog_display.sql, the fallback search uses."""
+    code = requested_language(lang)
+    return _catalog_query(_searchable(library), library, "catalog_display", {"lang": code})
+
+
+@functools.lru_cache(maxsize=8)
+def _serving(home: Path) -> tuple[LibraryStore, Warehouse]:
+    """The library store and warehouse of one home, built once per process: the API calls search on every
+    request, and building every resource (Dagster validates each one's config) cost ~5 ms a time."""
+    res = build_resources({"TAGSMITH_HOME": str(home)})
+    return res["libraries"], res["warehouse"]
+
+
+def _searchable(library: str) -> Warehouse:
+    """`require_run`'s checks at the cost of two file checks when they pass (library.yaml is not parsed: search
+    reads only tables); when one fails, `require_run` itself, for its one-line message."""
+    libraries, warehouse = _serving(tagsmith_home())
+    if not (libraries.dir(library) / "library.yaml").is_file() or not warehouse.exists(library, "media"):
+        require_run(library)
+    return warehouse
+
+
+def _catalog_query(warehouse: Warehouse, library: str, name: str, params: dict) -> pl.DataFrame:
+    """A named query over the catalog table; a table written before its search columns existed (`search_text`,
+    `names`) is one line saying that a run rewrites it (the `catalog` asset writes the table on every run of
+    tag_library and retrain_heads)."""
     try:
-        hits = resources()["warehouse"].query(library, "search", params)
+        return warehouse.query(library, name, params)
     except duckdb.BinderException as exc:
-        if "search_text" not in str(exc):
+        if not any(f'"{column}"' in str(exc) for column in ("search_text", "names")):
             raise
         raise LibraryError(
-            f"library {library!r}: its catalog table predates folded search text; `tagsmith run {library}` "
+            f"library {library!r}: its catalog table predates multilingual search text; `tagsmith run {library}` "
             "rewrites it"
         ) from None
-    return with_places(hits).select("place", "score", "matched", "kind", "start_s", "end_s", "media_id", "uri")
 
 
 def similar(library: str, query: str, limit: int = 10) -> list[dict]:

@@ -110,3 +110,17 @@ def test_readme_events_snippet_validates_as_a_library_yaml(tmp_path):
     assert events["cup-2026-day2"].tag == "cup-day2" and events["cup-2026-day2"].sponsor_facet == "sponsor"
     commands = re.findall(r"^tagsmith report (\S+) (\S+)", README.read_text("utf-8"), flags=re.M)
     assert commands == [("shoes", "cup-2026-final")]
+
+
+def test_readme_multilingual_catalog_parses_and_its_names_are_search_text():
+    from ml.catalog import parse_catalog
+    from ml.catalog_names import display_name
+
+    snippet = next(b for b in blocks("yaml") if "name_pt-br:" in b)
+    tags = parse_catalog(snippet, "README.md").by_id()
+    shell, blue = tags["aurora-shell"], tags["storm-blue"]
+    assert shell.names["ja"] == "オーロラシェル" and blue.names == {"fr": "Bleu orage", "pt-br": "Azul tempestade"}
+    assert display_name(blue.name, blue.names, "pt_BR") == "Azul tempestade"
+    assert display_name(shell.name, shell.names, "pt") == "Aurora Shell"  # no Portuguese name: `name`
+    assert {"veste aurore", "سترة اورورا", "azul tempestade"} <= {*shell.as_row()["search_text"],
+                                                                   *blue.as_row()["search_text"]}

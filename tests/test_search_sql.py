@@ -39,8 +39,9 @@ def test_search_terms_keep_a_typed_word_whole():
     ]
 
 
-def _search(con, text, statuses=("applied",)):
-    params = {"terms": search_terms(text), "statuses": list(statuses), "limit": 50}
+def _search(con, text, statuses=("applied",), facets=(), lang="", limit=50, offset=0):
+    params = {"terms": search_terms(text), "statuses": list(statuses), "facets": list(facets), "lang": lang,
+              "limit": limit, "offset": offset}
     return pl.from_arrow(con.sql(load_sql("search"), params=params).to_arrow_table())
 
 
