@@ -161,8 +161,14 @@ def tagged_demo(small_demo, model_root, tmp_path_factory, pipeline_assets, run_l
     env = {"TAGSMITH_HOME": str(home), "TAGSMITH_RUNNER": "inprocess"}
     res = {**build_resources(env), "model_store": ModelStore(root=str(model_root))}
     config = LibraryConfig(
-        name="demo", media=str(small_demo.root), head_strategies=["logreg"], min_holdout_accuracy=0.0, ocr="off",
-        keypoints=False, views=False, finetune={"budget_min": 0},
+        name="demo",
+        media=str(small_demo.root),
+        head_strategies=["logreg"],
+        min_holdout_accuracy=0.0,
+        ocr="off",
+        keypoints=False,
+        views=False,
+        finetune={"budget_min": 0},
     )
     res["libraries"].create(config)
     res["libraries"].set_catalog("demo", small_demo.catalog_path)
@@ -267,6 +273,12 @@ def tree_digest():
     return digest
 
 
+API_NAMES = {
+    "lifestyle": {"names": {"fr": "Mise en scène", "de": "Stimmungsbild", "ja": "ライフスタイル", "ar": "صُورَة حَيَاتِيَّة"}},
+    "packshot": {"name_fr": "Photo détourée", "name_ja": "白背景写真"},
+}
+
+
 @pytest.fixture(scope="session")
 def api_home(tmp_path_factory, small_demo):
     """Two libraries that ran through Dagster under one TAGSMITH_HOME, for the HTTP API's tests: `alpha` over the
@@ -276,6 +288,7 @@ def api_home(tmp_path_factory, small_demo):
     and DAGSTER_HOME point at it until the session ends."""
     import shutil
 
+    import yaml
     from PIL import Image, ImageOps
 
     from resources import build_resources
@@ -299,9 +312,15 @@ def api_home(tmp_path_factory, small_demo):
     res = build_resources()
     settings = {"head_strategies": ["logreg", "prototype"], "min_holdout_accuracy": 0.2, "ocr": "off",
                 "keypoints": False, "views": False, "finetune": {"budget_min": 0}}  # fmt: skip
+    # alpha names two tags in French, German, Japanese and Arabic (beta does not: its token must not find them)
+    catalog = yaml.safe_load(small_demo.catalog_path.read_text("utf-8"))
+    for tag in catalog["tags"]:
+        tag.update(API_NAMES.get(tag["tag_id"], {}))
+    alpha_catalog = root / "alpha_catalog.yaml"
+    alpha_catalog.write_text(yaml.safe_dump(catalog, allow_unicode=True), "utf-8")
     for name, media in (("alpha", alpha), ("beta", beta)):
         res["libraries"].create(LibraryConfig(name=name, media=str(media), **settings))
-        res["libraries"].set_catalog(name, small_demo.catalog_path)
+        res["libraries"].set_catalog(name, alpha_catalog if name == "alpha" else small_demo.catalog_path)
         res["libraries"].add_examples(name, small_demo.examples_manifest)
         outcome = service.run_library(name)
         assert outcome.success, outcome.failures

@@ -37,10 +37,11 @@ class Jobs:
             "job_id": run_id, "library": library, "status": "queued", "uris": uris, "submitted_by": who,
             "submitted_at": datetime.now(UTC).isoformat(timespec="seconds"), "errors": [],
         }  # fmt: skip
+        answer = _public(job)  # as submitted: the worker may start it before this returns
         with self._lock:
             self._waiting[run_id] = job
         self._pool.submit(self._run, job)
-        return _public(job)
+        return answer
 
     def _run(self, job: dict) -> None:
         tags = {JOB_TAG: "1", "tagsmith/uris": json.dumps(job["uris"])[:2000], "tagsmith/by": job["submitted_by"]}
