@@ -5,7 +5,7 @@ Why a file lock and not only Dagster's run queue: `tagsmith run` executes in its
 (`dagster.yaml`: one run per `dagster/partition`) orders the runs it launches; the lock covers every run,
 whoever started it. `fcntl.flock` is released by the kernel when the holding process dies, so a run killed
 with SIGKILL never leaves a stale lock, and a free lock next to a run still marked STARTED proves that run
-is dead (`tagsmith.service.fail_dead_runs`). The lock file names its holder (run id, pid, start time), so the
+is dead (`tagsmith.runs.fail_dead_runs`). The lock file names its holder (run id, pid, start time), so the
 refusal can say which run holds the library.
 """
 
