@@ -161,15 +161,9 @@ def tagged_demo(small_demo, model_root, tmp_path_factory, pipeline_assets, run_l
     env = {"TAGSMITH_HOME": str(home), "TAGSMITH_RUNNER": "inprocess"}
     res = {**build_resources(env), "model_store": ModelStore(root=str(model_root))}
     config = LibraryConfig(
-        name="demo",
-        media=str(small_demo.root),
-        head_strategies=["logreg"],
-        min_holdout_accuracy=0.0,
-        ocr="off",
-        keypoints=False,
-        views=False,
-        finetune={"budget_min": 0},
-    )
+        name="demo", media=str(small_demo.root), head_strategies=["logreg"], min_holdout_accuracy=0.0, ocr="off",
+        keypoints=False, views=False, finetune={"budget_min": 0},
+    )  # fmt: skip
     res["libraries"].create(config)
     res["libraries"].set_catalog("demo", small_demo.catalog_path)
     res["libraries"].add_examples("demo", small_demo.examples_manifest)
