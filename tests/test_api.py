@@ -237,7 +237,7 @@ def test_uploads_over_the_limit_and_requests_over_the_rate_are_refused(api_home,
             yield photo[1000:]
 
         streamed = client.post("/v1/tag", content=chunks(), headers=auth(token))
-        assert streamed.status_code == 429 or streamed.json()["error"]["code"] == "payload_too_large"
+        assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "payload_too_large"
         limited = client.get("/v1/catalog", headers=auth(token))
         assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
         assert int(limited.headers["retry-after"]) >= 1
