@@ -16,7 +16,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -p no:logging -W ignore::UserWarning
+	$(PY) -m pytest -p no:logging -W ignore::UserWarning --durations=15
 
 ui: setup
 	mkdir -p var/dagster_home && cp -n dagster.yaml var/dagster_home/ || true

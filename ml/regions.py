@@ -58,6 +58,7 @@ from ml.keypoints import DESC_SHAPE, SATURATION, Features, KeypointSpec, extract
 Box = tuple[float, float, float, float]  # x, y, w, h; normalised to the photo unless said otherwise
 FLANN_INDEX = {"algorithm": 1, "trees": 4}  # randomised KD-trees over the photo's RootSIFT descriptors
 FLANN_CHECKS = 64
+FLANN_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,9 @@ def nearest_two(queries: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.
         nn = np.array([p[0].trainIdx for p in pairs], np.int64)
         d = np.array([(p[0].distance, p[1].distance) for p in pairs], np.float64).reshape(-1, 2)
         return nn, d[:, 0], d[:, 1]
+    # FLANN draws its KD-trees' split dimensions from OpenCV's RNG (per thread): seeded here, so a photo searched
+    # twice (a run, then `tag now`; a rerun) gets the same neighbours, hence the same boxes and scores
+    cv2.setRNGSeed(FLANN_SEED)
     index = cv2.flann_Index(np.ascontiguousarray(train, np.float32), FLANN_INDEX)
     idx, dist = index.knnSearch(np.ascontiguousarray(queries, np.float32), 2, params={"checks": FLANN_CHECKS})
     d = np.sqrt(np.maximum(dist.astype(np.float64), 0.0))  # FLANN's L2 distances are squared

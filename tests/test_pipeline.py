@@ -13,6 +13,8 @@ from ml.search_text import search_terms
 from resources.libraries import LibraryConfig
 from resources.tables import TABLES
 
+EVERY_FACET = {"facets": [], "lang": "", "offset": 0}  # sql/search.sql: any facet, names as cataloged, page 1
+
 
 @pytest.fixture
 def run_all(pipeline_assets, run_library):
@@ -103,11 +105,11 @@ def test_photo_pipeline_end_to_end(local_resources, small_demo, instance, add_li
     applied = wh.query(name, "export_tags", {"statuses": ["applied", "review"]})
     sample = applied.filter(pl.col("facet") == "product").row(0, named=True)
     terms = search_terms(sample["name"])  # folded as the catalog's search_text is (ml/search_text.py)
-    hits = wh.query(name, "search", {"terms": terms, "statuses": ["applied", "review"], "limit": 50})
+    hits = wh.query(name, "search", {"terms": terms, "statuses": ["applied", "review"], "limit": 50, **EVERY_FACET})
     assert sample["media_id"] in hits["media_id"].to_list()
     assert hits["score"].to_list() == sorted(hits["score"].to_list(), reverse=True)
     none = wh.query(
-        name, "search", {"terms": [*terms, "zzzz no such word"], "statuses": ["applied"], "limit": 50}
+        name, "search", {"terms": [*terms, "zzzz no such word"], "statuses": ["applied"], "limit": 50, **EVERY_FACET}
     )
     assert none.height == 0
 

@@ -40,6 +40,14 @@ def test_small_rotated_warped_logos_are_found_with_their_tag_and_box(index):
     assert all(0 <= v <= 1 for d in detections for v in (d.box[0], d.box[1], d.box[0] + d.box[2], d.box[1] + d.box[3]))
 
 
+def test_a_photo_searched_twice_gives_the_same_regions(index):
+    """The descriptor index's randomised KD-trees are seeded: the same photo, the same boxes and scores, every
+    time (a run and `tag now` must agree)."""
+    busy, _ = scene([Placement(TAGS[0], 0.03, 20, 0.2), Placement(TAGS[2], 0.02, -20, 0.25)], np.random.default_rng(7))
+    first = detect(index, busy, threshold=0.0)
+    assert first and all(detect(index, busy, threshold=0.0) == first for _ in range(3))
+
+
 def test_a_partly_hidden_logo_is_still_found(index):
     rng = np.random.default_rng(2)
     busy, truths = scene([Placement(TAGS[3], 0.035, -20, 0.2, occluded=0.2), Placement(TAGS[4], 0.025, 20, 0.2)], rng)

@@ -6,6 +6,8 @@ from dagster import DagsterInstance, materialize
 from assets_defs.partitions import library_partitions
 from ml.search_text import search_terms
 
+EVERY_FACET = {"facets": [], "lang": "", "offset": 0}  # sql/search.sql: any facet, names as cataloged, page 1
+
 
 def test_video_segments_follow_what_is_on_screen(
     local_resources, small_demo, add_library, asset_metadata, pipeline_assets, media_with_video
@@ -50,7 +52,8 @@ def test_video_segments_follow_what_is_on_screen(
     from tagsmith.service import with_places
 
     terms = search_terms(name_of[expected[0]])  # folded as the catalog's search_text is
-    hits = with_places(wh.query(name, "search", {"terms": terms, "statuses": ["applied", "review"], "limit": 50}))
+    params = {"terms": terms, "statuses": ["applied", "review"], "limit": 50, **EVERY_FACET}
+    hits = with_places(wh.query(name, "search", params))
     video_hits = hits.filter(pl.col("kind") == "video")
     assert video_hits.height >= 1 and video_hits["start_s"][0] == 0.0
     assert video_hits["place"][0].startswith("event.mp4 00:00:00–00:00:0")
