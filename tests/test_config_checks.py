@@ -83,6 +83,8 @@ def _no_runs(tmp_path) -> bool:
         (("export", "shop", "out.xlsx"), "export to a .csv or .parquet file, not 'out.xlsx'"),
         (("run", "shop", "--job", "everything"), "--job 'everything' is not a job: one of tag_library, retrain_heads"),
         (("run", "shop"), "library 'shop' has no catalog yet"),
+        (("token", "create", "nosuch"), "no library named 'nosuch'"),
+        (("token", "revoke", "0badc0de"), "no token '0badc0de': `tagsmith token list` shows the token ids"),
     ],
 )
 def test_verbs_on_a_missing_or_never_run_library_say_so_in_one_line(cli, tmp_path, args, line):
