@@ -294,6 +294,7 @@ def test_a_photo_tagged_now_joins_the_library_and_a_job_tags_it_the_same(api, sm
     assert uri.startswith(media_root("alpha")) and "/api/" in uri
     again = client.post("/v1/media", params={"name": "same-bytes.jpg"}, content=buffer.getvalue(), headers=headers)
     assert again.status_code == 201 and again.json()["action"] == "same"  # the library holds these bytes already
+    assert again.json()["media_id"] == tagged["media_id"] == tagged["added"]["media_id"]
     relative = uri[len(media_root("alpha")) + 1 :]
     job = client.post("/v1/jobs", json={"uris": [relative]}, headers=headers)
     assert job.status_code == 202 and job.json()["status"] == "queued"

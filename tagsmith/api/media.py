@@ -3,11 +3,12 @@ inside it, and uploads added to it through the same ingest as `tagsmith ingest`.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from ml.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from ml.sniff import HEAD_BYTES, sniff
+from ml.sniff import HEAD_BYTES, Sniffed, sniff
 from resources.ingest import Source, apply_ingest, destination_for, plan_ingest
 from tagsmith import service
 from tagsmith.api.errors import ApiError, not_found
@@ -55,23 +56,24 @@ def resolve(library: str, uri: str) -> tuple[str, str]:
     return full, kind
 
 
-def upload_target(name: str | None, kind: str, what: str, media_id: str) -> PurePosixPath:
-    """Where an upload goes under the library's media: `api/<date>/<name>`, the name's suffix fitting its kind."""
-    suffixes = IMAGE_SUFFIXES if kind == "image" else VIDEO_SUFFIXES
+def upload_target(name: str | None, found: Sniffed) -> PurePosixPath:
+    """Where an upload goes under the library's media: `api/<date>/<name>`, the name's suffix fitting its kind.
+    Without a name, a random one: the same bytes sent twice are still one media (ingest compares bytes)."""
+    suffixes = IMAGE_SUFFIXES if found.kind == "image" else VIDEO_SUFFIXES
     if name:
         if Path(name).suffix.lower() not in suffixes:
-            what = "photo" if kind == "image" else "video"
+            what = "photo" if found.kind == "image" else "video"
             ends = ", ".join(sorted(suffixes))
             raise ApiError("invalid_request", f"name: {name!r} does not end like a {what} ({ends})")
     else:
-        fmt = what.rsplit(" ", 1)[0]
-        name = media_id[:16] + SUFFIX.get(fmt, ".jpg" if kind == "image" else ".mp4")
+        fmt = found.what.rsplit(" ", 1)[0]
+        name = uuid.uuid4().hex[:16] + SUFFIX.get(fmt, ".jpg" if found.kind == "image" else ".mp4")
     return PurePosixPath("api") / datetime.now(UTC).strftime("%Y-%m-%d") / name
 
 
 def add_to_library(library: str, path: Path, target: PurePosixPath) -> dict:
     """Copy the upload into the library's media (resources/ingest.py: never replaces a file, never copies bytes the
-    library already holds): {uri, action}."""
+    library already holds, hashes the file once): {media_id, uri, action, note}."""
     res = service.resources()
     destination = destination_for(res["libraries"].config(library).media, res["media_store"])
     steps = apply_ingest(plan_ingest([Source(path=path, relative=target)], destination), destination)
@@ -79,4 +81,5 @@ def add_to_library(library: str, path: Path, target: PurePosixPath) -> dict:
     if step.action == "failed":
         raise OSError(step.reason)
     where = step.target or step.reason
-    return {"uri": destination.describe(where) if step.target else None, "action": step.action, "note": step.reason}
+    uri = destination.describe(where) if step.target else None
+    return {"media_id": step.digest.sha256, "uri": uri, "action": step.action, "note": step.reason}

@@ -33,46 +33,28 @@ async def tag(
     add: Annotated[
         bool, Query(description="Also add the photo to the library's media (tagged for good next run)")
     ] = False,
-    name: Annotated[str | None, Query(description="File name when added (default: from its sha256)")] = None,
+    name: Annotated[str | None, Query(description="File name when added (default: a random one)")] = None,
 ):
     ready(who.library)
     name = upload_name(name, "")
-    async with received(request, request.app.state.settings.max_photo_bytes, ("image",)) as (path, _):
+    async with received(request, request.app.state.settings.max_photo_bytes, ("image",)) as (path, found):
         try:
             result = await run_in_threadpool(service.tag_photo, who.library, path)
         except ValueError as exc:  # MediaProblem: truncated, too many pixels, not decodable
             raise ApiError("unreadable_media", _readable(exc, path)) from None
         if add:
-            from ml.sniff import HEAD_BYTES, sniff
-
-            what = sniff(path.read_bytes()[:HEAD_BYTES]).what
-            target = upload_target(name, "image", what, result["media_id"])
-            result["added"] = await run_in_threadpool(add_to_library, who.library, path, target)
+            result["added"] = await run_in_threadpool(add_to_library, who.library, path, upload_target(name, found))
     return result
 
 
 @router.post("/media", status_code=201, openapi_extra=BINARY,
              summary="Add a photo or video to the library's media (the body: its bytes)")  # fmt: skip
 async def add_media(who: CallerDep, request: Request, name: Annotated[str | None, Query()] = None):
-    import hashlib
-
-    from ml.sniff import HEAD_BYTES, sniff
-
     service.resources()["libraries"].config(who.library)
     name = upload_name(name, "")
-    async with received(request, request.app.state.settings.max_media_bytes, ("image", "video")) as (path, kind):
-
-        def add() -> dict:
-            digest = hashlib.sha256()
-            with open(path, "rb") as stream:
-                head = stream.read(HEAD_BYTES)
-                digest.update(head)
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
-            target = upload_target(name, kind, sniff(head).what, digest.hexdigest())
-            return {"media_id": digest.hexdigest(), "kind": kind, **add_to_library(who.library, path, target)}
-
-        return await run_in_threadpool(add)
+    async with received(request, request.app.state.settings.max_media_bytes, ("image", "video")) as (path, found):
+        added = await run_in_threadpool(add_to_library, who.library, path, upload_target(name, found))
+    return {"kind": found.kind, **added}
 
 
 class JobRequest(BaseModel):

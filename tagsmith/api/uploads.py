@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fastapi import Request
 
-from ml.sniff import HEAD_BYTES, sniff
+from ml.sniff import HEAD_BYTES, Sniffed, sniff
 from tagsmith.api.errors import ApiError
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,120}$")
@@ -36,7 +36,8 @@ def upload_name(name: str | None, default: str) -> str:
 
 @asynccontextmanager
 async def received(request: Request, limit: int, kinds: tuple[str, ...]):
-    """Yield (path of the whole body on disk, its sniffed kind); the file is removed afterwards."""
+    """Yield (path of the whole body on disk, what its first bytes are: ml.sniff.Sniffed); the file is removed
+    afterwards."""
     settings = request.app.state.settings
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
@@ -45,7 +46,7 @@ async def received(request: Request, limit: int, kinds: tuple[str, ...]):
     fd, name = tempfile.mkstemp(dir=settings.tmp_dir, prefix="upload-")
     path = Path(name)
     try:
-        size, head, kind = 0, b"", None
+        size, head, found = 0, b"", None
         with os.fdopen(fd, "wb") as out:
             async for chunk in request.stream():
                 size += len(chunk)
@@ -53,25 +54,25 @@ async def received(request: Request, limit: int, kinds: tuple[str, ...]):
                     raise ApiError(
                         "payload_too_large", f"the body is larger than this endpoint's limit ({limit >> 20} MB)"
                     )
-                if kind is None:
+                if found is None:
                     head += chunk[: HEAD_BYTES - len(head)]
                     if len(head) >= HEAD_BYTES:
-                        kind = _check(head, kinds)
+                        found = _check(head, kinds)
                 out.write(chunk)
         if size == 0:
             raise ApiError("invalid_request", "the body is empty: send the file's bytes as the request body")
-        if kind is None:
-            kind = _check(head, kinds)
-        yield path, kind
+        if found is None:
+            found = _check(head, kinds)
+        yield path, found
     finally:
         path.unlink(missing_ok=True)
 
 
-def _check(head: bytes, kinds: tuple[str, ...]) -> str:
+def _check(head: bytes, kinds: tuple[str, ...]) -> Sniffed:
     found = sniff(head)
     if found.kind not in kinds:
         wanted = " or ".join({"image": "a photo", "video": "a video"}[k] for k in kinds)
         raise ApiError("unsupported_media_type", f"the body is not {wanted}: {found.what}")
     if not found.decodable:
         raise ApiError("unsupported_media_type", f"{found.what}: this server cannot decode it")
-    return found.kind
+    return found
