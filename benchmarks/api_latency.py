@@ -19,9 +19,7 @@ Written to benchmarks/out/api_latency.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -32,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.tag_latency import LIBRARY, measure_inprocess, prepare
+from benchmarks.tag_latency import LIBRARY, finish, measure_inprocess, prepare
 
 OUT = Path(__file__).resolve().parent / "out" / "api_latency.json"
 
@@ -147,11 +145,7 @@ def main() -> None:
         forward_photos_per_s=round(forward, 2),
         concurrent_ratio_to_forward=round(many["photos_per_s"] / forward, 3),
     )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(figures, indent=2), encoding="utf-8")
-    print(json.dumps(figures, indent=2))
-    if not keep:
-        shutil.rmtree(home.parent, ignore_errors=True)
+    finish(OUT, figures, None if keep else home.parent)
 
 
 if __name__ == "__main__":

@@ -125,11 +125,16 @@ def main() -> None:
     tagger = PhotoTagger(LIBRARY, service.resources())
     load_s = time.perf_counter() - started
     figures = {"load_s": round(load_s, 2), **measure_inprocess(tagger, photos), "cores": os.cpu_count()}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    finish(OUT, figures, None if keep else home.parent)
+
+
+def finish(out: Path, figures: dict, scratch: Path | None) -> None:
+    """Write and print the figures; remove the benchmark's scratch folder (None: a home the user keeps)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2), encoding="utf-8")
     print(json.dumps(figures, indent=2))
-    if not keep:
-        shutil.rmtree(home.parent, ignore_errors=True)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
