@@ -311,3 +311,12 @@ def test_a_photo_tagged_now_joins_the_library_and_a_job_tags_it_the_same(api, sm
     # the run kept every head (no verdict or example changed), and wrote for the photo what tagging it now said
     facts = {(t["facet"], t["tag_id"], t["status"], round(t["score"], 4), t["head_version"]) for t in tagged["tags"]}
     assert {(t["facet"], t["tag_id"], t["status"], round(t["score"], 4), t["head_version"]) for t in stored} == facts
+
+
+def test_a_library_that_never_ran_is_not_ready(api, tmp_path):
+    from resources.libraries import LibraryConfig
+
+    client, _ = api
+    service.resources()["libraries"].create(LibraryConfig(name="gamma", media=str(tmp_path)))
+    answer = client.get("/v1/search", params={"q": "x"}, headers=auth(create_token("gamma")))
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "not_ready"

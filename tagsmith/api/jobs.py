@@ -73,9 +73,7 @@ class Jobs:
         if job is None and record is None:
             return None
         if job is None:
-            tags = record.dagster_run.tags
-            out = {"job_id": job_id, "uris": json.loads(tags.get("tagsmith/uris", "[]")), "errors": []}
-            out.update(_from_record(record))
+            out = _from_run(record)
         else:
             out = {**job, **(_from_record(record) if record else {})}
             if "finished_at" in job:
@@ -92,11 +90,7 @@ class Jobs:
             records = instance.get_run_records(
                 RunsFilter(tags={"dagster/partition": library, JOB_TAG: "1"}), limit=limit
             )
-        done = [
-            _public({"job_id": r.dagster_run.run_id, "uris": json.loads(r.dagster_run.tags.get("tagsmith/uris", "[]")),
-                     **_from_record(r)})
-            for r in records
-        ]  # fmt: skip
+        done = [_from_run(r) for r in records]
         with self._lock:
             queued = [_public(j) for j in self._waiting.values() if j["library"] == library and j["status"] == "queued"]
         return queued + done
@@ -108,6 +102,12 @@ def _record(run_id: str):
     service.ensure_dagster_home()
     with DagsterInstance.get() as instance:
         return instance.get_run_record_by_id(run_id)
+
+
+def _from_run(record) -> dict:
+    """A job as Dagster's run record alone tells it (one this server process did not submit)."""
+    uris = json.loads(record.dagster_run.tags.get("tagsmith/uris", "[]"))
+    return {"job_id": record.dagster_run.run_id, "uris": uris, "errors": [], **_from_record(record)}
 
 
 def _from_record(record) -> dict:

@@ -18,12 +18,11 @@ def rows(table: pl.DataFrame, drop: tuple[str, ...] = ()) -> list[dict]:
 
 
 def ready(library: str) -> None:
-    """The caller's library exists and has run; `not_found` / `not_ready` otherwise."""
+    """The caller's library exists and has run; `not_found` / `not_ready` otherwise (the checks of
+    `service.require_run`, told apart without reading its message)."""
     try:
-        service.require_run(library)
-    except LibraryError as exc:
-        if "has not run" in str(exc):
-            raise ApiError(
-                "not_ready", f"library {library!r} has not run yet: its first run makes it searchable"
-            ) from None
+        service.resources()["libraries"].config(library)
+    except LibraryError:
         raise not_found(f"library {library!r}") from None
+    if not service.has_run(library):
+        raise ApiError("not_ready", f"library {library!r} has not run yet: its first run makes it searchable")
