@@ -7,9 +7,10 @@ default strategies, the library's default target precision 0.9), and two things 
   share applied), which the evaluation report and the Dagster metadata show;
 - the measurement: the shipped head (refitted on all examples) on the test photos.
 
-The backbone is chosen as `backbone_choice` chooses it: the library's and the views candidate (whole frame plus
-centre crops at two scales), each probed by a logistic regression on the same split, the costlier kept only
-where it wins by a point (ml/backbone_choice.py).
+The backbone is chosen as `backbone_choice` chooses it: the library's, the views candidate (whole frame plus
+centre crops at two scales), the large backbone on the same views and, with --finetune, the fine-tuned backbone,
+that one on views and the ensemble, each probed by a logistic regression on the same split, the costlier kept
+only where it wins by a point (ml/backbone_choice.py).
 
 Splits: `random` (rows, stratified by tag: the pipeline before group-aware holdouts) and `groups` (ml/groups.py
 groups: here every tag is one folder with no metadata, so look-alike clusters; ml/splits.py keeps each on one
@@ -36,7 +37,8 @@ import numpy as np
 
 from benchmarks.backbones import get_embeddings
 from benchmarks.grocery import OUT_DIR, Dataset, load_dataset
-from ml.backbone_choice import choose, probe, views_backbone
+from ml.backbone_choice import ENSEMBLE_OF, choose, large_views_backbone, probe, views_backbone
+from ml.backbones.concat import join
 from ml.calibration import applied_mask, top_predictions
 from ml.groups import PhotoFacts, exif_session, holdout_units, shoot_groups
 from ml.heads import STRATEGIES, train_facet_head
@@ -96,6 +98,8 @@ def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, 
     g_tr = None if groups is None else list(groups[tr])
     if tune is not None:  # the fine-tuned candidates, trained on this split's train rows as the pipeline does
         X_by = {**X_by, **finetuned_candidates(data, examples[tr], f"{split_kind}-{seed}", "views" in X_by, tune)}
+    if all(role in X_by for role in ENSEMBLE_OF):  # as backbone_choice joins it from its parts' vectors
+        X_by["ensemble"] = join([X_by[role] for role in ENSEMBLE_OF])
     probes = {
         role: probe(V[examples][tr], y[tr], V[examples][~tr], y[~tr], g_tr, seed) for role, V in X_by.items()
     }
@@ -209,9 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = load_dataset()
     X_by = {"base": get_embeddings(args.backbone, data, args)["vectors"]}
-    views = None if args.no_views else views_backbone(args.backbone)
-    if views:  # the candidate `backbone_choice` compares by default
-        X_by["views"] = get_embeddings(views, data, args)["vectors"]
+    for role, name in (("views", views_backbone(args.backbone)), ("large-views", large_views_backbone(args.backbone))):
+        if name and not args.no_views:  # the candidates `backbone_choice` compares by default
+            X_by[role] = get_embeddings(name, data, args)["vectors"]
     keypoints = orb_features(data) if args.keypoints else None
     results = [
         run(data, X_by, kind, seed, STRATEGIES, keypoints, args if args.finetune else None)
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "trust.json").write_text(json.dumps(results, indent=1))
     print(
-        "\nsplit   seed backbone strategy          holdout | promised top-1 (interval) [holdout] applied prec"
+        "\nsplit   seed backbone    strategy          holdout | promised top-1 (interval) [holdout] applied prec"
         " (interval)  share | test top-1 balanced applied prec share | gap top-1 gap applied"
         " | same-shoot top-1 | heads s"
     )
@@ -229,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         t = r["test"]
         ap = r["promised_applied_precision"]
         print(
-            f"{r['split']:7s} {r['seed']:4d} {r['backbone']:8s} {r['strategy']:18s} {r['n_holdout']:6d} | "
+            f"{r['split']:7s} {r['seed']:4d} {r['backbone']:11s} {r['strategy']:18s} {r['n_holdout']:6d} | "
             f"{r['promised_top1']:.3f} ({r['promised_top1_interval'][0]:.3f}-{r['promised_top1_interval'][1]:.3f})"
             f" [{r['holdout_top1']:.3f}]  "
             f"{'-' if ap is None else f'{ap:.3f}'} ({r['promised_applied_interval'][0]:.3f}-"

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
-from ml.backbone_choice import finetuned_views_backbone, views_backbone
+from ml.backbone_choice import ENSEMBLE_OF, finetuned_views_backbone, large_views_backbone, views_backbone
 from ml.backbones import BackboneSpec, cached_backbone
+from ml.backbones.concat import concat_name
 from resources.libraries import LibraryConfig
 from resources.model_store import ModelStore
 from resources.warehouse import Warehouse
@@ -82,18 +83,20 @@ class BackbonePlan:
         return trained_on(history, finetune_key(self.config, training_rows(table)))
 
     def candidates(self) -> dict[str, str]:
-        """{role: backbone name} of the candidates: base, views (when on), finetuned (when trained), and
-        finetuned-views (both)."""
+        """{role: backbone name} of the candidates: base, views and large-views (when views are on), finetuned
+        (when trained), finetuned-views (both), and the ensemble of ENSEMBLE_OF (when all of them exist)."""
         config = self.config
         out = {"base": config.backbone}
-        views = views_backbone(config.backbone) if config.views else None
-        if views:
-            out["views"] = views
+        if config.views:
+            named = {"views": views_backbone(config.backbone), "large-views": large_views_backbone(config.backbone)}
+            out |= {role: name for role, name in named.items() if name}
         tuned = self.finetuned_name()
         if tuned:
             out["finetuned"] = tuned
             if config.views:
                 out["finetuned-views"] = finetuned_views_backbone(tuned)
+        if all(role in out for role in ENSEMBLE_OF):
+            out["ensemble"] = concat_name([out[role] for role in ENSEMBLE_OF])
         return out
 
     def candidate_models(self) -> dict[str, tuple[str, str]]:

@@ -4,7 +4,7 @@ wins by the margin (ml/backbone_choice.py)."""
 import numpy as np
 import pytest
 
-from ml.backbone_choice import MARGIN, choose, probe, views_backbone
+from ml.backbone_choice import MARGIN, choose, large_views_backbone, probe, views_backbone
 
 
 def test_a_costlier_candidate_must_win_by_the_margin_and_base_keeps_ties():
@@ -21,6 +21,12 @@ def test_a_costlier_candidate_must_win_by_the_margin_and_base_keeps_ties():
     assert choose({"base": r(0.9), "finetuned": r(0.1)}, forced="finetuned") == "finetuned"
     with pytest.raises(ValueError, match="no backbone"):
         choose({})
+    # the large backbone on views and the ensemble cost the most: each is kept only over a pick it beats
+    everything = {"base": r(0.72), "views": r(0.78), "finetuned-views": r(0.80), "large-views": r(0.805)}
+    assert choose(everything) == "finetuned-views"  # large-views is better by less than the margin
+    assert choose(everything | {"ensemble": r(0.80 + MARGIN)}) == "ensemble"
+    assert choose(everything | {"ensemble": r(0.80 + MARGIN / 2)}) == "finetuned-views"
+    assert choose(everything | {"large-views": r(0.83), "ensemble": r(0.835)}) == "large-views"
 
 
 def _facet(rng, noise, n_tags=4, shoots=6, per_shoot=5, dim=32):
@@ -57,6 +63,8 @@ def test_the_probe_scores_shoots_it_never_saw():
 def test_views_is_a_candidate_of_the_default_backbone_only():
     assert views_backbone("efficientnet-lite0") == "efficientnet-lite0-views:224/avg/center+zoom+zoom60"
     assert views_backbone("open_clip:ViT-B-32@/models/clip.bin") is None
+    assert large_views_backbone("efficientnet-lite0") == "efficientnet-lite2-views"
+    assert large_views_backbone("efficientnet-lite2") is None
 
 
 def test_a_new_library_compares_views_and_a_fine_tuned_backbone_without_a_setting():

@@ -109,7 +109,9 @@ def test_catalog_can_force_a_facets_strategy_and_refuses_unknown_ones():
         assert any("target_precision must be a number from 0.5 to 0.999" in p for p in info.value.problems)
     with pytest.raises(ValidationError) as info:
         parse_catalog("facets:\n  product: {backbone: resnet}\n" + tags, "c.yaml")
-    wanted = "backbone 'resnet' is not one of ['base', 'views', 'finetuned', 'finetuned-views']"
+    wanted = (
+        "backbone 'resnet' is not one of ['base', 'views', 'finetuned', 'finetuned-views', 'large-views', 'ensemble']"
+    )
     assert any(wanted in p for p in info.value.problems)
 
 

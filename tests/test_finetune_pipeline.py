@@ -3,10 +3,12 @@ video frames beside the library's own, heads compare both per facet, tags and se
 
 import json
 
+import numpy as np
 import polars as pl
 from dagster import DagsterInstance, materialize
 
 from assets_defs.partitions import library_partitions
+from ml.backbones.concat import join
 from resources.backbone_plan import training_rows
 
 
@@ -80,16 +82,21 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(
     frame_tags = wh.read(name, "frame_tags").filter(pl.col("facet") == "colorway")
     assert frame_tags.height == frames.height
 
-    # with views on, the fine-tuned backbone is also read on the views: a fourth candidate, embedding the
-    # examples only unless a facet picks it
+    # with views on, the fine-tuned backbone is also read on the views, the large backbone on the views is a
+    # candidate, and so are the last two side by side: each embeds the examples only unless a facet picks it
     libraries.create(libraries.config(name).model_copy(update={"views": True}), exist_ok=True)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [name])
         fourth = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
     assert fourth.success and asset_metadata(fourth, "finetuned_backbone")["reused"] is True
     candidates = asset_metadata(fourth, "backbone_choice")["candidates"]
-    assert set(candidates) == {"base", "views", "finetuned", "finetuned-views"}
+    assert set(candidates) == {"base", "views", "finetuned", "finetuned-views", "large-views", "ensemble"}
     assert candidates["finetuned-views"] == f"{tuned}:views/center+zoom+zoom60"
+    assert candidates["ensemble"] == f"concat({candidates['large-views']}|{candidates['finetuned-views']})"
+    # the ensemble's example vectors are its parts' joined, as the ensemble backbone computes them
+    ids, joined = wh.read_embeddings(name, candidates["ensemble"])
+    parts = [wh.read_embeddings(name, candidates[r], ids)[1] for r in ("large-views", "finetuned-views")]
+    assert len(ids) == examples["media_id"].n_unique() and np.allclose(joined, join(parts), atol=1e-6)
     assert set(examples["media_id"]) <= wh.embedded_ids(name, candidates["finetuned-views"])
     probes = json.loads(wh.read(name, "backbone_choice").filter(pl.col("facet") == "product")["probes"][0])
     assert set(probes) == set(candidates)

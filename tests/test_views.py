@@ -1,10 +1,11 @@
 """The accuracy-oriented backbone family (320 px, colour histogram) loads by name through the registry."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from assets_defs.embedding_runs import balanced_chunk
-from ml.backbones import load_backbone
+from ml.backbones import BackboneUnavailable, load_backbone
 
 
 def test_views_backbone_by_name(model_root):
@@ -53,3 +54,27 @@ def test_balanced_chunks_keep_every_slot_busy():
     assert balanced_chunk(100, 2) == 50
     assert balanced_chunk(10_000, 8) <= 256
     assert balanced_chunk(1, 4) == 1
+
+
+def test_large_views_and_a_concat_of_backbones_by_name(model_root):
+    """`efficientnet-lite2-views` (the large-views candidate) and `concat:` (the ensemble candidate): the concat's
+    embedding of a photo equals its parts' embeddings joined, which is how backbone_choice writes the ensemble's
+    example vectors without embedding them again (assets_defs/backbones)."""
+    from ml.backbones.concat import concat_name, join
+
+    large = load_backbone("efficientnet-lite2-views", cache_dir=str(model_root))
+    assert large.input_size == 260 and large.model_id.startswith("efficientnet-lite2@")
+    other = "efficientnet-lite0-views:224/avg/center+zoom+zoom60"
+    pair = load_backbone(concat_name(["efficientnet-lite2-views", other]), cache_dir=str(model_root))
+    assert pair.dim == 2560 and pair.input_size == 260
+    assert pair.model_id == f"concat({large.model_id}|{load_backbone(other, cache_dir=str(model_root)).model_id})"
+    rng = np.random.default_rng(3)
+    photos = [Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)), Image.new("RGB", (90, 200))]
+    both = pair.embed(photos)
+    parts = [large.embed(photos), load_backbone(other, cache_dir=str(model_root)).embed(photos)]
+    assert both.shape == (2, 2560) and np.allclose(np.linalg.norm(both, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(both, join(parts), atol=1e-5)
+    with pytest.raises(BackboneUnavailable, match="two or more backbone names"):
+        load_backbone("concat:efficientnet-lite0", cache_dir=str(model_root))
+    with pytest.raises(BackboneUnavailable, match="takes no argument"):
+        load_backbone("efficientnet-lite2-views:320", cache_dir=str(model_root))

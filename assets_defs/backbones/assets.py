@@ -3,9 +3,10 @@
 Candidates (ml/backbone_choice.py): "base", the library's backbone; "views", the default backbone on the whole
 frame and centre crops at two scales (while `views` is on in library.yaml and the library's backbone is the
 default one); "finetuned", when `finetuned_backbone` trained one on the current split (on by default, with a
-budget); "finetuned-views", that one on the same views. The examples are embedded with every candidate
-(missing vectors only: the base ones come from `examples`), each facet is probed on each candidate, and the
-picks go to the `backbone_choice` table.
+budget); "finetuned-views", that one on the same views; "large-views", the largest shipped member of the family
+on the same views; "ensemble", the last two side by side. The examples are embedded with every candidate
+(missing vectors only: the base ones come from `examples`; the ensemble's are joined from its parts'), each
+facet is probed on each candidate, and the picks go to the `backbone_choice` table.
 
 The library's photos and video frames are then embedded only with the backbones that some facet reads, plus the
 base one that `vector_index` and `similar` read: a candidate that loses costs the examples' embedding, never
@@ -15,14 +16,16 @@ the library's. Which candidates there are and which are in use is decided in res
 import hashlib
 import json
 
+import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import now_iso, progress
 from assets_defs.embedding_runs import calls_per_model
 from assets_defs.partitions import library_partitions
-from ml.backbone_choice import choose, probe
-from ml.embedding import EmbedItem, embed_chunk
+from ml.backbone_choice import ENSEMBLE_OF, choose, probe
+from ml.backbones.concat import join
+from ml.embedding import EmbedItem, embed_chunk, write_embeddings
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
@@ -60,11 +63,15 @@ def backbone_choice(
     models = plan.candidate_models()
     photos = table.unique("media_id", keep="first", maintain_order=True).select("media_id", "uri")
     items = [EmbedItem(m, u) for m, u in photos.iter_rows()]
-    calls, _ = calls_per_model(plan, models.values(), items, runner, media_store.reader())
+    # the ensemble's example vectors are its parts' side by side: joined below, never embedded again
+    embedded = [m for role, m in models.items() if role != "ensemble"]
+    calls, _ = calls_per_model(plan, embedded, items, runner, media_store.reader())
     context.log.info(f"{library}: candidates {json.dumps({r: m for r, (_, m) in models.items()})}")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed examples per candidate"))
     for failure in (f for r in results for f in r.failures):
         context.log.warning(f"example not embedded by a candidate {failure['uri']}: {failure['reason']}")
+    if "ensemble" in models:
+        join_ensemble(warehouse, library, models, [i.media_id for i in items])
     rows, now = [], now_iso()
     # a facet whose examples, split and candidates are unchanged keeps its choice: the probes would say the same
     previous = {r["facet"]: r for r in warehouse.read(library, "backbone_choice").to_dicts()}
@@ -117,6 +124,20 @@ def backbone_choice(
             },
         }
     )
+
+
+def join_ensemble(warehouse: Warehouse, library: str, models: dict, media_ids: list[str]) -> int:
+    """Write the ensemble's vectors of `media_ids` that it lacks, from its parts' (ml/backbones/concat.py `join`,
+    what the ensemble backbone computes); a photo some part has no vector for is left out. Returns how many."""
+    model = models["ensemble"][1]
+    todo = sorted(set(media_ids) - warehouse.embedded_ids(library, model))
+    parts = [dict(zip(*warehouse.read_embeddings(library, models[r][1], todo), strict=True)) for r in ENSEMBLE_OF]
+    ids = [m for m in todo if all(m in part for part in parts)]
+    if ids:
+        vectors = join([np.stack([part[m] for m in ids]) for part in parts])
+        digest = hashlib.sha256("".join(ids).encode()).hexdigest()[:16]
+        write_embeddings(str(warehouse.embeddings_dir(library, model) / f"part-{digest}.parquet"), ids, model, vectors)
+    return len(ids)
 
 
 def probe_inputs(group: pl.DataFrame, models: dict, forced: str | None, seed: int) -> str:

