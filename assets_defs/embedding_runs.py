@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 from assets_defs.common import chunked, progress
 from assets_defs.photo_runs import missing
+from ml.backbone_choice import ENSEMBLE_OF
 from ml.backbones import BackboneSpec
-from ml.embedding import ChunkResult, EmbedItem, embed_chunk
+from ml.backbones.concat import join
+from ml.embedding import ChunkResult, EmbedItem, embed_chunk, write_embeddings
 from ml.media import MediaReader
 from resources.backbone_plan import BackbonePlan
 from resources.ray_runner import TaskRunner
@@ -88,3 +92,29 @@ def embed_missing(
     spec = plan.spec(threads=runner.threads_per_task())
     calls = embed_calls(spec, model_id, todo, warehouse, library, runner, reader)
     return runner.map(embed_chunk, calls, on_result=progress(context, "embed examples"))
+
+
+def ensemble_parts(models: dict, candidates: dict) -> dict:
+    """`models` ({role: (name, model id)}) with the ensemble replaced by its parts (from `candidates`, the plan's
+    candidate models): what to embed, the ensemble being joined afterwards by `join_ensemble`. Its parts' vectors
+    are kept and shared with a facet that reads a part alone."""
+    out = {role: model for role, model in models.items() if role != "ensemble"}
+    if "ensemble" in models:
+        out |= {role: candidates[role] for role in ENSEMBLE_OF}
+    return out
+
+
+def join_ensemble(warehouse: Warehouse, library: str, models: dict, media_ids: list[str]) -> int:
+    """Write the ensemble's vectors of `media_ids` that it lacks, from its parts' (ml/backbones/concat.py `join`,
+    what the ensemble backbone computes: never embedded twice); a photo some part has no vector for (it failed,
+    and was quarantined with its reason) is left out. `models`: {role: (name, model id)} holding the ensemble and
+    its parts. Returns how many were written."""
+    model = models["ensemble"][1]
+    todo = sorted(set(media_ids) - warehouse.embedded_ids(library, model))
+    parts = [dict(zip(*warehouse.read_embeddings(library, models[r][1], todo), strict=True)) for r in ENSEMBLE_OF]
+    ids = [m for m in todo if all(m in part for part in parts)]
+    if ids:
+        vectors = join([np.stack([part[m] for m in ids]) for part in parts])
+        digest = hashlib.sha256("".join(ids).encode()).hexdigest()[:16]
+        write_embeddings(str(warehouse.embeddings_dir(library, model) / f"part-{digest}.parquet"), ids, model, vectors)
+    return len(ids)

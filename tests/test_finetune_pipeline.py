@@ -83,8 +83,11 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(
     assert frame_tags.height == frames.height
 
     # with views on, the fine-tuned backbone is also read on the views, the large backbone on the views is a
-    # candidate, and so are the last two side by side: each embeds the examples only unless a facet picks it
+    # candidate, and so are the last two side by side; the catalog forces the ensemble on shot_type
     libraries.create(libraries.config(name).model_copy(update={"views": True}), exist_ok=True)
+    ensemble = "facets:\n  colorway: {backbone: finetuned}\n  shot_type: {backbone: ensemble}\n"
+    catalog.write_text(small_demo.catalog_path.read_text() + ensemble)
+    libraries.set_catalog(name, catalog)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(library_partitions.name, [name])
         fourth = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
@@ -93,13 +96,18 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(
     assert set(candidates) == {"base", "views", "finetuned", "finetuned-views", "large-views", "ensemble"}
     assert candidates["finetuned-views"] == f"{tuned}:views/center+zoom+zoom60"
     assert candidates["ensemble"] == f"concat({candidates['large-views']}|{candidates['finetuned-views']})"
-    # the ensemble's example vectors are its parts' joined, as the ensemble backbone computes them
+    # the ensemble's vectors (examples and library photos) are its parts' joined, as the ensemble backbone
+    # computes them: never embedded twice
     ids, joined = wh.read_embeddings(name, candidates["ensemble"])
     parts = [wh.read_embeddings(name, candidates[r], ids)[1] for r in ("large-views", "finetuned-views")]
-    assert len(ids) == examples["media_id"].n_unique() and np.allclose(joined, join(parts), atol=1e-6)
+    assert set(ids) == set(examples["media_id"]) | set(usable["media_id"])
+    assert np.allclose(joined, join(parts), atol=1e-6)
     assert set(examples["media_id"]) <= wh.embedded_ids(name, candidates["finetuned-views"])
     probes = json.loads(wh.read(name, "backbone_choice").filter(pl.col("facet") == "product")["probes"][0])
     assert set(probes) == set(candidates)
     chosen = set(wh.read(name, "backbone_choice")["model"])
     in_library = {m for m in candidates.values() if set(usable["media_id"]) <= wh.embedded_ids(name, m)}
-    assert in_library == chosen | {base_model}  # a candidate no facet picked embedded the examples only
+    # a candidate no facet picked embedded the examples only; the chosen ensemble is embedded as its parts, joined
+    assert candidates["ensemble"] in chosen
+    parts = {candidates[r] for r in ("large-views", "finetuned-views")}
+    assert in_library == chosen | {base_model} | parts

@@ -16,16 +16,14 @@ the library's. Which candidates there are and which are in use is decided in res
 import hashlib
 import json
 
-import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets_defs.common import now_iso, progress
-from assets_defs.embedding_runs import calls_per_model
+from assets_defs.embedding_runs import calls_per_model, ensemble_parts, join_ensemble
 from assets_defs.partitions import library_partitions
-from ml.backbone_choice import ENSEMBLE_OF, choose, probe
-from ml.backbones.concat import join
-from ml.embedding import EmbedItem, embed_chunk, write_embeddings
+from ml.backbone_choice import choose, probe
+from ml.embedding import EmbedItem, embed_chunk
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
@@ -64,8 +62,7 @@ def backbone_choice(
     photos = table.unique("media_id", keep="first", maintain_order=True).select("media_id", "uri")
     items = [EmbedItem(m, u) for m, u in photos.iter_rows()]
     # the ensemble's example vectors are its parts' side by side: joined below, never embedded again
-    embedded = [m for role, m in models.items() if role != "ensemble"]
-    calls, _ = calls_per_model(plan, embedded, items, runner, media_store.reader())
+    calls, _ = calls_per_model(plan, ensemble_parts(models, models).values(), items, runner, media_store.reader())
     context.log.info(f"{library}: candidates {json.dumps({r: m for r, (_, m) in models.items()})}")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed examples per candidate"))
     for failure in (f for r in results for f in r.failures):
@@ -124,20 +121,6 @@ def backbone_choice(
             },
         }
     )
-
-
-def join_ensemble(warehouse: Warehouse, library: str, models: dict, media_ids: list[str]) -> int:
-    """Write the ensemble's vectors of `media_ids` that it lacks, from its parts' (ml/backbones/concat.py `join`,
-    what the ensemble backbone computes); a photo some part has no vector for is left out. Returns how many."""
-    model = models["ensemble"][1]
-    todo = sorted(set(media_ids) - warehouse.embedded_ids(library, model))
-    parts = [dict(zip(*warehouse.read_embeddings(library, models[r][1], todo), strict=True)) for r in ENSEMBLE_OF]
-    ids = [m for m in todo if all(m in part for part in parts)]
-    if ids:
-        vectors = join([np.stack([part[m] for m in ids]) for part in parts])
-        digest = hashlib.sha256("".join(ids).encode()).hexdigest()[:16]
-        write_embeddings(str(warehouse.embeddings_dir(library, model) / f"part-{digest}.parquet"), ids, model, vectors)
-    return len(ids)
 
 
 def probe_inputs(group: pl.DataFrame, models: dict, forced: str | None, seed: int) -> str:

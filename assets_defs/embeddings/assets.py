@@ -9,7 +9,7 @@ the backbone once and writes one Parquet part file.
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
 from assets_defs.common import progress, record_quarantine, stage_quarantine, table_results, writes_tables
-from assets_defs.embedding_runs import calls_per_model
+from assets_defs.embedding_runs import calls_per_model, ensemble_parts, join_ensemble
 from assets_defs.photo_runs import items_to_embed
 from ml.embedding import embed_chunk
 from resources.backbone_plan import BackbonePlan
@@ -38,10 +38,14 @@ def embeddings(
     plan = BackbonePlan(config, model_store, warehouse, library)
     models = plan.in_use()
     items = items_to_embed(warehouse, library)
-    calls, had = calls_per_model(plan, models.values(), items, runner, media_store.reader())
+    # an ensemble in use is embedded as its parts, then joined (its parts' vectors serve a facet reading one alone)
+    parts = ensemble_parts(models, plan.candidate_models())
+    calls, had = calls_per_model(plan, parts.values(), items, runner, media_store.reader())
     for model_id, n in had.items():
         context.log.info(f"{library}: {len(items)} items, {n} already embedded with {model_id}, {len(items) - n} to do")
     results = runner.map(embed_chunk, calls, on_result=progress(context, "embed"))
+    if "ensemble" in models:
+        join_ensemble(warehouse, library, parts | models, [i.media_id for i in items])
     failures = [f for r in results for f in r.failures]
     if failures:
         # keep earlier failures of this stage for items still failing, and add the new ones
