@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.backbones import BackboneSpec, cached_backbone, l2_normalise
+from ml.backbones import Backbone, BackboneSpec, cached_backbone, l2_normalise
+from ml.backbones.concat import Concat, join
 from ml.embedding import embeddings_schema
 from ml.keypoints import KeypointSpec, extract
 from ml.media import LocalFiles, MediaProblem, MediaReader
@@ -65,6 +66,9 @@ def embed_video_range(
     (a fine-tuned one) that embed the same decoded frames, each written to its own path."""
     result = VideoRangeResult(media_id, start_s, end_s)
     backbones = [(cached_backbone(spec), out_path)] + [(cached_backbone(s), path) for s, path in more]
+    # what runs on the frames: each backbone once, an ensemble (ml/backbones/concat.py) as its parts, so a part
+    # that a facet also reads alone is computed once and the ensemble's vectors are the parts' joined
+    leaves, uses = _leaves([b for b, _ in backbones])
     reader_of_text = cached_engine(ocr) if ocr is not None else None
     try:
         reader = open_video(uri, prefer=prefer, media=media)
@@ -75,14 +79,16 @@ def embed_video_range(
     kp_rows: list[dict] = []
     vectors: list[list[np.ndarray]] = [[] for _ in backbones]
     batch_ts: list[float] = []
-    batch: list[list[np.ndarray]] = [[] for _ in backbones]  # preprocessed: a batch of small arrays, not frames
-    batch_size = min(b.batch_size for b, _ in backbones)
+    batch: list[list[np.ndarray]] = [[] for _ in leaves]  # preprocessed: a batch of small arrays, not frames
+    batch_size = min(b.batch_size for b in leaves)
 
     def flush() -> None:
         t0 = time.perf_counter()
-        for k, (backbone, _) in enumerate(backbones):
-            vectors[k].append(l2_normalise(backbone.forward(np.stack(batch[k]))))
-            batch[k].clear()
+        out = [np.asarray(leaf.forward(np.stack(batch[j])), dtype=np.float32) for j, leaf in enumerate(leaves)]
+        for k, parts in enumerate(uses):
+            vectors[k].append(l2_normalise(out[parts[0]]) if len(parts) == 1 else join([out[j] for j in parts]))
+        for pending in batch:
+            pending.clear()
         stamps.extend(batch_ts)
         result.seconds["infer"] += time.perf_counter() - t0
         batch_ts.clear()
@@ -112,8 +118,8 @@ def embed_video_range(
                 xy, desc = extract(frame.image, keypoints).to_bytes()
                 kp_rows.append({"media_id": media_id, "ts": frame.ts, "xy": xy, "desc": desc})
                 t += time.perf_counter() - t_kp  # decode time excludes keypoints
-            for k, (backbone, _) in enumerate(backbones):
-                batch[k].append(backbone.preprocess([frame.image])[0])
+            for j, leaf in enumerate(leaves):
+                batch[j].append(leaf.preprocess([frame.image])[0])
             batch_ts.append(frame.ts)
             result.seconds["decode"] += time.perf_counter() - t
             if len(batch_ts) >= batch_size:
@@ -174,3 +180,20 @@ def time_ranges(duration_s: float, range_s: float = 600.0) -> list[tuple[float, 
         out.append((start, min(start + range_s, duration_s)))
         start += range_s
     return out
+
+
+def _leaves(backbones: Sequence[Backbone]) -> tuple[list[Backbone], list[list[int]]]:
+    """(the distinct backbones to run, by model id; per backbone given, the indexes of the ones it reads): an
+    ensemble (`Concat`) reads its parts, any other backbone itself."""
+    leaves: list[Backbone] = []
+    uses: list[list[int]] = []
+    for backbone in backbones:
+        indexes = []
+        for leaf in backbone.parts if isinstance(backbone, Concat) else [backbone]:
+            ids = [b.model_id for b in leaves]
+            if leaf.model_id not in ids:
+                leaves.append(leaf)
+                ids.append(leaf.model_id)
+            indexes.append(ids.index(leaf.model_id))
+        uses.append(indexes)
+    return leaves, uses

@@ -196,6 +196,45 @@ def test_video_ranges_tile_and_embed_with_timestamps(cut_clip, tmp_path, model_r
     assert bad.error and bad.out_path is None
 
 
+def test_a_range_runs_an_ensemble_as_its_parts_once(cut_clip, tmp_path, model_root, monkeypatch):
+    """A facet reading the ensemble and another reading one of its parts: the part runs once per frame batch and
+    the ensemble's frame vectors are the parts' joined (what the ensemble backbone computes on its own)."""
+    import polars as pl
+    from PIL import Image
+
+    from ml.backbones import BackboneSpec, cached_backbone
+    from ml.backbones.concat import concat_name, join
+    from ml.video_embedding import embed_video_range
+
+    base, views = "efficientnet-lite0", "efficientnet-lite0-views:224/avg/center"
+    spec = BackboneSpec(name=base, cache_dir=str(model_root), threads=1)
+    pair = BackboneSpec(name=concat_name([base, views]), cache_dir=str(model_root), threads=1)
+    alone = BackboneSpec(name=views, cache_dir=str(model_root), threads=1)
+    runs: dict[str, int] = {}
+    for s in (spec, alone):
+        backbone = cached_backbone(s)
+        forward = backbone.forward
+
+        def counted(batch, forward=forward, key=backbone.model_id):
+            runs[key] = runs.get(key, 0) + 1
+            return forward(batch)
+
+        monkeypatch.setattr(backbone, "forward", counted)
+    more = [(pair, str(tmp_path / "pair.parquet")), (alone, str(tmp_path / "views.parquet"))]
+    result = embed_video_range(spec, "v" * 64, str(cut_clip), 0.0, 8.0, str(tmp_path / "base.parquet"), more=more)
+    assert result.error is None and set(runs) == {cached_backbone(spec).model_id, cached_backbone(alone).model_id}
+    assert len(set(runs.values())) == 1  # each part once per batch, whoever reads it
+    read = {n: pl.read_parquet(tmp_path / f"{n}.parquet").sort("ts") for n in ("base", "views", "pair")}
+    assert read["pair"]["ts"].to_list() == read["base"]["ts"].to_list()
+    vectors = {n: np.stack(t["vector"].to_numpy()) for n, t in read.items()}
+    assert np.allclose(vectors["pair"], join([vectors["base"], vectors["views"]]), atol=1e-6)
+    frame = Image.new("RGB", (160, 120), (200, 30, 30))
+    on_its_own = cached_backbone(pair).embed([frame])
+    assert np.allclose(
+        on_its_own, join([cached_backbone(spec).embed([frame]), cached_backbone(alone).embed([frame])]), atol=1e-5
+    )
+
+
 @pytest.mark.parametrize("backend", ["pyav", "decord"])
 def test_rotated_phone_video_is_turned_upright(tmp_path, backend):
     """Coded landscape 64x32 with a red left half and a 90-degree display matrix: shown as 32x64, red below."""
