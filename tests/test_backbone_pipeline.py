@@ -8,7 +8,7 @@ import polars as pl
 from dagster import DagsterInstance, materialize
 
 from assets_defs.partitions import library_partitions
-from ml.backbone_choice import views_backbone
+from ml.backbone_choice import large_views_backbone, views_backbone
 from ml.backbones import BackboneSpec, cached_backbone
 from resources.backbone_plan import BackbonePlan
 
@@ -28,6 +28,7 @@ def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(
     assert config.views is True  # on by default
     libraries.create(config.model_copy(update={"media": str(folder)}), exist_ok=True)
     base, views = _model(res, "efficientnet-lite0"), _model(res, views_backbone("efficientnet-lite0"))
+    large = _model(res, large_views_backbone("efficientnet-lite0"))
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text(small_demo.catalog_path.read_text() + "facets:\n  colorway: {backbone: views}\n")
     libraries.set_catalog(name, catalog)
@@ -36,21 +37,23 @@ def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(
         run = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
         assert run.success
         meta = asset_metadata(run, "backbone_choice")
-        assert meta["backbone/colorway"] == "views" and set(meta["candidates"]) == {"base", "views"}
+        assert meta["backbone/colorway"] == "views" and set(meta["candidates"]) == {"base", "views", "large-views"}
 
         chosen = {r["facet"]: r for r in wh.read(name, "backbone_choice").iter_rows(named=True)}
         assert set(chosen) == {"product", "colorway", "shot_type"} and chosen["colorway"]["forced"]
         product = json.loads(chosen["product"]["probes"])
-        assert set(product) == {"base", "views"}  # an unforced facet probes every candidate
+        assert set(product) == {"base", "views", "large-views"}  # an unforced facet probes every candidate
         assert all(0 <= p["balanced"] <= 1 and p["n_holdout"] > 0 for p in product.values())
 
         examples = set(wh.read(name, "examples")["media_id"])
         usable = wh.read(name, "media").filter((pl.col("status") == "ok") & (pl.col("kind") == "image"))
         photos_ = set(usable["media_id"])
         assert examples <= wh.embedded_ids(name, views) and examples <= wh.embedded_ids(name, base)
+        assert examples <= wh.embedded_ids(name, large)
         # a facet reads views: the library's photos and the video's frames are embedded by it too
         assert photos_ <= wh.embedded_ids(name, views) and photos_ <= wh.embedded_ids(name, base)
-        assert set(wh.read(name, "video_ranges")["model"]) == {base, views}
+        # the video's frames are embedded by exactly the backbones the facets read
+        assert set(wh.read(name, "video_ranges")["model"]) == {r["model"] for r in chosen.values()} >= {views}
         promoted = wh.read(name, "heads").filter(pl.col("promoted"))
         model_of = dict(promoted.select("facet", "model").iter_rows())
         assert model_of["colorway"] == views
@@ -70,4 +73,5 @@ def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(
         assert {model for _, model in in_use.values()} == {base}
         new_id = wh.read(name, "media").filter(pl.col("uri").str.ends_with("new.jpg"))["media_id"][0]
         assert new_id in wh.embedded_ids(name, base) and new_id not in wh.embedded_ids(name, views)
+        assert new_id not in wh.embedded_ids(name, large)
         assert set(wh.read(name, "heads").filter(pl.col("promoted"))["model"]) == {base}
