@@ -197,15 +197,20 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def embedding_arguments(parser: argparse.ArgumentParser, raw_batches: int = 4) -> None:
+    """The options `get_embeddings` reads, for every benchmark that embeds grocery-produce through it."""
+    parser.add_argument("--threads", type=int, default=2, help="runtime threads (onnxruntime, BLAS)")
+    parser.add_argument("--decode-threads", type=int, default=2, help="embed_chunk's decode threads")
+    parser.add_argument("--raw-batches", type=int, default=raw_batches, help="batches of 32 timed for the raw rate")
+    parser.add_argument("--reembed", action="store_true", help="embed again even if the cache exists")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated backbone names")
-    parser.add_argument("--threads", type=int, default=2, help="runtime threads (onnxruntime, BLAS)")
-    parser.add_argument("--decode-threads", type=int, default=2, help="embed_chunk's decode threads")
-    parser.add_argument("--raw-batches", type=int, default=6, help="batches of 32 timed for the raw rate")
+    embedding_arguments(parser, raw_batches=6)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--clusters", type=int, default=6)
-    parser.add_argument("--reembed", action="store_true", help="embed again even if the cache exists")
     parser.add_argument("--out", type=Path, default=OUT_JSON)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

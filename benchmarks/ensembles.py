@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.backbones import get_embeddings
+from benchmarks.backbones import embedding_arguments, get_embeddings
 from benchmarks.grocery import OUT_DIR, load_dataset
 from benchmarks.trust import example_groups
 from ml.backbone_choice import LARGE_VIEWS_OF, VIEWS_OF, probe
@@ -101,10 +101,7 @@ def smooth(P: np.ndarray, X: np.ndarray, k: int, a: float) -> np.ndarray:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lite2", action="store_true", help="also efficientnet-lite2 fine-tuned (+~12 min cold)")
-    parser.add_argument("--decode-threads", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--reembed", action="store_true")
-    parser.add_argument("--raw-batches", type=int, default=2)
+    embedding_arguments(parser, raw_batches=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = load_dataset()

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from benchmarks.backbones import get_embeddings
+from benchmarks.backbones import embedding_arguments, get_embeddings
 from benchmarks.grocery import OUT_DIR, Dataset, load_dataset
 from benchmarks.trust import example_groups, measured
 from ml.facet_head import FacetHead, predict_table
@@ -318,10 +318,7 @@ def main(argv: list[str] | None = None, orders=None) -> None:
     parser.add_argument("--no-sessions", action="store_true", help="leave out the 4 x 50 re-ranked arm")
     parser.add_argument("--no-ceiling", action="store_true", help="leave out the head on every labelled photo")
     parser.add_argument("--out", type=Path, default=OUT_JSON)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--decode-threads", type=int, default=2)
-    parser.add_argument("--reembed", action="store_true")
-    parser.add_argument("--raw-batches", type=int, default=4)
+    embedding_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ml").setLevel(logging.WARNING)

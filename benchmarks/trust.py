@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.backbones import get_embeddings
+from benchmarks.backbones import embedding_arguments, get_embeddings
 from benchmarks.grocery import OUT_DIR, Dataset, load_dataset
 from ml.backbone_choice import ENSEMBLE_OF, choose, large_views_backbone, probe, views_backbone
 from ml.backbones.concat import join
@@ -205,10 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keypoints", action="store_true", help="also the +keypoints strategies (ORB)")
     parser.add_argument("--finetune", action="store_true",
                         help="also the fine-tuned candidates, with a new library's settings (+~8 min a seed)")
-    parser.add_argument("--decode-threads", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--reembed", action="store_true")
-    parser.add_argument("--raw-batches", type=int, default=4)
+    embedding_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = load_dataset()
