@@ -13,8 +13,8 @@ only.
 A candidate that costs more per photo is kept only where it wins: by at least `MARGIN` balanced accuracy over
 the cheaper pick. On grocery-produce (benchmarks/finetune.py, test top-1 of logistic regression) the frozen
 backbone reads 74.7 %, the views 82.3 %, the fine-tuned one 81.3 % and the fine-tuned one on views 85.0 %; each
-costlier candidate also wins on the holdout; lite2 on views reads 85.4 % and the ensemble 87.6 %
-(benchmarks/trust.py), and the ensemble wins the holdout too (probe 0.841 against 0.808). A candidate no facet
+costlier candidate also wins on the holdout; lite2 on views reads 85.6 % and the ensemble 87.6 %
+(benchmarks/ensembles.py), and the ensemble wins the holdout too (probe 0.841 against 0.808). A candidate no facet
 keeps costs the examples' embedding only: the library is never embedded with it. Pure ML: no Dagster, no Ray.
 """
 
@@ -46,13 +46,13 @@ MARGIN = 0.01
 # 60 % of it, pooled (ml/views.py; the variant that won on grocery-produce: benchmarks/accuracy.py).
 VIEWS_OF: dict[str, str] = {"efficientnet-lite0": "efficientnet-lite0-views:224/avg/center+zoom+zoom60"}
 # The "large-views" candidate: the largest shipped member of the family, frozen, on the same views. On
-# grocery-produce's next session it reads 85.4 % top-1 against 82.4 % for "views" and 84.7 % for the fine-tuned
-# one on views, with no training (benchmarks/trust.py).
+# grocery-produce's next session it reads 85.6 % top-1 against 82.5 % for "views" and 85.5 % for the fine-tuned
+# one on views, with no training (benchmarks/ensembles.py).
 LARGE_VIEWS_OF: dict[str, str] = {"efficientnet-lite0": "efficientnet-lite2-views"}
 # The "ensemble" candidate: these candidates' vectors side by side (ml/backbones/concat.py), where all exist. The
 # large frozen backbone and the fine-tuned one read photos differently: on grocery-produce each reads 0.80-0.81
-# balanced on the group-aware holdout and 85.4 % top-1 on the next session, together 0.84 and 87.6 %
-# (benchmarks/trust.py, seed 0).
+# balanced on the group-aware holdout and 85.5-85.6 % top-1 on the next session, together 0.84 and 87.6 %
+# (benchmarks/ensembles.py, seed 0).
 ENSEMBLE_OF: tuple[str, ...] = ("large-views", "finetuned-views")
 
 

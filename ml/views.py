@@ -360,8 +360,8 @@ def _build_finetuned_views(spec: BackboneSpec, arg: str) -> Backbone:
 
 def _build_large_views(spec: BackboneSpec, arg: str) -> Backbone:
     """`efficientnet-lite2-views`: the largest shipped member of the family (frozen, 260 px) on the same views,
-    pooled: 85.4 % top-1 on grocery-produce's next session against 82.4 % for the default one on views
-    (ml/backbone_choice.py, benchmarks/trust.py)."""
+    pooled: 85.6 % top-1 on grocery-produce's next session against 82.5 % for the default one on views
+    (ml/backbone_choice.py, benchmarks/ensembles.py)."""
     if arg:
         raise BackboneUnavailable(f"efficientnet-lite2-views takes no argument, not {arg!r}")
     factory, inner_arg = _factory_for("efficientnet-lite2")
