@@ -44,20 +44,15 @@ CONTEXTS = ((3, 1.0), (5, 0.5), (5, 1.0), (10, 1.0))
 def finetuned(data, rows: np.ndarray, variant: str) -> str:
     """The weights file of `variant` fine-tuned on `rows` with a new library's settings (cached by variant)."""
     from benchmarks.finetune import load_images
-    from ml.backbones.efficientnet import build_torch_feature_model, input_size
-    from ml.finetune import FinetuneConfig, finetune
+    from ml.backbones.efficientnet import input_size
+    from ml.finetune import FinetuneConfig, finetune, trainable_model
     from resources.libraries import FinetuneSettings
 
     record = OUT_DIR / f"ensembles-ft-{variant}.json"
     if record.exists() and Path(json.loads(record.read_text())["weights"]).is_file():
         return json.loads(record.read_text())["weights"]
     settings = FinetuneSettings()
-    model = build_torch_feature_model(variant=variant)
-    for p in model.parameters():
-        p.requires_grad = False
-    for module in [*list(model.net._blocks)[-settings.train_blocks :], model.net._conv_head, model.net._bn1]:
-        for p in module.parameters():
-            p.requires_grad = True
+    model = trainable_model(settings.train_blocks, variant)
     config = FinetuneConfig(
         budget_s=settings.budget_min * 60,
         epochs=settings.epochs,

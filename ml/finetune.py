@@ -111,7 +111,7 @@ def finetune(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     if feature_model is None:
-        feature_model = _trainable_lite0(config.train_blocks)
+        feature_model = trainable_model(config.train_blocks)
     normalise = normalise or (lambda x: (x - 127.0) / 128.0)
     y = torch.tensor(np.stack([codes for _, codes in tasks.values()], axis=1))  # (n, facets), -1: no tag
     head = torch.nn.ModuleList([torch.nn.Linear(dim, len(classes)) for classes, _ in tasks.values()])
@@ -226,11 +226,12 @@ def _label_codes(
     return out
 
 
-def _trainable_lite0(train_blocks: int):
-    """The default backbone's feature model with everything frozen but the last blocks and the head conv."""
+def trainable_model(train_blocks: int, variant: str = "efficientnet-lite0"):
+    """The feature model of `variant` (the default backbone unless a benchmark asks for a larger one) with
+    everything frozen but the last blocks and the head conv."""
     from ml.backbones.efficientnet import build_torch_feature_model
 
-    model = build_torch_feature_model()
+    model = build_torch_feature_model(variant=variant)
     for p in model.parameters():
         p.requires_grad = False
     net = model.net

@@ -186,14 +186,13 @@ def _leaves(backbones: Sequence[Backbone]) -> tuple[list[Backbone], list[list[in
     """(the distinct backbones to run, by model id; per backbone given, the indexes of the ones it reads): an
     ensemble (`Concat`) reads its parts, any other backbone itself."""
     leaves: list[Backbone] = []
+    index: dict[str, int] = {}  # model id -> its place in leaves
     uses: list[list[int]] = []
     for backbone in backbones:
-        indexes = []
-        for leaf in backbone.parts if isinstance(backbone, Concat) else [backbone]:
-            ids = [b.model_id for b in leaves]
-            if leaf.model_id not in ids:
+        parts = backbone.parts if isinstance(backbone, Concat) else [backbone]
+        for leaf in parts:
+            if leaf.model_id not in index:
+                index[leaf.model_id] = len(leaves)
                 leaves.append(leaf)
-                ids.append(leaf.model_id)
-            indexes.append(ids.index(leaf.model_id))
-        uses.append(indexes)
+        uses.append([index[leaf.model_id] for leaf in parts])
     return leaves, uses

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from ml.finetune import FinetuneConfig, _trainable_lite0, finetune
+from ml.finetune import FinetuneConfig, finetune, trainable_model
 
 
 def shapes(n: int, seed: int = 0) -> tuple[list[Image.Image], list[str]]:
@@ -83,7 +83,7 @@ def test_budget_stops_training(tmp_path):
 
 
 def test_only_the_last_blocks_of_the_default_backbone_learn():
-    model = _trainable_lite0(train_blocks=2)
+    model = trainable_model(train_blocks=2)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(
         n.startswith(("net._blocks.14", "net._blocks.15", "net._conv_head", "net._bn1")) for n in trainable

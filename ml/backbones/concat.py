@@ -59,16 +59,15 @@ class Concat(Backbone):
         self.batch_size = min(p.batch_size for p in self.parts)
         self.input_size = max(p.input_size for p in self.parts)
         self.model_id = f"{PREFIX}({SEPARATOR.join(p.model_id for p in self.parts)})"
-        self._shapes: list[tuple[int, ...]] | None = None
+        # each part's input shape per image (fixed by the part): how forward unpacks a packed row
+        probe = [Image.new("RGB", (self.input_size, self.input_size))]
+        self._shapes = [np.asarray(p.preprocess(probe)).shape[1:] for p in self.parts]
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         blocks = [np.asarray(p.preprocess(images), dtype=np.float32) for p in self.parts]
-        self._shapes = [b.shape[1:] for b in blocks]
         return np.hstack([b.reshape(len(images), -1) for b in blocks])
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        if self._shapes is None:  # forward of rows packed by another instance: pack one image to learn them
-            self.preprocess([Image.new("RGB", (self.input_size, self.input_size))])
         out, start = [], 0
         for part, shape in zip(self.parts, self._shapes, strict=True):
             size = int(np.prod(shape))
