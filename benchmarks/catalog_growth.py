@@ -141,7 +141,6 @@ def train(facet: str, ex: Photos, rows: pl.DataFrame, config: LibraryConfig, pro
         seed=config.seed,
         target_precision=config.target_precision,
         groups_train=groups[is_train],
-        groups_hold=groups[~is_train],
     )
     seconds = time.perf_counter() - started
     if profiler:

@@ -93,7 +93,6 @@ def train_head(
         strategies=strategies,
         seed=seed,
         groups_train=units[tr],
-        groups_hold=units[~tr],
     )
 
 

@@ -124,7 +124,6 @@ def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, 
         strategies=strategies,
         seed=seed,
         groups_train=None if groups is None else groups[tr],
-        groups_hold=None if groups is None else groups[~tr],
         **extra,
     )
     heads_seconds = time.perf_counter() - started

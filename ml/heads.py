@@ -101,7 +101,6 @@ def train_facet_head(
     ids_hold: Sequence[str] | None = None,
     force: str | None = None,
     groups_train: Sequence[str] | None = None,
-    groups_hold: Sequence[str] | None = None,
     confidence: float = CONFIDENCE,
 ) -> FacetHead:
     """Fit every strategy on train, keep the best on holdout, calibrate thresholds, refit on all data.
@@ -121,8 +120,7 @@ def train_facet_head(
     `force` picks a strategy by name instead of the best (the catalog's choice).
 
     `groups_train` (the training rows' groups: shoots, look-alike clusters) keeps the inner C search and the
-    out-of-fold scores the combiners learn from honest too: no group on both sides of any split; `groups_hold`
-    does the same for the cross-fitted applied precision (ml/calibration.py promise). The
+    out-of-fold scores the combiners learn from honest too: no group on both sides of any split. The
     thresholds are calibrated on the holdout with a margin for small counts (ml/calibration.py); what they
     promise for a new shoot (top-1, applied precision, share applied, with intervals) is `metrics["new_shoot"]`,
     and the same strategy's figure on a random split of the same photos, optimistic by construction, is
@@ -271,9 +269,7 @@ def train_facet_head(
         "params": params[base],
         "target_precision": target_precision,
         "confidence": confidence,
-        "new_shoot": promise(
-            hold_scores[chosen], y_hold, classes, thresholds, target_precision, confidence, groups_hold, seed
-        ).as_dict(),
+        "new_shoot": promise(hold_scores[chosen], y_hold, classes, thresholds, confidence).as_dict(),
         "curve": precision_coverage(hold_scores[chosen], y_hold, classes),
         "same_shoot": same_shoot_figure(
             base, params[base], np.vstack([X_train, X_hold]), all_codes, seed, results[base].accuracy

@@ -216,7 +216,7 @@ def test_tiny_facet_with_two_examples_per_tag_does_not_crash():
     assert scores.shape == (6, 3)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
     logreg = train_facet_head("tiny", X_tr, y_tr, X_ho, y_ho, strategies=("logreg",))
-    assert logreg.metrics["params"] == {"C": 2.0}  # too few per tag for an inner split
+    assert logreg.metrics["params"] == {"C": 2.0, "rows": 3}  # too few per tag for an inner split
 
 
 def test_holdout_missing_a_tag_is_scored_on_what_it_has():
@@ -335,3 +335,19 @@ def test_printed_text_splits_look_alikes_through_the_learned_combiner():
     assert forced.strategy == "logreg" and not forced.reads_text and forced.metrics["forced"]
     with pytest.raises(ValueError, match="not available"):
         train_facet_head("product", X[is_train], y[is_train], X[~is_train], y[~is_train], force="keypoints")
+
+
+def test_logreg_keeps_its_penalty_per_example_when_refitted_on_more_rows():
+    # the same photos twice over are the same evidence: the refit must give the same scores, not sharper ones
+    from ml.strategies import FITTERS
+
+    X, y, _ = make_clusters(["p", "q", "r", "s"], n_per_class=12, noise=1.2, seed=3)
+    codes = np.unique(y, return_inverse=True)[1]
+    assert FITTERS["logreg"](X, codes, 0, None)[1]["rows"] == len(codes)  # the C search records its rows
+    model, params = FITTERS["logreg"](X, codes, 0, {"C": 0.5, "rows": len(codes)})
+    twice, same = FITTERS["logreg"](np.vstack([X, X]), np.concatenate([codes, codes]), 0, params)
+    assert same == params
+    np.testing.assert_allclose(twice.predict_proba(X), model.predict_proba(X), atol=2e-3)
+    # a head trained before `rows` was recorded keeps its C as given: the doubled data sharpens its scores
+    legacy, _ = FITTERS["logreg"](np.vstack([X, X]), np.concatenate([codes, codes]), 0, {"C": params["C"]})
+    assert legacy.predict_proba(X).max(axis=1).mean() > model.predict_proba(X).max(axis=1).mean() + 0.01

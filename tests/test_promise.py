@@ -55,7 +55,7 @@ def promise_and_truth(X, y, days, X_new, y_new, grouped: bool) -> tuple[dict, di
     tr = split == "train"
     head = train_facet_head(
         "product", X[tr], y[tr], X[~tr], y[~tr], strategies=("logreg", "prototype"),
-        groups_train=None if groups is None else groups[tr], groups_hold=None if groups is None else groups[~tr],
+        groups_train=None if groups is None else groups[tr],
     )
     pred, top, correct = top_predictions(head.predict_scores(X_new), list(y_new), head.classes)
     applied = np.array([top[i] >= head.thresholds[head.classes[k]] for i, k in enumerate(pred)])

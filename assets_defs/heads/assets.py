@@ -289,7 +289,6 @@ def train_on(
         target_precision=target_precision,
         force=force,
         groups_train=labelled["group"].to_numpy()[is_train],
-        groups_hold=labelled["group"].to_numpy()[~is_train],
         **extra,
     )
     for row, media_id in zip(head.holdout or [], ids_hold, strict=False):
