@@ -65,7 +65,7 @@ def promise_and_truth(X, y, days, X_new, y_new, grouped: bool) -> tuple[dict, di
 
 def test_the_group_aware_promise_holds_on_the_next_shoot_and_a_random_split_does_not():
     gaps, random_gaps, precision = [], [], []
-    for seed in (0, 1):
+    for seed in range(6):
         X, y, days, X_new, y_new = library(seed)
         new, truth = promise_and_truth(X, y, days, X_new, y_new, grouped=True)
         gaps.append(new["top1_projected"] - truth["top1"])
@@ -73,10 +73,14 @@ def test_the_group_aware_promise_holds_on_the_next_shoot_and_a_random_split_does
             precision.append((new["applied_precision"], truth["applied_precision"]))
         naive, _ = promise_and_truth(X, y, days, X_new, y_new, grouped=False)
         random_gaps.append(naive["top1"] - truth["top1"])
-    assert abs(np.mean(gaps)) <= 0.08, gaps  # measured: -0.07 and +0.02
-    # near-copies on both sides: the random split promises what the next shoot does not deliver (+0.18, +0.28)
+    assert abs(np.mean(gaps)) <= 0.08, gaps  # measured: -0.11 to +0.02, mean -0.04 (seeds 0-5)
+    # near-copies on both sides: the random split promises what the next shoot does not deliver (+0.17 to +0.28)
     assert np.mean(random_gaps) >= 0.15 and all(r > abs(g) for r, g in zip(random_gaps, gaps, strict=True))
-    assert precision and all(got >= 0.85 for _, got in precision), precision  # target 0.9; measured 0.89
+    # where the thresholds apply anything, the promised applied precision is the next shoot's, within noise
+    # of a 240-row holdout (measured: 0.967 / 0.891, 0.955 / 0.932, 1.0 / 1.0 on seeds 1, 3 and 5)
+    assert len(precision) >= 3 and all(got >= 0.85 for _, got in precision), precision  # target 0.9
+    assert all(abs(promised - got) <= 0.08 for promised, got in precision), precision
+    assert np.mean([abs(promised - got) for promised, got in precision]) <= 0.05, precision
 
 
 def test_the_projection_extends_the_error_as_a_power_law_of_the_examples():
