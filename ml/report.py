@@ -171,7 +171,9 @@ def new_shoot_html(metrics: Mapping, name: Callable[[str], str]) -> str:
         f"<p>Measured on {new['n_holdout']} holdout photos from shoots (or look-alike clusters) the head never saw; "
         f"intervals are {confidence} % Wilson bounds. Top-1 is projected to the head in use, refitted on every "
         f"example, along the learning curve of the head trained on the train split (ml/projection.py). "
-        f"Thresholds: the lowest score at which the lower bound of precision reaches the target.</p>"
+        f"Thresholds: the lowest score at which the lower bound of precision reaches the target; the precision "
+        f"shown counts every photo at the facet's threshold, not the higher ones of tags the holdout showed worse "
+        f"(chosen on a few photos each, they help new photos by about half what their own photos say).</p>"
         f"{curve_svg(metrics.get('curve') or [], target, new['share_applied'] if new['n_applied'] else None)}"
         f"{single_html}{same_html}</div>"
     )

@@ -83,6 +83,8 @@ def test_report_leads_with_the_new_shoot_promise():
     assert "1 tag(s) had a single shoot" in page and "Bravo" in page
     assert "optimistic, not a forecast" in page and "top-1 0.990" in page
     assert f"{new['share_review']:.1%}" in page
+    assert new["applied_precision"] == 1.0 and new["n_applied"] == 55  # every photo at the facet's 0.7, all right
+    assert "counts every photo at the facet's threshold" in page
 
 
 def test_promise_figures_put_the_new_shoot_before_the_same_shoot_figure():
