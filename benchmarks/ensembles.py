@@ -88,14 +88,19 @@ def finetuned_views(data, weights: str, variant: str, args) -> np.ndarray:
     return get_embeddings(name, data, args)["vectors"]
 
 
-def smooth(P: np.ndarray, X: np.ndarray, k: int, a: float, pool: np.ndarray | None = None) -> np.ndarray:
-    """Scores plus `a` x the mean scores of each row's `k` nearest other rows (cosine on unit vectors); with
-    `pool` (a mask), the neighbours come only from those rows: a library that holds part of the session."""
+def similarity(X: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row with every other (the diagonal -inf: a photo is not its own neighbour)."""
     X = X / np.linalg.norm(X, axis=1, keepdims=True)
     S = X @ X.T
     np.fill_diagonal(S, -np.inf)
+    return S
+
+
+def smooth(P: np.ndarray, S: np.ndarray, k: int, a: float, pool: np.ndarray | None = None) -> np.ndarray:
+    """Scores plus `a` x the mean scores of each row's `k` nearest other rows (`S`: their `similarity`); with
+    `pool` (a mask), the neighbours come only from those rows: a library that holds part of the session."""
     if pool is not None:
-        S[:, ~pool] = -np.inf
+        S = np.where(pool[None, :], S, -np.inf)
     nearest = np.argpartition(-S, k, axis=1)[:, :k]
     return P + a * P[nearest].mean(axis=1)
 
@@ -125,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     classes = sorted(set(data.labels))
     index = {c: k for k, c in enumerate(classes)}
     yi, yt = np.array([index[c] for c in y]), np.array([index[c] for c in data.labels[te]])
+    draw = np.random.default_rng(0).random(len(te))  # which test photos a part-filled library holds
+    S_base = similarity(V["base"][te])
     results = []
     for name, X in sets.items():
         p = probe(X[ex][tr], y[tr], X[ex][~tr], y[~tr], list(groups[tr]), 0)
@@ -140,21 +147,21 @@ def main(argv: list[str] | None = None) -> None:
             "test_top1": round(float((P_test.argmax(1) == yt).mean()), 4),
             "context": {},
         }
+        S_hold, S_test = similarity(X[ex][~tr]), similarity(X[te])
         for k, a in CONTEXTS:
-            hold = float((smooth(P_hold, X[ex][~tr], k, a).argmax(1) == yi[~tr]).mean())
-            test = float((smooth(P_test, X[te], k, a).argmax(1) == yt).mean())
+            hold = float((smooth(P_hold, S_hold, k, a).argmax(1) == yi[~tr]).mean())
+            test = float((smooth(P_test, S_test, k, a).argmax(1) == yt).mean())
             row["context"][f"k={k} a={a:g}"] = {"holdout_top1": round(hold, 4), "test_top1": round(test, 4)}
         # k=3 a=1 where the library holds only part of the new session, and with neighbours by the base vectors
         # (what the vector store holds): does a photo's context survive a half-ingested session?
-        draw = np.random.default_rng(0).random(len(te))
         row["context_pool"] = {
             f"{frac:.0%} of the session": round(
-                float((smooth(P_test, X[te], 3, 1.0, draw < frac).argmax(1) == yt).mean()), 4
+                float((smooth(P_test, S_test, 3, 1.0, draw < frac).argmax(1) == yt).mean()), 4
             )
             for frac in POOLS
         }
         row["context_pool"]["base-vector neighbours"] = round(
-            float((smooth(P_test, V["base"][te], 3, 1.0).argmax(1) == yt).mean()), 4
+            float((smooth(P_test, S_base, 3, 1.0).argmax(1) == yt).mean()), 4
         )
         results.append(row)
         log.info("%s: %s", name, row)
