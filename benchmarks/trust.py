@@ -37,7 +37,7 @@ import numpy as np
 
 from benchmarks.backbones import embedding_arguments, get_embeddings
 from benchmarks.grocery import OUT_DIR, Dataset, load_dataset
-from ml.backbone_choice import ENSEMBLE_OF, choose, large_views_backbone, probe, views_backbone
+from ml.backbone_choice import COLOUR_BACKBONE, ENSEMBLE_OF, choose, large_views_backbone, probe, views_backbone
 from ml.backbones.concat import join
 from ml.calibration import applied_mask, top_predictions
 from ml.groups import PhotoFacts, exif_session, holdout_units, shoot_groups
@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = load_dataset()
     X_by = {"base": get_embeddings(args.backbone, data, args)["vectors"]}
-    for role, name in (("views", views_backbone(args.backbone)), ("large-views", large_views_backbone(args.backbone))):
+    for role, name in (("views", views_backbone(args.backbone)), ("large-views", large_views_backbone(args.backbone)),
+                       ("colour", COLOUR_BACKBONE)):
         if name and not args.no_views:  # the candidates `backbone_choice` compares by default
             X_by[role] = get_embeddings(name, data, args)["vectors"]
     keypoints = orb_features(data) if args.keypoints else None

@@ -8,7 +8,7 @@ import yaml
 # what a catalog's `facets:` section may force per facet: `strategy`, one of the strategies heads compare, and
 # `backbone`: the library's own backbone ("base"), the same on the whole frame and centre crops ("views"), the
 # one fine-tuned on its examples ("finetuned"), or that one on the same views ("finetuned-views")
-BACKBONE_CHOICES = ("base", "views", "finetuned", "finetuned-views", "large-views", "ensemble")
+BACKBONE_CHOICES = ("base", "colour", "views", "finetuned", "finetuned-views", "large-views", "ensemble")
 VISUAL_STRATEGIES = ("logreg", "lightgbm", "prototype")
 # combined heads are named "<visual>+<channels in sorted order>" (ml/heads.py): ocr = catalog identifiers,
 # text = learnt from the examples' print

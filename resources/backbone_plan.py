@@ -17,7 +17,13 @@ from pathlib import Path
 
 import polars as pl
 
-from ml.backbone_choice import ENSEMBLE_OF, finetuned_views_backbone, large_views_backbone, views_backbone
+from ml.backbone_choice import (
+    COLOUR_BACKBONE,
+    ENSEMBLE_OF,
+    finetuned_views_backbone,
+    large_views_backbone,
+    views_backbone,
+)
 from ml.backbones import BackboneSpec, cached_backbone
 from ml.backbones.concat import concat_name
 from resources.libraries import LibraryConfig
@@ -83,13 +89,13 @@ class BackbonePlan:
         return trained_on(history, finetune_key(self.config, training_rows(table)))
 
     def candidates(self) -> dict[str, str]:
-        """{role: backbone name} of the candidates: base, views and large-views (when views are on), finetuned
-        (when trained), finetuned-views (both), and the ensemble of ENSEMBLE_OF (when all of them exist)."""
+        """{role: backbone name} of the candidates: base, views, large-views and colour (when views are on),
+        finetuned (when trained), finetuned-views (both), and the ensemble of ENSEMBLE_OF (when all of them exist)."""
         config = self.config
         out = {"base": config.backbone}
         if config.views:
             named = {"views": views_backbone(config.backbone), "large-views": large_views_backbone(config.backbone)}
-            out |= {role: name for role, name in named.items() if name}
+            out |= {role: name for role, name in named.items() if name} | {"colour": COLOUR_BACKBONE}
         tuned = self.finetuned_name()
         if tuned:
             out["finetuned"] = tuned

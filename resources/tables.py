@@ -128,7 +128,7 @@ _TABLES = [
     Table("backbone_choice", "facet: the backbone its head reads",
           {"facet": S, "role": S, "backbone": S, "model": S, "forced": B, "probes": S, "chosen_at": S, "inputs": S},
           ("facet",), "backbone_choice",
-          {"role": "base / views / finetuned / finetuned-views / large-views / ensemble",
+          {"role": "base / colour / views / finetuned / finetuned-views / large-views / ensemble",
            "backbone": "the name a backbone is built from",
            "inputs": "hash of the examples and candidates the probes judged: unchanged, the choice is reused",
            "model": "its model id, the key of its embeddings", "forced": "set by the catalog's facets: section",

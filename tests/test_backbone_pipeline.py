@@ -37,12 +37,13 @@ def test_views_compete_per_facet_and_only_a_chosen_backbone_embeds_the_library(
         run = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
         assert run.success
         meta = asset_metadata(run, "backbone_choice")
-        assert meta["backbone/colorway"] == "views" and set(meta["candidates"]) == {"base", "views", "large-views"}
+        assert meta["backbone/colorway"] == "views"
+        assert set(meta["candidates"]) == {"base", "views", "large-views", "colour"}
 
         chosen = {r["facet"]: r for r in wh.read(name, "backbone_choice").iter_rows(named=True)}
         assert set(chosen) == {"product", "colorway", "shot_type"} and chosen["colorway"]["forced"]
         product = json.loads(chosen["product"]["probes"])
-        assert set(product) == {"base", "views", "large-views"}  # an unforced facet probes every candidate
+        assert set(product) == {"base", "views", "large-views", "colour"}  # an unforced facet probes every one
         assert all(0 <= p["balanced"] <= 1 and p["n_holdout"] > 0 for p in product.values())
 
         examples = set(wh.read(name, "examples")["media_id"])

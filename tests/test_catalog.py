@@ -110,7 +110,8 @@ def test_catalog_can_force_a_facets_strategy_and_refuses_unknown_ones():
     with pytest.raises(ValidationError) as info:
         parse_catalog("facets:\n  product: {backbone: resnet}\n" + tags, "c.yaml")
     wanted = (
-        "backbone 'resnet' is not one of ['base', 'views', 'finetuned', 'finetuned-views', 'large-views', 'ensemble']"
+        "backbone 'resnet' is not one of ['base', 'colour', 'views', 'finetuned', 'finetuned-views', 'large-views', "
+        "'ensemble']"
     )
     assert any(wanted in p for p in info.value.problems)
 

@@ -8,6 +8,7 @@ import polars as pl
 from dagster import DagsterInstance, materialize
 
 from assets_defs.partitions import library_partitions
+from ml.backbone_choice import ENSEMBLE_OF
 from ml.backbones.concat import join
 from resources.backbone_plan import training_rows
 
@@ -83,7 +84,8 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(
     assert frame_tags.height == frames.height
 
     # with views on, the fine-tuned backbone is also read on the views, the large backbone on the views is a
-    # candidate, and so are the last two side by side; the catalog forces the ensemble on shot_type
+    # candidate, so is a colour histogram of the views, and the ensemble puts the last three side by side; the
+    # catalog forces the ensemble on shot_type
     libraries.create(libraries.config(name).model_copy(update={"views": True}), exist_ok=True)
     ensemble = "facets:\n  colorway: {backbone: finetuned}\n  shot_type: {backbone: ensemble}\n"
     catalog.write_text(small_demo.catalog_path.read_text() + ensemble)
@@ -93,13 +95,14 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(
         fourth = materialize(pipeline_assets, resources=res, partition_key=name, instance=instance)
     assert fourth.success and asset_metadata(fourth, "finetuned_backbone")["reused"] is True
     candidates = asset_metadata(fourth, "backbone_choice")["candidates"]
-    assert set(candidates) == {"base", "views", "finetuned", "finetuned-views", "large-views", "ensemble"}
+    assert set(candidates) == {"base", "views", "finetuned", "finetuned-views", "large-views", "colour", "ensemble"}
     assert candidates["finetuned-views"] == f"{tuned}:views/center+zoom+zoom60"
-    assert candidates["ensemble"] == f"concat({candidates['large-views']}|{candidates['finetuned-views']})"
+    assert candidates["ensemble"] == f"concat({'|'.join(candidates[r] for r in ENSEMBLE_OF)})"
+    assert ENSEMBLE_OF == ("large-views", "finetuned-views", "colour")
     # the ensemble's vectors (examples and library photos) are its parts' joined, as the ensemble backbone
     # computes them: never embedded twice
     ids, joined = wh.read_embeddings(name, candidates["ensemble"])
-    parts = [wh.read_embeddings(name, candidates[r], ids)[1] for r in ("large-views", "finetuned-views")]
+    parts = [wh.read_embeddings(name, candidates[r], ids)[1] for r in ENSEMBLE_OF]
     assert set(ids) == set(examples["media_id"]) | set(usable["media_id"])
     assert np.allclose(joined, join(parts), atol=1e-6)
     assert set(examples["media_id"]) <= wh.embedded_ids(name, candidates["finetuned-views"])
@@ -109,5 +112,5 @@ def test_finetuned_backbone_competes_and_is_used_where_chosen(
     in_library = {m for m in candidates.values() if set(usable["media_id"]) <= wh.embedded_ids(name, m)}
     # a candidate no facet picked embedded the examples only; the chosen ensemble is embedded as its parts, joined
     assert candidates["ensemble"] in chosen
-    parts = {candidates[r] for r in ("large-views", "finetuned-views")}
+    parts = {candidates[r] for r in ENSEMBLE_OF}
     assert in_library == chosen | {base_model} | parts

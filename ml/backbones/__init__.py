@@ -14,6 +14,7 @@ Names:
 - ``open_clip:<arch>@<local checkpoint file>``: an open_clip model loaded with ``pretrained=<file>``.
 - ``hf:<local directory>``: a transformers vision model (CLIP/SigLIP/DINOv2 ...) from a local folder.
 - ``efficientnet-lite2-views``: lite2 on the whole frame and two centre crops, pooled (ml/views.py).
+- ``colour-views``: a colour histogram of the same views, no network (ml/backbones/colour.py).
 - ``concat:<name>|<name>``: two or more backbones' embeddings side by side (ml/backbones/concat.py).
 Nothing here downloads: a name whose files are not on disk fails with a clear error.
 """
@@ -21,7 +22,7 @@ Nothing here downloads: a name whose files are not on disk fails with a clear er
 # Each family (these modules and ml/views.py, the multi-view EfficientNet) registers itself in
 # ml/backbones/registry.py on import; heavy libraries are imported only when a model is built.
 from ml import views
-from ml.backbones import concat, efficientnet, hf_backbone, open_clip_backbone
+from ml.backbones import colour, concat, efficientnet, hf_backbone, open_clip_backbone
 from ml.backbones.registry import (
     CPU_BATCH,
     CUDA_BATCH,
@@ -49,6 +50,7 @@ __all__ = [
     "Factory",
     "_factory_for",
     "cached_backbone",
+    "colour",
     "concat",
     "efficientnet",
     "hf_backbone",
