@@ -37,7 +37,15 @@ import numpy as np
 
 from benchmarks.backbones import embedding_arguments, get_embeddings
 from benchmarks.grocery import OUT_DIR, Dataset, load_dataset
-from ml.backbone_choice import COLOUR_BACKBONE, ENSEMBLE_OF, choose, large_views_backbone, probe, views_backbone
+from ml.backbone_choice import (
+    COLOUR_BACKBONE,
+    ENSEMBLE_OF,
+    choose,
+    judged,
+    large_views_backbone,
+    probe,
+    views_backbone,
+)
 from ml.backbones.concat import join
 from ml.calibration import applied_mask, top_predictions
 from ml.groups import PhotoFacts, exif_session, holdout_units, shoot_groups
@@ -101,7 +109,8 @@ def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, 
     if all(role in X_by for role in ENSEMBLE_OF):  # as backbone_choice joins it from its parts' vectors
         X_by["ensemble"] = join([X_by[role] for role in ENSEMBLE_OF])
     probes = {
-        role: probe(V[examples][tr], y[tr], V[examples][~tr], y[~tr], g_tr, seed) for role, V in X_by.items()
+        role: probe(X_by[role][examples][tr], y[tr], X_by[role][examples][~tr], y[~tr], g_tr, seed)
+        for role in judged(list(X_by))
     }
     role = choose(probes)
     X_all = X_by[role]

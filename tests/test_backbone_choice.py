@@ -4,7 +4,7 @@ wins by the margin (ml/backbone_choice.py)."""
 import numpy as np
 import pytest
 
-from ml.backbone_choice import MARGIN, choose, large_views_backbone, probe, views_backbone
+from ml.backbone_choice import MARGIN, choose, judged, large_views_backbone, probe, views_backbone
 
 
 def test_a_costlier_candidate_must_win_by_the_margin_and_base_keeps_ties():
@@ -27,6 +27,13 @@ def test_a_costlier_candidate_must_win_by_the_margin_and_base_keeps_ties():
     assert choose(everything | {"ensemble": r(0.80 + MARGIN)}) == "ensemble"
     assert choose(everything | {"ensemble": r(0.80 + MARGIN / 2)}) == "finetuned-views"
     assert choose(everything | {"large-views": r(0.83), "ensemble": r(0.835)}) == "large-views"
+
+
+def test_the_colour_part_is_judged_only_inside_the_ensemble_unless_forced():
+    roles = ["base", "views", "large-views", "colour", "finetuned-views", "ensemble"]
+    assert judged(roles) == ["base", "views", "large-views", "finetuned-views", "ensemble"]
+    assert judged(roles, forced="colour") == ["colour"]
+    assert judged(roles, forced="views") == ["views"]
 
 
 def _facet(rng, noise, n_tags=4, shoots=6, per_shoot=5, dim=32):

@@ -22,7 +22,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets_defs.common import now_iso, progress
 from assets_defs.embedding_runs import calls_per_model, ensemble_parts, join_ensemble
 from assets_defs.partitions import library_partitions
-from ml.backbone_choice import choose, probe
+from ml.backbone_choice import choose, judged, probe
 from ml.embedding import EmbedItem, embed_chunk
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
@@ -84,7 +84,7 @@ def backbone_choice(
             context.log.info(f"{facet}: examples and candidates unchanged, {previous[facet]['role']} backbone kept")
             continue
         probes = {}
-        for role in [forced] if forced else list(models):
+        for role in judged(list(models), forced):
             try:
                 probes[role] = {**probe_facet(warehouse, library, models[role][1], group, config.seed)}
                 probes[role]["model"] = models[role][1]
