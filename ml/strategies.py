@@ -95,7 +95,7 @@ LIGHTGBM_MAX_TAGS = 200
 # lbfgs stops when every gradient entry of the mean loss is below `tol`; those entries shrink like 1 / tags, so
 # on a 1,000-tag facet the default 1e-4 is met before the first step and the head stays uniform (chance top-1:
 # benchmarks/catalog_growth.py). Above LOGREG_MANY_TAGS (the demo's 24 products and grocery's 50 train exactly as
-# before) the tolerance is 1e-4 x 20 / tags, and C is searched with warm starts (each fit from the last C's weights).
+# before) the tolerance is 1e-4 x 20 / tags. C is searched with warm starts (each fit from the last C's weights).
 LOGREG_TOL, LOGREG_TOL_TAGS, LOGREG_MANY_TAGS = 1e-4, 20, 50
 # and a facet with more than LIGHTGBM_MAX_TAGS tags searches two C, not six: each fit of a 1,000-tag facet costs
 # ~15 s on 2 cores, and the grid's full search there took 90 of a 115 s retrain for a holdout top-1 within
@@ -114,8 +114,10 @@ def _choose_logreg_c(X: np.ndarray, y: np.ndarray, seed: int, groups: Sequence[s
     is as large as the grid allows), and on all of them: one fold of a few dozen groups is noise. On
     grocery-produce (split seed 2, the ensemble's vectors) one fold chose C = 0.1 and the holdout probe read 0.808;
     the mean of four chose C = 100 and read 0.872; over seeds 0-2 and four candidate backbones, four folds moved
-    the probe by -0.002 to +0.064 (benchmarks/README, "The inner C search"). A facet of more than LIGHTGBM_MAX_TAGS
-    tags keeps one fold: each fit there costs seconds.
+    the probe by -0.002 to +0.064 (benchmarks/trust.py's probes before and after). Each fold fits the grid in
+    ascending C, every fit warm-started from the last one's weights: the four folds on grocery's ensemble vectors
+    take 7-9 s instead of 18 cold (a 24-tag, 192-photo facet: 4-5 s instead of 7). A facet of more than
+    LIGHTGBM_MAX_TAGS tags keeps one fold: each fit there costs seconds.
 
     Ranked by mean validation balanced accuracy, ties by lower mean log loss (prefers the C that is confidently
     right, which matters for the thresholds). Falls back to a fixed C when a class is too small to split.
@@ -134,9 +136,9 @@ def _choose_logreg_c(X: np.ndarray, y: np.ndarray, seed: int, groups: Sequence[s
     grid = LOGREG_C_GRID_LARGE if tags > LIGHTGBM_MAX_TAGS else LOGREG_C_GRID
     scores = np.zeros((len(grid), 2))
     for fit_rows, val_rows in folds:
-        warm = _make_logreg(2.0, tags, warm=True) if tags > LOGREG_MANY_TAGS else None
+        model = _make_logreg(grid[0], tags, warm=True)
         for i, C in enumerate(grid):  # ascending: a warm start from a smaller C's weights is a few steps away
-            model = (warm.set_params(C=C) if warm is not None else _make_logreg(C, tags)).fit(X[fit_rows], y[fit_rows])
+            model.set_params(C=C).fit(X[fit_rows], y[fit_rows])
             proba = aligned_proba(model, X[val_rows], n_classes)
             y_val = y[val_rows]
             log_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y_val)), y_val], 1e-15, 1.0))))
