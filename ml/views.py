@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ml.backbones.colour import hellinger_hsv
 from ml.backbones.efficientnet import (
     MEAN,
     STD,
@@ -124,13 +125,8 @@ def hsv_histogram(pixels: np.ndarray) -> np.ndarray:
     step = max(1, pixels.shape[-1] // HSV_SIDE)
     rgb = np.clip(pixels[:, :, ::step, ::step] * STD + MEAN + 0.5, 0, 255).astype(np.uint8)
     out = np.empty((len(rgb), FEATURE_DIMS["hsv"]), dtype=np.float32)
-    _, s_bins, v_bins = HSV_BINS
     for i, arr in enumerate(rgb):
-        hsv = np.asarray(Image.fromarray(arr.transpose(1, 2, 0)).convert("HSV")).reshape(-1, 3).astype(np.int64)
-        index = (hsv[:, 0] * HSV_BINS[0] // 256) * s_bins * v_bins + (hsv[:, 1] * s_bins // 256) * v_bins \
-            + hsv[:, 2] * v_bins // 256
-        counts = np.bincount(index, minlength=out.shape[1])
-        out[i] = np.sqrt(counts / counts.sum())
+        out[i] = hellinger_hsv(arr.transpose(1, 2, 0), HSV_BINS)
     return out
 
 

@@ -10,7 +10,7 @@ from ml.backbones import BackboneUnavailable, load_backbone
 from ml.backbones.colour import BINS, SIDE, VIEWS, histograms
 from ml.backbones.concat import concat_name, join
 from ml.strategies import FITTERS, aligned_proba
-from ml.views import view_image
+from ml.views import POOLED_VIEWS, view_image
 
 
 def _fruit(rng: np.random.Generator, rgb: tuple[int, int, int], background=(90, 90, 95)) -> Image.Image:
@@ -64,6 +64,7 @@ def test_the_views_are_pooled_and_the_ensemble_joins_colour_like_any_part(model_
     colour = load_backbone("colour-views")
     rng = np.random.default_rng(2)
     photo = _fruit(rng, (200, 40, 60))
+    assert VIEWS == POOLED_VIEWS  # the crops every views candidate reads
     crops = np.stack([np.asarray(view_image(photo, v, SIDE), dtype=np.float32).transpose(2, 0, 1) for v in VIEWS])
     by_hand = histograms(crops).mean(axis=0)
     assert np.allclose(colour.embed([photo])[0], by_hand / np.linalg.norm(by_hand), atol=1e-6)

@@ -24,22 +24,26 @@ import numpy as np
 from PIL import Image
 
 from ml.backbones.registry import Backbone, BackboneSpec, BackboneUnavailable, l2_normalise, register_backbone
-from ml.views import POOLED_VIEWS, view_image
 
 NAME = "colour-views"
 BINS = (32, 8, 4)  # hue x saturation x value
 SIDE = 96  # each view is read at this size: a histogram hardly changes with resolution
-VIEWS = POOLED_VIEWS  # the whole frame and the centre crops every views candidate reads
+VIEWS = ("center", "zoom", "zoom60")  # ml/views.py POOLED_VIEWS: the views every views candidate reads
+
+
+def hellinger_hsv(rgb: np.ndarray, bins: tuple[int, int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> its hue x saturation x value histogram with `bins`, as shares, square-rooted (unit L2
+    norm: the Hellinger mapping). Shared with the views' colour feature (ml/views.py `hsv_histogram`)."""
+    hsv = np.asarray(Image.fromarray(rgb).convert("HSV")).reshape(-1, 3).astype(np.int64)
+    hue, sat, val = bins
+    index = (hsv[:, 0] * hue // 256) * sat * val + (hsv[:, 1] * sat // 256) * val + hsv[:, 2] * val // 256
+    return np.sqrt(np.bincount(index, minlength=hue * sat * val) / len(index))
 
 
 def histograms(pixels: np.ndarray) -> np.ndarray:
     """(n, 3, S, S) RGB pixels 0..255 -> (n, 32 * 8 * 4) square-rooted, L2-normalised HSV histograms."""
-    hue, sat, val = BINS
-    out = np.empty((len(pixels), hue * sat * val), dtype=np.float32)
-    for i, rgb in enumerate(np.clip(pixels, 0, 255).astype(np.uint8)):
-        hsv = np.asarray(Image.fromarray(rgb.transpose(1, 2, 0)).convert("HSV")).reshape(-1, 3).astype(np.int64)
-        index = (hsv[:, 0] * hue // 256) * sat * val + (hsv[:, 1] * sat // 256) * val + hsv[:, 2] * val // 256
-        out[i] = np.sqrt(np.bincount(index, minlength=out.shape[1]) / len(index))
+    rgb = np.clip(pixels, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    out = np.array([hellinger_hsv(view, BINS) for view in rgb], dtype=np.float32).reshape(len(rgb), -1)
     return l2_normalise(out)
 
 
@@ -55,6 +59,8 @@ class ColourViews(Backbone):
         self.device = device
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
+        from ml.views import view_image  # ml/views.py imports this module: the views' crops are imported late
+
         crops = [np.asarray(view_image(image, view, SIDE), dtype=np.float32) for image in images for view in VIEWS]
         if not crops:
             return np.zeros((0, len(VIEWS), 3, SIDE, SIDE), dtype=np.float32)
