@@ -46,6 +46,7 @@ from ml.backbones.efficientnet import (
     write_onnx_atomically,
 )
 from ml.backbones.registry import Backbone, BackboneSpec, BackboneUnavailable, _factory_for, register_backbone
+from ml.view_geometry import parse_view, view_image
 
 log = logging.getLogger(__name__)
 
@@ -65,47 +66,9 @@ HSV_BINS = (16, 4, 4)
 HSV_SIDE = 80  # the histogram reads every k-th pixel so that about 80 x 80 are counted: 10x cheaper at 320 px
 FEATURE_DIMS: dict[str, int] = {**ONNX_FEATURES, "hsv": HSV_BINS[0] * HSV_BINS[1] * HSV_BINS[2]}
 GEM_P = 3.0
-ZOOM = 0.8  # the zoom and corner views keep 80 % of the short side
-GEOMETRIES = ("center", "squash", "zoom", "tl", "tr", "bl", "br", "zoom60")
-ZOOM60 = 0.6  # the zoom60 view: a tighter centre crop keeping 60 % of the short side (a second crop scale)
 
 
 # ------------------------------------------------------------------------------------------------ views
-def parse_view(view: str) -> tuple[str, bool]:
-    """'squash_flip' -> ('squash', True). Raises ValueError for an unknown geometry."""
-    geometry, _, suffix = view.partition("_")
-    if geometry not in GEOMETRIES or suffix not in ("", "flip"):
-        raise ValueError(f"unknown view {view!r}; geometries {GEOMETRIES}, optionally with _flip")
-    return geometry, suffix == "flip"
-
-
-def view_image(image: Image.Image, view: str, size: int) -> Image.Image:
-    """One size x size RGB view of `image`.
-
-    center: short side resized to `size`, centre crop (what the default backbone sees);
-    squash: the whole image resized to a square, aspect ignored (nothing is cropped away);
-    zoom / tl / tr / bl / br: a square of ZOOM x the short side at the centre / a corner, resized to `size`;
-    zoom60: the same at the centre with ZOOM60 x the short side.
-    """
-    geometry, flip = parse_view(view)
-    image = image.convert("RGB")
-    w, h = image.size
-    if geometry == "squash":
-        out = image.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
-    elif geometry == "center":
-        side = min(w, h)
-        box = ((w - side) // 2, (h - side) // 2)
-        out = image.resize((size, size), Image.BILINEAR, box=(*box, box[0] + side, box[1] + side),
-                           reducing_gap=2.0)
-    else:
-        side = round(min(w, h) * (ZOOM60 if geometry == "zoom60" else ZOOM))
-        geometry = "zoom" if geometry == "zoom60" else geometry
-        x0 = {"zoom": (w - side) // 2, "tl": 0, "bl": 0, "tr": w - side, "br": w - side}[geometry]
-        y0 = {"zoom": (h - side) // 2, "tl": 0, "tr": 0, "bl": h - side, "br": h - side}[geometry]
-        out = image.resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side), reducing_gap=2.0)
-    return out.transpose(Image.FLIP_LEFT_RIGHT) if flip else out
-
-
 def view_pixels(image: Image.Image, views: Sequence[str], size: int) -> np.ndarray:
     """(len(views), 3, size, size) float32 model input in the Lite weights' range, (x - 127) / 128."""
     out = np.empty((len(views), 3, size, size), dtype=np.float32)

@@ -10,7 +10,8 @@ from ml.backbones import BackboneUnavailable, load_backbone
 from ml.backbones.colour import BINS, SIDE, VIEWS, histograms
 from ml.backbones.concat import concat_name, join
 from ml.strategies import FITTERS, aligned_proba
-from ml.views import POOLED_VIEWS, view_image
+from ml.view_geometry import view_image
+from ml.views import POOLED_VIEWS
 
 
 def _fruit(rng: np.random.Generator, rgb: tuple[int, int, int], background=(90, 90, 95)) -> Image.Image:

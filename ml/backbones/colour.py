@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ml.backbones.registry import Backbone, BackboneSpec, BackboneUnavailable, l2_normalise, register_backbone
+from ml.view_geometry import view_image
 
 NAME = "colour-views"
 BINS = (32, 8, 4)  # hue x saturation x value
@@ -59,8 +60,6 @@ class ColourViews(Backbone):
         self.device = device
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
-        from ml.views import view_image  # ml/views.py imports this module: the views' crops are imported late
-
         crops = [np.asarray(view_image(image, view, SIDE), dtype=np.float32) for image in images for view in VIEWS]
         if not crops:
             return np.zeros((0, len(VIEWS), 3, SIDE, SIDE), dtype=np.float32)
