@@ -4,9 +4,10 @@ Candidates (ml/backbone_choice.py): "base", the library's backbone; "views", the
 frame and centre crops at two scales (while `views` is on in library.yaml and the library's backbone is the
 default one); "finetuned", when `finetuned_backbone` trained one on the current split (on by default, with a
 budget); "finetuned-views", that one on the same views; "large-views", the largest shipped member of the family
-on the same views; "ensemble", the last two side by side. The examples are embedded with every candidate
-(missing vectors only: the base ones come from `examples`; the ensemble's are joined from its parts'), each
-facet is probed on each candidate, and the picks go to the `backbone_choice` table.
+on the same views; "colour", a colour histogram of the same views; "ensemble", the last three side by side. The
+examples are embedded with every candidate (missing vectors only: the base ones come from `examples`; the
+ensemble's are joined from its parts'), each facet is probed on each candidate but the colour part, which only
+the ensemble reads (ml/backbone_choice.py PARTS_ONLY), and the picks go to the `backbone_choice` table.
 
 The library's photos and video frames are then embedded only with the backbones that some facet reads, plus the
 base one that `vector_index` and `similar` read: a candidate that loses costs the examples' embedding, never
