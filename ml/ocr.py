@@ -7,6 +7,14 @@ no upscaling at all (`max` 960) 41/48 at 86 ms. So the shorter side is brought u
 than that are not resized by the detector; RapidOCR caps the longest side at 2000 px before it), and a
 frame without text costs one detector pass and no recognition (RapidOCR recognises only detected boxes).
 
+Products rarely fill the photo: in a lifestyle shot the label is a few pixels high and the detector finds
+nothing on the whole frame. A *photo* whose whole frame yields no text is read again on its centre crops
+(`zoom`: 60 %, then 50 % of each side, upscaled 2x where the crop is smaller than the detector's side), and the
+boxes are mapped back into the photo's pixels. Measured on the demo (320 px photos; 6 of its 145 new photos
+read no text on the whole frame, each a lifestyle shot of a labelled product): the 60 % crop read 4 of them,
+the 50 % crop 4, the two in turn all 6 (5 exactly, one `8W-5` for `BW-5`), at 250-300 ms a crop on one core.
+Frames of videos are not zoomed: most frames carry no text, and each would pay two more passes.
+
 Results are cached like embeddings: keyed by (media_id, ts, OCR model id), never recomputed.
 
 Pure ML code: no Dagster, no Ray.
@@ -36,6 +44,7 @@ class OcrSpec:
     limit_type: str = "min"
     text_score: float = 0.5  # recognition confidence below this drops the box
     use_cls: bool = True  # the angle classifier: reads text printed upside down (a product lying the other way)
+    zoom: tuple[float, ...] = (0.6, 0.5)  # centre crops (share of each side) read, in turn, where a photo has no text
     threads: int = 1
 
     @property
@@ -44,6 +53,7 @@ class OcrSpec:
         from importlib.metadata import version
 
         key = f"{version('rapidocr')}|{self.limit_side_len}|{self.limit_type}|{self.text_score}|{self.use_cls}"
+        key += f"|zoom={','.join(map(str, self.zoom))}" if self.zoom else ""
         return f"rapidocr-ppocrv6@{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
@@ -83,6 +93,37 @@ class OcrEngine:
             if str(text).strip()
         ]
 
+    def read_photo(self, image: Image.Image) -> list[TextBox]:
+        """`read`, and where the whole photo yields no text, its centre crops in turn (`OcrSpec.zoom`), the
+        first that yields text winning; boxes are in the photo's pixels either way."""
+        found = self.read(image)
+        for share in () if found else self.spec.zoom:
+            crop, left, top, scale = centre_crop(image.convert("RGB"), share, self.spec.limit_side_len)
+            found = [
+                TextBox(
+                    b.text,
+                    b.confidence,
+                    tuple(round(v / scale + (left if k % 2 == 0 else top), 1) for k, v in enumerate(b.box)),
+                )
+                for b in self.read(crop)
+            ]
+            if found:
+                break
+        return found
+
+
+def centre_crop(image: Image.Image, share: float, side: int) -> tuple[Image.Image, int, int, float]:
+    """(crop, left, top, scale): the centre `share` of each side of `image`, upscaled 2x where its shorter side
+    is below `side` (the detector's), so a small label is read as the whole frame's large text is."""
+    w, h = image.size
+    cw, ch = max(1, round(w * share)), max(1, round(h * share))
+    left, top = (w - cw) // 2, (h - ch) // 2
+    crop = image.crop((left, top, left + cw, top + ch))
+    scale = 2.0 if min(cw, ch) < side else 1.0
+    if scale != 1.0:
+        crop = crop.resize((round(cw * scale), round(ch * scale)), Image.BICUBIC)
+    return crop, left, top, scale
+
 
 @lru_cache(maxsize=2)
 def cached_engine(spec: OcrSpec) -> OcrEngine:
@@ -117,14 +158,21 @@ def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], reader: MediaReader =
             result.errors.append({"media_id": media_id, "uri": uri, "reason": getattr(exc, "reason", str(exc))})
             continue
         t1 = time.perf_counter()
-        boxes = engine.read(image)
+        boxes = engine.read_photo(image)
         t2 = time.perf_counter()
         result.seconds["decode"] += t1 - t
         result.seconds["ocr"] += t2 - t1
         for box in boxes:
             result.rows.append(
-                {"media_id": media_id, "ts": None, "text": box.text, "confidence": box.confidence, "box": list(box.box),
-                 "image_w": image.width, "image_h": image.height}
+                {
+                    "media_id": media_id,
+                    "ts": None,
+                    "text": box.text,
+                    "confidence": box.confidence,
+                    "box": list(box.box),
+                    "image_w": image.width,
+                    "image_h": image.height,
+                }
             )
         result.done.append({"media_id": media_id, "ts": None, "boxes": len(boxes), "ms": round((t2 - t1) * 1000, 1)})
     return result

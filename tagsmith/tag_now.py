@@ -204,7 +204,7 @@ class PhotoTagger:
         if loaded.ocr is not None:
             picture = ocr_picture(data)
             with self._ocr_lock:
-                read = loaded.ocr.read(picture)
+                read = loaded.ocr.read_photo(picture)
             boxes = [(b.text, b.confidence) for b in read]
             text_rows = [(b.text, b.confidence, list(b.box), picture.width, picture.height) for b in read]
         features = photo_features(data, loaded.keypoints) if loaded.keypoints is not None else None

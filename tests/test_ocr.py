@@ -5,7 +5,7 @@ import socket
 import polars as pl
 import pytest
 from dagster import DagsterInstance, materialize
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ml.ocr import OcrSpec, cached_engine, ocr_chunk
 
@@ -32,6 +32,28 @@ def test_reads_printed_model_number_offline(engine, monkeypatch):
     assert [b.text.replace(" ", "") for b in boxes] == ["AS-100"]
     assert boxes[0].confidence > 0.8 and len(boxes[0].box) == 8
     assert engine.read(Image.new("RGB", (320, 160), (240, 240, 240))) == []  # no text, no boxes
+
+
+def small_label_scene() -> Image.Image:
+    """A 320 px photo with a striped product and a label a few pixels high at its centre (a lifestyle shot)."""
+    image = Image.new("RGB", (320, 320), (200, 60, 50))
+    draw = ImageDraw.Draw(image)
+    for k in range(0, 320, 24):
+        draw.line((0, k, 320, k + 40), fill=(230, 230, 230), width=3)
+    draw.rectangle((142, 150, 176, 166), fill=(245, 245, 245))
+    draw.text((147, 152), "R7", fill=(20, 20, 20), font=ImageFont.load_default(size=9))
+    return image.filter(ImageFilter.GaussianBlur(0.6))
+
+
+def test_a_photo_without_text_is_read_again_on_its_centre(engine):
+    scene = small_label_scene()
+    assert engine.read(scene) == []  # the whole frame: the label is too small for the detector
+    found = engine.read_photo(scene)
+    assert [b.text for b in found] == ["R7"]
+    xs, ys = found[0].box[0::2], found[0].box[1::2]  # mapped back into the photo's pixels: on the label
+    assert 136 <= min(xs) and max(xs) <= 182 and 144 <= min(ys) and max(ys) <= 172
+    assert cached_engine(OcrSpec(zoom=())).read_photo(scene) == []
+    assert OcrSpec(zoom=()).model_id != OcrSpec().model_id
 
 
 def test_ocr_chunk_reports_bad_photos_and_reads_the_rest(tmp_path):
