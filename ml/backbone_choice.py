@@ -22,12 +22,14 @@ keeps costs the examples' embedding only: the library is never embedded with it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ml.strategies import FITTERS, accuracy, aligned_proba, as_matrix, balanced_accuracy
+from ml.strategies import FITTERS, accuracy, aligned_proba, as_matrix, balanced_accuracy, row_space
 
 # Forward passes per photo, relative to the base backbone (views: whole frame + 2 crops, measured 2.9x; the large
 # backbone: efficientnet-lite2, 2.3x lite0's raw forward, benchmarks/backbones.py; the ensemble: its parts' sum).
@@ -106,6 +108,9 @@ def probe(
     y_tr = np.array([index[str(y)] for y in y_train], dtype=int)
     y_ho = np.array([index[str(y)] for y in y_hold], dtype=int)
     started = time.perf_counter()
+    key = train_key(X_train, y_train, groups_train, seed)
+    # the same fits in coordinates of the train rows' span: one feature per photo, not per dimension (ml/strategies.py)
+    X_train, X_hold = row_space(X_train, X_hold)
     model, params = FITTERS["logreg"](X_train, y_tr, seed, None, groups_train)
     predicted = aligned_proba(model, X_hold, len(classes)).argmax(axis=1)
     return {
@@ -113,8 +118,25 @@ def probe(
         "balanced": round(balanced_accuracy(y_ho, predicted), 4),
         "n_holdout": int(len(y_ho)),
         "C": params.get("C"),
+        "train": key,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def train_key(X_train: np.ndarray, y_train: Sequence[str], groups_train: Sequence[str] | None, seed: int) -> str:
+    """What a probe's C was searched on: the train rows' tags and groups in order, the vectors' shape and the
+    seed. The facet's head, trained on the chosen backbone's same rows, takes the probe's C where its key is the
+    same (`probe_c`): the search would choose the same C again, and it is most of a probe's cost."""
+    digest = hashlib.sha256(json.dumps([list(X_train.shape), seed]).encode())
+    for y, g in zip(y_train, groups_train if groups_train is not None else [None] * len(y_train), strict=True):
+        digest.update(f"{y}\x1f{g}\x1e".encode())
+    return digest.hexdigest()[:16]
+
+
+def probe_c(probes: Mapping[str, dict], role: str, key: str) -> float | None:
+    """The C the probe of `role` chose, where it was searched on the rows `key` names; else None."""
+    found = probes.get(role) or {}
+    return found.get("C") if found.get("train") == key and found.get("C") is not None else None
 
 
 def judged(roles: Sequence[str], forced: str | None = None) -> list[str]:

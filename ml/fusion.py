@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from ml.splits import group_folds
+from ml.strategies import row_space
 
 VISUAL_FEATURES = ("visual", "visual_log", "visual_margin", "visual_top")
 CHANNEL_FEATURES = ("evidence", "margin", "has")
@@ -90,19 +91,21 @@ class Combiner:
 
 
 def out_of_fold_scores(
-    fit, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, folds: int = 5, groups=None
+    fit, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, folds: int = 5, groups=None, linear: bool = False
 ) -> np.ndarray:
     """(n, n_classes) scores of each row by a model fitted without it. `fit(X, y) -> predict(X) -> scores`.
 
     Folds are stratified and, with `groups` (shoots, look-alike clusters), never split a group: a combiner
     that learns from scores of near-copies of the training photos learns to trust the picture too much.
-    Without groups their number is capped by the rarest class (at least 2).
+    Without groups their number is capped by the rarest class (at least 2). `linear`: `fit` is an L2-penalised
+    linear model, whose scores are the same on the rows' coordinates in their span (ml/strategies.py row_space),
+    a fit with one feature per row instead of per dimension.
     """
     out = np.zeros((len(y), n_classes), dtype=np.float64)
     cuts = group_folds(y, groups, folds, seed)
     if not cuts:
         raise ValueError("too few examples per tag for out-of-fold scores")
     for train_idx, test_idx in cuts:
-        predict = fit(X[train_idx], y[train_idx])
-        out[test_idx] = predict(X[test_idx])
+        X_fit, X_out = row_space(X[train_idx], X[test_idx]) if linear else (X[train_idx], X[test_idx])
+        out[test_idx] = fit(X_fit, y[train_idx])(X_out)
     return out

@@ -102,6 +102,7 @@ def train_facet_head(
     force: str | None = None,
     groups_train: Sequence[str] | None = None,
     confidence: float = CONFIDENCE,
+    logreg_c: float | None = None,
 ) -> FacetHead:
     """Fit every strategy on train, keep the best on holdout, calibrate thresholds, refit on all data.
 
@@ -118,6 +119,9 @@ def train_facet_head(
     likeliest tags); with several, their combinations ("<visual>+keypoints+ocr+text"). Each is the best visual
     head combined with that evidence by a learned combiner (ml/fusion.py) trained on out-of-fold visual scores.
     `force` picks a strategy by name instead of the best (the catalog's choice).
+
+    `logreg_c`: the C of logistic regression where it is known for these very rows (the backbone probe's, which
+    searched it on the same train split: ml/backbone_choice.py `probe_c`); else it is searched here.
 
     `groups_train` (the training rows' groups: shoots, look-alike clusters) keeps the inner C search and the
     out-of-fold scores the combiners learn from honest too: no group on both sides of any split. The
@@ -158,6 +162,8 @@ def train_facet_head(
     y_tr = np.array([index[y] for y in y_train], dtype=int)
     y_ho = np.array([index[y] for y in y_hold], dtype=int)
     start_params: dict[str, dict | None] = {"prototype": {"temperature": prototype_temperature}}
+    if logreg_c is not None:
+        start_params["logreg"] = {"C": float(logreg_c), "rows": len(y_tr)}
 
     results: dict[str, StrategyResult] = {}
     hold_scores: dict[str, np.ndarray] = {}
@@ -197,6 +203,7 @@ def train_facet_head(
         model, _ = FITTERS[visual](Xa, ya, seed, params[visual])
         return lambda Xb: aligned_proba(model, Xb, len(classes))
 
+    linear = visual == "logreg"  # its out-of-fold fits run on the rows' span (ml/fusion.py)
     started = time.perf_counter()
     if identifiers is not None and ocr_train is not None and ocr_hold is not None:
         has = np.array([bool(identifiers.get(c)) for c in classes])
@@ -214,12 +221,12 @@ def train_facet_head(
         gallery = build_gallery(ids_train, y_train, keypoints_train)
         has = np.array([c in gallery for c in classes])
         if has.any():
-            oof = out_of_fold_scores(fit_visual, X_train, y_tr, len(classes), seed, groups=groups_train)
+            oof = out_of_fold_scores(fit_visual, X_train, y_tr, len(classes), seed, groups=groups_train, linear=linear)
             train_ev = keypoint_evidence(keypoints_train, gallery, classes, top_candidates(oof), exclude=ids_train)
             hold_ev = keypoint_evidence(keypoints_hold, gallery, classes, top_candidates(hold_scores[visual]))
             channels["keypoints"] = (train_ev, hold_ev, has)
     if channels and oof is None:
-        oof = out_of_fold_scores(fit_visual, X_train, y_tr, len(classes), seed, groups=groups_train)
+        oof = out_of_fold_scores(fit_visual, X_train, y_tr, len(classes), seed, groups=groups_train, linear=linear)
     names = sorted(channels)
     for size in range(1, len(names) + 1):
         for subset in combinations(names, size):

@@ -4,7 +4,9 @@ wins by the margin (ml/backbone_choice.py)."""
 import numpy as np
 import pytest
 
-from ml.backbone_choice import MARGIN, choose, judged, large_views_backbone, probe, views_backbone
+import ml.strategies
+from ml.backbone_choice import MARGIN, choose, judged, large_views_backbone, probe, probe_c, train_key, views_backbone
+from ml.heads import train_facet_head
 
 
 def test_a_costlier_candidate_must_win_by_the_margin_and_base_keeps_ties():
@@ -65,6 +67,33 @@ def test_the_probe_scores_shoots_it_never_saw():
     assert choose({"base": result, "views": noisy}) == "base"
     with pytest.raises(ValueError, match="two tags"):
         probe(X[:5], y[:5], X[hold], y[hold])
+
+
+def test_the_head_takes_the_probes_c_for_the_same_rows_and_searches_otherwise(monkeypatch):
+    X, y, groups = _facet(np.random.default_rng(3), noise=2.0)
+    hold = np.array([g.endswith(("-s4", "-s5")) for g in groups])
+    Xt, yt, gt = X[~hold], y[~hold], groups[~hold].tolist()
+    searched = probe(Xt, yt, X[hold], y[hold], gt, seed=0)
+    probes = {"views": {**searched, "model": "m"}}
+    assert probe_c(probes, "views", train_key(Xt, yt, gt, 0)) == searched["C"]
+    # other rows, groups, seed or vectors: a C searched for something else is not taken
+    assert probe_c(probes, "views", train_key(Xt[1:], yt[1:], gt[1:], 0)) is None
+    assert probe_c(probes, "views", train_key(Xt, yt, gt[::-1], 0)) is None
+    assert probe_c(probes, "views", train_key(Xt, yt, gt, 1)) is None
+    assert probe_c(probes, "views", train_key(Xt[:, :8], yt, gt, 0)) is None
+    assert probe_c(probes, "base", train_key(Xt, yt, gt, 0)) is None
+    # given, it is the search's answer without the search (the search would give the same: checked first)
+    searched_head = train_facet_head("f", Xt, yt, X[hold], y[hold], strategies=("logreg",), groups_train=gt)
+    assert searched_head.metrics["params"]["C"] == searched["C"]
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the C search ran again")
+
+    monkeypatch.setattr(ml.strategies, "_choose_logreg_c", no_search)
+    given = train_facet_head("f", Xt, yt, X[hold], y[hold], strategies=("logreg",), groups_train=gt,
+                             logreg_c=searched["C"])  # fmt: skip
+    assert given.metrics["params"] == searched_head.metrics["params"]
+    assert given.thresholds == searched_head.thresholds
 
 
 def test_views_is_a_candidate_of_the_default_backbone_only():

@@ -351,3 +351,22 @@ def test_logreg_keeps_its_penalty_per_example_when_refitted_on_more_rows():
     # a head trained before `rows` was recorded keeps its C as given: the doubled data sharpens its scores
     legacy, _ = FITTERS["logreg"](np.vstack([X, X]), np.concatenate([codes, codes]), 0, {"C": params["C"]})
     assert legacy.predict_proba(X).max(axis=1).mean() > model.predict_proba(X).max(axis=1).mean() + 0.01
+
+
+def test_a_logistic_regression_on_the_rows_span_scores_as_one_on_every_dimension():
+    from ml.strategies import _make_logreg, aligned_proba, row_space
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(6, 400))
+    y = np.repeat(np.arange(6), 10)
+    X = centres[y] + rng.normal(scale=1.5, size=(60, 400))
+    X_new = centres[np.arange(6).repeat(3)] + rng.normal(scale=1.5, size=(18, 400))
+    Z, Z_new = row_space(X, X_new)
+    assert Z.shape == (60, 60) and Z_new.shape == (18, 60)  # one feature per row
+    assert np.allclose(Z @ Z.T, X @ X.T) and np.allclose(Z_new @ Z.T, X_new @ X.T)  # the same inner products
+    full = aligned_proba(_make_logreg(2.0, 6).set_params(tol=1e-8).fit(X, y), X_new, 6)
+    span = aligned_proba(_make_logreg(2.0, 6).set_params(tol=1e-8).fit(Z, y), Z_new, 6)
+    assert np.abs(full - span).max() < 1e-3
+    assert (full.argmax(axis=1) == span.argmax(axis=1)).all()
+    few_dims = X[:, :100]  # more rows than half the dimensions: nothing to gain, the rows as given
+    assert row_space(few_dims, X_new[:, :100])[0] is few_dims

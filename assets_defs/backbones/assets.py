@@ -84,8 +84,13 @@ def backbone_choice(
             rows.append(previous[facet])
             context.log.info(f"{facet}: examples and candidates unchanged, {previous[facet]['role']} backbone kept")
             continue
+        roles = judged(list(models), forced)
+        if len(roles) == 1 and not forced:  # nothing to compare: a probe would cost a C search and decide nothing
+            rows.append(choice_row(facet, roles[0], models, False, {}, now, inputs))
+            context.log.info(f"{facet}: {roles[0]} backbone, the only candidate (not probed)")
+            continue
         probes = {}
-        for role in judged(list(models), forced):
+        for role in roles:
             try:
                 probes[role] = {**probe_facet(warehouse, library, models[role][1], group, config.seed)}
                 probes[role]["model"] = models[role][1]
@@ -94,18 +99,7 @@ def backbone_choice(
         if not probes:
             continue
         role = choose(probes, forced)
-        rows.append(
-            {
-                "facet": facet,
-                "role": role,
-                "backbone": models[role][0],
-                "model": models[role][1],
-                "forced": bool(forced),
-                "probes": json.dumps(probes, sort_keys=True),
-                "chosen_at": now,
-                "inputs": inputs,
-            }
-        )
+        rows.append(choice_row(facet, role, models, bool(forced), probes, now, inputs))
         compared = ", ".join(f"{r} {p['balanced']:.3f}" for r, p in probes.items())
         context.log.info(f"{facet}: {role} backbone (probe balanced accuracy on the group-aware holdout: {compared})")
     warehouse.write(library, "backbone_choice", frame("backbone_choice", rows))
@@ -122,6 +116,20 @@ def backbone_choice(
             },
         }
     )
+
+
+def choice_row(facet: str, role: str, models: dict, forced: bool, probes: dict, now: str, inputs: str) -> dict:
+    """The `backbone_choice` row of one facet."""
+    return {
+        "facet": facet,
+        "role": role,
+        "backbone": models[role][0],
+        "model": models[role][1],
+        "forced": forced,
+        "probes": json.dumps(probes, sort_keys=True),
+        "chosen_at": now,
+        "inputs": inputs,
+    }
 
 
 def probe_inputs(group: pl.DataFrame, models: dict, forced: str | None, seed: int) -> str:

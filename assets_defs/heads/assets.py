@@ -25,6 +25,7 @@ from assets_defs.common import now_iso, table_outputs, table_outs
 from assets_defs.heads.multi import region_extra, train_multi, word_marks_of
 from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
+from ml.backbone_choice import probe_c, train_key
 from ml.heads import train_facet_head
 from ml.ocr import OcrSpec
 from ml.report import promise_figures
@@ -190,7 +191,7 @@ def heads(
             context.log.info(f"{facet}: training set unchanged, reusing {version}")
         else:
             try:
-                head = train_on(warehouse, library, picked["model"], group, config, force, evidence, target)
+                head = train_on(warehouse, library, picked, group, config, force, evidence, target)
             except ValueError as exc:  # the examples' problem
                 problems.append(f"{facet}: {exc}")
                 continue
@@ -249,15 +250,16 @@ class Evidence:
 def train_on(
     warehouse: Warehouse,
     library: str,
-    model: str,
+    picked: dict,
     group: pl.DataFrame,
     config,
     force,
     evidence: Evidence,
     target_precision: float,
 ):
-    """One facet's head on one backbone's embeddings, its strategies compared on the holdout (ml/heads.py)."""
-    ids, X = warehouse.read_embeddings(library, model, group["media_id"].to_list())
+    """One facet's head on the embeddings of its `picked` backbone (its `backbone_choice` row: role, model,
+    probes), its strategies compared on the holdout (ml/heads.py)."""
+    ids, X = warehouse.read_embeddings(library, picked["model"], group["media_id"].to_list())
     labelled = pl.DataFrame({"media_id": ids}, schema={"media_id": pl.String}).join(group, on="media_id", how="left")
     is_train = (labelled["split"] == "train").to_numpy()
     y = labelled["tag_id"].to_numpy()
@@ -278,6 +280,8 @@ def train_on(
             ids_train=ids_train,
             ids_hold=ids_hold,
         )
+    groups_train = labelled["group"].to_numpy()[is_train]
+    key = train_key(X[is_train], y[is_train], groups_train, config.seed)
     head = train_facet_head(
         group["facet"][0],
         X[is_train],
@@ -288,7 +292,8 @@ def train_on(
         seed=config.seed,
         target_precision=target_precision,
         force=force,
-        groups_train=labelled["group"].to_numpy()[is_train],
+        groups_train=groups_train,
+        logreg_c=probe_c(picked["probes"], picked["role"], key),  # the probe's C: searched on these rows
         **extra,
     )
     for row, media_id in zip(head.holdout or [], ids_hold, strict=False):
