@@ -7,7 +7,10 @@ budget); "finetuned-views", that one on the same views; "large-views", the large
 on the same views; "colour", a colour histogram of the same views; "ensemble", the last three side by side. The
 examples are embedded with every candidate (missing vectors only: the base ones come from `examples`; the
 ensemble's are joined from its parts'), each facet is probed on each candidate but the colour part, which only
-the ensemble reads (ml/backbone_choice.py PARTS_ONLY), and the picks go to the `backbone_choice` table.
+the ensemble reads (ml/backbone_choice.py PARTS_ONLY), and the picks go to the `backbone_choice` table. A facet
+with a single candidate (views off, no fine-tuning) is not probed: there is nothing to compare, and the probe's C
+search is most of its cost. Each probe records its C with the rows it was searched on, which the facet's head
+takes instead of searching again (ml/backbone_choice.py probe_c).
 
 The library's photos and video frames are then embedded only with the backbones that some facet reads, plus the
 base one that `vector_index` and `similar` read: a candidate that loses costs the examples' embedding, never
