@@ -117,8 +117,10 @@ def _choose_logreg_c(X: np.ndarray, y: np.ndarray, seed: int, groups: Sequence[s
     the probe by -0.002 to +0.064 (benchmarks/trust.py's probes before and after). Each fold fits the grid in
     ascending C, every fit warm-started from the last one's weights: the four folds on grocery's ensemble vectors
     take 7-9 s (18 cold; one fold cold, before, about 5), a 24-tag, 192-photo facet 4-5 s (7 cold; one fold about
-    2), so a pipeline run's probes and heads cost more: `.ci/run` went from 18 to 24 minutes. A facet of more
-    than LIGHTGBM_MAX_TAGS tags keeps one fold: each fit there costs seconds.
+    2), so a pipeline run's probes and heads cost more: `.ci/run` went from 18 to 24 minutes. Each fold now fits
+    on its rows' span where they are fewer than half the dimensions (`row_space`): the demo's facet takes 0.3 s,
+    and the facet's head takes its backbone probe's C rather than searching again (ml/backbone_choice.py
+    probe_c). A facet of more than LIGHTGBM_MAX_TAGS tags keeps one fold: each fit there costs seconds.
 
     Ranked by mean validation balanced accuracy, ties by lower mean log loss (prefers the C that is confidently
     right, which matters for the thresholds). Falls back to a fixed C when a class is too small to split.
