@@ -210,7 +210,7 @@ def render_evaluation(
         )
         backbones = metrics.get("backbones") or {}
         chosen_backbone = metrics.get("backbone", "base")
-        backbone_html = f"<p>Backbone: <b>{esc(chosen_backbone)}</b>, the only candidate (not probed).</p>"
+        backbone_html = f"<p>Backbone: <b>{esc(chosen_backbone)}</b>; no candidates compared (one, not probed).</p>"
         if backbones:
             backbone_rows = "".join(
                 f"<tr{' class=chosen' if r == chosen_backbone else ''}><td>{esc(r)}</td><td>{esc(b['model'])}</td>"
