@@ -56,6 +56,15 @@ def test_a_photo_without_text_is_read_again_on_its_centre(engine):
     assert OcrSpec(zoom=()).model_id != OcrSpec().model_id
 
 
+def test_a_strip_too_thin_for_text_is_left_unread_not_left_to_stall(engine):
+    from ml.ocr import readable
+
+    assert readable(320, 320) and readable(60, 480) and readable(480, 40)
+    assert not readable(4, 400) and not readable(400, 7) and not readable(20, 4000)
+    for size in ((4, 400), (8, 1000), (20, 4000), (400, 2)):  # hung or raised in RapidOCR before the check
+        assert engine.read_photo(Image.new("RGB", size, (200, 200, 200))) == []
+
+
 def test_ocr_chunk_reports_bad_photos_and_reads_the_rest(tmp_path):
     good, bad = tmp_path / "good.png", tmp_path / "bad.jpg"
     label("NT-40").save(good)
