@@ -162,8 +162,8 @@ def ocr_picture(data: bytes) -> Image.Image:
 
 
 def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], reader: MediaReader = LocalFiles()) -> OcrChunkResult:
-    """OCR of (media_id, uri) photos: the Ray unit of work. A photo that cannot be decoded is reported, not
-    raised, so the other photos of the chunk are read."""
+    """OCR of (media_id, uri) photos: the Ray unit of work. A photo that cannot be decoded, or that the OCR
+    engine fails on, is reported with its reason, not raised, so the other photos of the chunk are read."""
     engine = cached_engine(spec)
     result = OcrChunkResult()
     for media_id, uri in items:
@@ -174,7 +174,13 @@ def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], reader: MediaReader =
             result.errors.append({"media_id": media_id, "uri": uri, "reason": getattr(exc, "reason", str(exc))})
             continue
         t1 = time.perf_counter()
-        boxes = engine.read_photo(image)
+        try:
+            boxes = engine.read_photo(image)
+        except Exception as exc:  # noqa: BLE001 - RapidOCR raises its own errors on odd pictures (ResizeImgError, ...)
+            # one photo's failure is reported with its reason and the photo read again next run; the chunk goes on
+            reason = f"OCR failed: {type(exc).__name__}: {exc}"
+            result.errors.append({"media_id": media_id, "uri": uri, "reason": reason})
+            continue
         t2 = time.perf_counter()
         result.seconds["decode"] += t1 - t
         result.seconds["ocr"] += t2 - t1

@@ -76,6 +76,26 @@ def test_ocr_chunk_reports_bad_photos_and_reads_the_rest(tmp_path):
     assert OcrSpec().model_id == OcrSpec(threads=2).model_id != OcrSpec(limit_side_len=736).model_id
 
 
+def test_ocr_chunk_reports_a_photo_the_engine_fails_on_and_reads_the_rest(tmp_path, monkeypatch):
+    good, odd = tmp_path / "good.png", tmp_path / "odd.png"
+    label("NT-40").save(good)
+    label("XX-99", size=(330, 160)).save(odd)
+    engine = cached_engine(OcrSpec())
+    read = engine.read_photo
+
+    def fails_on_the_odd_one(image):
+        if image.width == 330:  # what RapidOCR's ResizeImgError did to a whole chunk before
+            raise RuntimeError("cannot resize")
+        return read(image)
+
+    monkeypatch.setattr(engine, "read_photo", fails_on_the_odd_one)
+    result = ocr_chunk(OcrSpec(), [("o" * 64, str(odd)), ("g" * 64, str(good))])
+    assert [r["text"] for r in result.rows] == ["NT-40"]
+    assert [d["media_id"][0] for d in result.done] == ["g"]
+    assert [e["media_id"][0] for e in result.errors] == ["o"]
+    assert result.errors[0]["reason"] == "OCR failed: RuntimeError: cannot resize"
+
+
 def test_ocr_text_asset_reads_once_and_only_when_wanted(local_resources, small_demo, add_library, asset_metadata):
     from assets_defs.media.assets import media
     from assets_defs.ocr.assets import ocr_text

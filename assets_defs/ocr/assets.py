@@ -62,7 +62,9 @@ def ocr_text(
     warehouse.upsert(library, "ocr_text", new_rows, ["media_id", "ts", "model"])
     warehouse.upsert(library, "ocr_runs", new_runs, ["media_id", "ts", "model"])
     errors = [e for res in results for e in res.errors]
-    for e in errors:  # already quarantined by `media` or `examples` when they cannot be decoded
+    # a photo that cannot be decoded is already quarantined by `media` or `examples`; one the engine failed on
+    # is tagged without its text this time and read again next run (it has no `ocr_runs` row)
+    for e in errors:
         context.log.warning(f"not read {e['uri']}: {e['reason']}")
     ms = new_runs["ms"]
     yield MaterializeResult(
