@@ -89,7 +89,7 @@ def example_groups(data: Dataset, rows: np.ndarray, X: np.ndarray) -> tuple[list
 
 
 def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, strategies, keypoints,
-        tune=None) -> dict:
+        tune=None, library: bool = True) -> dict:
     """`X_by`: {role: vectors of every photo} of the candidate backbones; groups come from the base ones, as in
     the `examples` asset, and the backbone from `backbone_choice`'s probe on the same split."""
     examples = np.flatnonzero(data.mask("train", "val"))
@@ -133,6 +133,7 @@ def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, 
         strategies=strategies,
         seed=seed,
         groups_train=None if groups is None else groups[tr],
+        X_pool=X_all[test] if library else None,  # the uploads are in the library when heads train
         **extra,
     )
     heads_seconds = time.perf_counter() - started
@@ -153,6 +154,7 @@ def run(data: Dataset, X_by: dict[str, np.ndarray], split_kind: str, seed: int, 
         "promised_applied_interval": [new["applied_precision_low"], new["applied_precision_high"]],
         "promised_share_applied": new["share_applied"],
         "same_shoot_top1": head.metrics["same_shoot"]["top1"],
+        "self_training": head.metrics.get("self_training"),
         "test": got,
         "gap_top1": round(new["top1_projected"] - got["top1"], 4),
         "gap_holdout_top1": round(new["top1"] - got["top1"], 4),
@@ -211,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--splits", nargs="+", default=["random", "groups"])
     parser.add_argument("--keypoints", action="store_true", help="also the +keypoints strategies (ORB)")
+    parser.add_argument("--no-library", action="store_true",
+                        help="heads learn from the examples only, not from the uploads in the library")
     parser.add_argument("--finetune", action="store_true",
                         help="also the fine-tuned candidates, with a new library's settings (+~8 min a seed)")
     embedding_arguments(parser)
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
             X_by[role] = get_embeddings(name, data, args)["vectors"]
     keypoints = orb_features(data) if args.keypoints else None
     results = [
-        run(data, X_by, kind, seed, STRATEGIES, keypoints, args if args.finetune else None)
+        run(data, X_by, kind, seed, STRATEGIES, keypoints, args if args.finetune else None, not args.no_library)
         for kind in args.splits
         for seed in args.seeds
     ]
@@ -248,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['gap_top1']:+.3f} {r['gap_applied_precision'] or 0:+.3f} | {r['same_shoot_top1']:.3f} | "
             f"{r['heads_seconds']:.0f} (groups {r['group_seconds']:.0f})"
         )
+    for r in results:
+        print(f"{r['split']} {r['seed']}: self-training {r['self_training']}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from ml.facet_head import FacetHead, StrategyResult, predict_table  # noqa: F401
 from ml.fusion import Combiner, out_of_fold_scores
 from ml.keypoints import Features, keypoint_evidence, top_candidates
 from ml.projection import projected_accuracy
+from ml.self_training import logreg_scorers, logreg_self_trained, self_train
 from ml.splits import holdout_split
 from ml.strategies import (
     FITTERS,
@@ -103,6 +104,7 @@ def train_facet_head(
     groups_train: Sequence[str] | None = None,
     confidence: float = CONFIDENCE,
     logreg_c: float | None = None,
+    X_pool: np.ndarray | None = None,
 ) -> FacetHead:
     """Fit every strategy on train, keep the best on holdout, calibrate thresholds, refit on all data.
 
@@ -119,6 +121,12 @@ def train_facet_head(
     likeliest tags); with several, their combinations ("<visual>+keypoints+ocr+text"). Each is the best visual
     head combined with that evidence by a learned combiner (ml/fusion.py) trained on out-of-fold visual scores.
     `force` picks a strategy by name instead of the best (the catalog's choice).
+
+    `X_pool`: the vectors of library photos that are not examples (unlabelled). Where given, logistic regression
+    is also fitted once more with the pool photos it is surest of as extra rows, each with its predicted tag
+    (ml/self_training.py); the holdout judges it with its own photos in the pool (a new shoot in the library),
+    and it replaces plain logistic regression only where its holdout balanced accuracy is higher. The shipped
+    head then learns the same way from the pool (`metrics["self_training"]`).
 
     `logreg_c`: the C of logistic regression where it is known for these very rows (the backbone probe's, which
     searched it on the same train split: ml/backbone_choice.py `probe_c`); else it is searched here.
@@ -168,9 +176,13 @@ def train_facet_head(
     results: dict[str, StrategyResult] = {}
     hold_scores: dict[str, np.ndarray] = {}
     params: dict[str, dict] = {}
+    models: dict[str, object] = {}
     for strategy in strategies:
         started = time.perf_counter()
-        model, params[strategy] = FITTERS[strategy](X_train, y_tr, seed, start_params.get(strategy), groups_train)
+        models[strategy], params[strategy] = FITTERS[strategy](
+            X_train, y_tr, seed, start_params.get(strategy), groups_train
+        )
+        model = models[strategy]
         fit_seconds = time.perf_counter() - started
         hold_scores[strategy] = aligned_proba(model, X_hold, len(classes))
         y_pred = hold_scores[strategy].argmax(axis=1)
@@ -190,6 +202,25 @@ def train_facet_head(
             fit_seconds,
             params[strategy],
         )
+
+    plain_logreg = results["logreg"].accuracy if "logreg" in results else None
+    self_training = None
+    if X_pool is not None and len(X_pool) and "logreg" in results:
+        before = results["logreg"].balanced_accuracy
+        self_training = logreg_self_trained(
+            models["logreg"], before, X_train, y_tr, X_hold, y_ho, X_pool, params["logreg"], seed, len(classes)
+        )
+        scores = self_training.pop("scores")
+        if self_training["used"]:
+            hold_scores["logreg"] = scores
+            results["logreg"] = StrategyResult(
+                "logreg",
+                accuracy(y_ho, scores.argmax(axis=1)),
+                balanced_accuracy(y_ho, scores.argmax(axis=1)),
+                len(y_ho),
+                results["logreg"].fit_seconds + self_training["seconds"],
+            )
+        logger.info("facet %s: logreg self-trained on the library: %s", facet, self_training)
 
     if force and "+" in force and force.split("+")[0] in results:
         visual = force.split("+")[0]  # a forced combination names its visual head too
@@ -249,7 +280,17 @@ def train_facet_head(
     base, *used = chosen.split("+")
     thresholds = calibrate_thresholds(hold_scores[chosen], y_hold, classes, target_precision, confidence)
     all_codes = np.concatenate([y_tr, y_ho])
-    final_model, _ = FITTERS[base](np.vstack([X_train, X_hold]), all_codes, seed, params[base])
+    if base == "logreg" and self_training is not None and self_training["used"]:
+        final_model, final_info = self_train(
+            *logreg_scorers(params["logreg"], seed, len(classes)),
+            np.vstack([X_train, X_hold]),
+            all_codes,
+            X_pool,
+            len(classes),
+        )
+        self_training["shipped_pseudo_rows"] = final_info["pseudo_rows"]
+    else:
+        final_model, _ = FITTERS[base](np.vstack([X_train, X_hold]), all_codes, seed, params[base])
     combiner, final_gallery, text_model = None, None, None
     if used:  # refitted on every example: out-of-fold train scores and the holdout's
         combiner = Combiner({c: channels[c][2] for c in used}).fit(
@@ -285,14 +326,16 @@ def train_facet_head(
             lambda rows: accuracy(y_ho, fit_visual(X_train[rows], y_tr[rows])(X_hold).argmax(axis=1)),
             y_tr,
             groups_train,
-            results[visual].accuracy,
+            plain_logreg if visual == "logreg" else results[visual].accuracy,
             len(all_codes),
             seed,
         ),
         **({"combiner_weights": combiner.weights()} if combiner is not None else {}),
     }
     # the shipped head learns from every example: the visual head's learning curve projects the promise
-    gain = metrics["projected"]["top1"] - results[visual].accuracy
+    gain = metrics["projected"]["top1"] - (plain_logreg if visual == "logreg" else results[visual].accuracy)
+    if self_training is not None:
+        metrics["self_training"] = self_training
     new = metrics["new_shoot"]
     new["top1_projected"] = round(min(1.0, results[chosen].accuracy + gain), 4)
     new["top1_projected_high"] = round(min(1.0, new["top1_high"] + gain), 4)

@@ -66,6 +66,9 @@ def promise_figures(heads: Iterable[Mapping]) -> dict:
                 out[f"new_shoot_applied_precision/{facet}"] = new["applied_precision"]
             out[f"new_shoot_share_applied/{facet}"] = new["share_applied"]
         out[f"holdout_top1/{facet}"] = round(row["accuracy"], 4)
+        taught = metrics.get("self_training") or {}
+        if taught.get("pool"):
+            out[f"self_trained_rows/{facet}"] = taught.get("shipped_pseudo_rows", 0) if taught["used"] else 0
         same = (metrics.get("same_shoot") or {}).get("top1")
         if same is not None:
             out[f"same_shoot_top1_optimistic/{facet}"] = same
@@ -159,6 +162,17 @@ def new_shoot_html(metrics: Mapping, name: Callable[[str], str]) -> str:
         if same.get("top1") is not None
         else ""
     )
+    taught = metrics.get("self_training") or {}
+    taught_html = (
+        f"<p>The head also learnt from the library: it was fitted again with the {taught['pseudo_rows']} of "
+        f"{taught['pool']} unlabelled photos (library and holdout) it was surest of, each with its predicted tag, "
+        f"and the holdout's balanced accuracy went from {taught['holdout_balanced_plain']:.3f} to "
+        f"{taught['holdout_balanced']:.3f} (<b>{'kept' if taught['used'] else 'not kept'}</b>). The figures above "
+        f"hold for a shoot that is in the library when the head is trained; one that arrives later is read by "
+        f"the same head.</p>"
+        if taught.get("pool")
+        else ""
+    )
     confidence = int(round(new["confidence"] * 100))
     applied = _interval(new["applied_precision"], new["applied_precision_low"], new["applied_precision_high"])
     return (
@@ -175,7 +189,7 @@ def new_shoot_html(metrics: Mapping, name: Callable[[str], str]) -> str:
         f"shown counts every photo at the facet's threshold, not the higher ones of tags the holdout showed worse "
         f"(chosen on a few photos each, they help new photos by about half what their own photos say).</p>"
         f"{curve_svg(metrics.get('curve') or [], target, new['share_applied'] if new['n_applied'] else None)}"
-        f"{single_html}{same_html}</div>"
+        f"{taught_html}{single_html}{same_html}</div>"
     )
 
 

@@ -370,3 +370,60 @@ def test_a_logistic_regression_on_the_rows_span_scores_as_one_on_every_dimension
     assert (full.argmax(axis=1) == span.argmax(axis=1)).all()
     few_dims = X[:, :100]  # more rows than half the dimensions: nothing to gain, the rows as given
     assert row_space(few_dims, X_new[:, :100])[0] is few_dims
+
+
+def _shifted_shoots(shift: float):
+    """Four tags; examples from one shoot, the holdout (5 a tag), the library and a test set from another whose
+    photos sit `shift` away from the first's, a different way per tag."""
+    rng = np.random.default_rng(0)
+    means = rng.normal(0, 1.0, (4, 12)) * 1.6
+    moved = rng.normal(0, 1.0, (4, 12)) * shift
+
+    def shoot(offsets, n):
+        y = np.repeat(np.arange(4), n)
+        return (means[y] + offsets[y] + rng.normal(0, 1.0, (len(y), 12))).astype(np.float32), np.array(
+            [f"t{k}" for k in y]
+        )
+
+    return shoot(np.zeros((4, 12)), 30), shoot(moved, 5), shoot(moved, 60), shoot(moved, 100)
+
+
+def test_pseudo_labels_take_the_surest_share_and_cap_each_tag():
+    from ml.self_training import pool_sample, pseudo_labels
+
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.95, 0.05], [0.3, 0.7], [0.55, 0.45]])
+    rows, codes = pseudo_labels(scores, np.array([5, 5]), share=0.5)  # the surest 3: rows 3, 0, 1
+    assert rows.tolist() == [0, 1, 3] and codes.tolist() == [0, 1, 0]
+    rows, codes = pseudo_labels(scores, np.array([1, 5]), share=1.0, per_tag=1.0)  # tag 0 takes one row: its surest
+    assert rows.tolist() == [1, 3, 4] and codes.tolist() == [1, 0, 1]
+    assert pseudo_labels(scores[:0], np.array([5, 5]))[0].size == 0
+    assert pool_sample(5, 0).tolist() == [0, 1, 2, 3, 4]
+    picked = pool_sample(100, 0, most=10)
+    assert len(picked) == 10 and picked.tolist() == sorted(set(picked.tolist())) and picked.max() < 100
+
+
+def test_logreg_learns_the_new_shoot_from_the_library_where_the_holdout_says_it_wins():
+    (Xa, ya), (Xh, yh), (Xp, _), (Xt, yt) = _shifted_shoots(1.8)
+    plain = train_facet_head("f", Xa, ya, Xh, yh, strategies=("logreg",))
+    taught = train_facet_head("f", Xa, ya, Xh, yh, strategies=("logreg",), X_pool=Xp)
+    info = taught.metrics["self_training"]
+    assert info["used"] and info["pool"] == len(Xp) + len(Xh) and info["pseudo_rows"] == int(0.7 * info["pool"])
+    assert info["holdout_balanced"] > info["holdout_balanced_plain"] == plain.metrics["balanced_accuracy"]
+    assert taught.metrics["accuracy"] > plain.metrics["accuracy"] and info["shipped_pseudo_rows"] > 0
+
+    def top1(head):
+        return float(np.mean(np.array(head.classes)[head.predict_scores(Xt).argmax(axis=1)] == yt))
+
+    assert top1(taught) > top1(plain)
+    assert "self_training" not in plain.metrics
+
+
+def test_logreg_is_not_self_trained_where_the_holdout_says_it_loses():
+    (Xa, ya), (Xh, yh), (Xp, _), (Xt, _) = _shifted_shoots(2.2)
+    plain = train_facet_head("f", Xa, ya, Xh, yh, strategies=("logreg",))
+    taught = train_facet_head("f", Xa, ya, Xh, yh, strategies=("logreg",), X_pool=Xp)
+    info = taught.metrics["self_training"]
+    assert not info["used"] and info["holdout_balanced"] <= info["holdout_balanced_plain"]
+    assert "shipped_pseudo_rows" not in info
+    np.testing.assert_allclose(taught.predict_scores(Xt), plain.predict_scores(Xt))
+    assert taught.thresholds == plain.thresholds

@@ -73,6 +73,8 @@ def test_report_leads_with_the_new_shoot_promise():
         "accuracy": 0.917, "balanced_accuracy": 0.9, "strategies": {}, "new_shoot": new,
         "curve": precision_coverage(scores, truth, ["a", "b"]), "target_precision": 0.9,
         "single_group_tags": ["b"], "same_shoot": {"strategy": "logreg", "top1": 0.99, "group_aware_top1": 0.917},
+        "self_training": {"pool": 300, "pseudo_rows": 210, "holdout_balanced_plain": 0.85, "holdout_balanced": 0.9,
+                          "used": True, "shipped_pseudo_rows": 180},
     }
     facet = {"facet": "product", "version": "v1", "strategy": "logreg", "bar": 0.5, "passed": True,
              "metrics": metrics, "thresholds": {"a": 0.7, "b": 0.7}, "holdout": []}
@@ -85,6 +87,10 @@ def test_report_leads_with_the_new_shoot_promise():
     assert f"{new['share_review']:.1%}" in page
     assert new["applied_precision"] == 1.0 and new["n_applied"] == 55  # every photo at the facet's 0.7, all right
     assert "counts every photo at the facet's threshold" in page
+    assert "with the 210 of 300 unlabelled photos" in page and "from 0.850 to 0.900 (<b>kept</b>)" in page
+    assert promise_figures([{"facet": "product", "accuracy": 0.9, "metrics": json.dumps(metrics)}])[
+        "self_trained_rows/product"
+    ] == 180
 
 
 def test_promise_figures_put_the_new_shoot_before_the_same_shoot_figure():

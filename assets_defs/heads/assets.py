@@ -21,7 +21,7 @@ from dagster import (
     multi_asset,
 )
 
-from assets_defs.common import now_iso, table_outputs, table_outs
+from assets_defs.common import now_iso, table_outputs, table_outs, usable
 from assets_defs.heads.multi import region_extra, train_multi, word_marks_of
 from assets_defs.keypoints.assets import keypoint_spec, read_features
 from assets_defs.partitions import library_partitions
@@ -29,6 +29,7 @@ from ml.backbone_choice import probe_c, train_key
 from ml.heads import train_facet_head
 from ml.ocr import OcrSpec
 from ml.report import promise_figures
+from ml.self_training import pool_sample
 from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryStore
 from resources.media_store import MediaStore
@@ -38,9 +39,11 @@ from resources.tables import frame
 from resources.warehouse import Warehouse
 
 # part of every head version: bumped when a FacetHead gains what heads saved before lack (2: familiarity)
-HEAD_FORMAT = "9"  # 3: printed text; 4: mistake-free thresholds pooled; 5: holdout; 6: keypoints; 7: backbone;
+HEAD_FORMAT = "10"  # 3: printed text; 4: mistake-free thresholds pooled; 5: holdout; 6: keypoints; 7: backbone;
 # 8: group-aware holdout, thresholds with a lower bound, the new-shoot promise, text learnt from the print;
-# 9: logreg trained to convergence on facets of many tags (ml/strategies.py LOGREG_TOL), no LightGBM over 200
+# 9: logreg trained to convergence on facets of many tags (ml/strategies.py LOGREG_TOL), no LightGBM over 200;
+# 10: logreg self-trained on the library's photos where the holdout says it wins (ml/self_training.py). The
+# photos it learnt from are those in the library when it was trained: new photos do not retrain a head
 
 
 def head_version(
@@ -281,6 +284,12 @@ def train_on(
             ids_hold=ids_hold,
         )
     groups_train = labelled["group"].to_numpy()[is_train]
+    # the library's own photos (not examples) that the head may learn from (ml/self_training.py)
+    photos = usable(warehouse.read(library, "media"), "image")["media_id"].unique(maintain_order=True).to_list()
+    examples = set(group["media_id"].to_list())
+    pool = [m for m in photos if m not in examples]
+    pool = [pool[i] for i in pool_sample(len(pool), config.seed)]
+    X_pool = warehouse.read_embeddings(library, picked["model"], pool)[1] if pool else None
     key = train_key(X[is_train], y[is_train], groups_train, config.seed)
     head = train_facet_head(
         group["facet"][0],
@@ -294,6 +303,7 @@ def train_on(
         force=force,
         groups_train=groups_train,
         logreg_c=probe_c(picked["probes"], picked["role"], key),  # the probe's C: searched on these rows
+        X_pool=X_pool if X_pool is not None and len(X_pool) else None,
         **extra,
     )
     for row, media_id in zip(head.holdout or [], ids_hold, strict=False):
