@@ -39,6 +39,7 @@ import polars as pl
 
 from assets_defs.heads.assets import head_version
 from ml.heads import predict_table, train_facet_head
+from ml.self_training import pool_sample
 from ml.sticky_splits import sticky_holdout_split
 from resources.libraries import LibraryConfig
 
@@ -120,8 +121,9 @@ def table(ex: Photos, split: np.ndarray) -> pl.DataFrame:
     )
 
 
-def train(facet: str, ex: Photos, rows: pl.DataFrame, config: LibraryConfig, profile: bool):
-    """`train_facet_head` as the `heads` asset calls it (assets_defs/heads/assets.py `train_on`)."""
+def train(facet: str, ex: Photos, rows: pl.DataFrame, config: LibraryConfig, profile: bool, pool: np.ndarray):
+    """`train_facet_head` as the `heads` asset calls it (assets_defs/heads/assets.py `train_on`), the library's
+    photos as the pool it may learn from (ml/self_training.py)."""
     mask = np.array([f == facet for f in ex.facets])
     X, y = ex.X[mask], np.array(ex.tags)[mask]
     sub = rows.filter(pl.col("facet") == facet)
@@ -141,6 +143,7 @@ def train(facet: str, ex: Photos, rows: pl.DataFrame, config: LibraryConfig, pro
         seed=config.seed,
         target_precision=config.target_precision,
         groups_train=groups[is_train],
+        X_pool=pool[pool_sample(len(pool), config.seed)],
     )
     seconds = time.perf_counter() - started
     if profiler:
@@ -189,13 +192,13 @@ def run_layout(layout: str, args, config: LibraryConfig) -> dict:
     heads, first_train = {}, {}
     for f in facets:  # the catalog before: trained once (a facet about to retrain is skipped with --no-first-train)
         if not (args.no_first_train and f in changed):
-            heads[f], first_train[f] = train(f, ex, rows, config, profile=False)
+            heads[f], first_train[f] = train(f, ex, rows, config, profile=False, pool=lib.X)
     first_retag, first_top1, _ = retag(heads, lib) if heads else (float("nan"), float("nan"), 0)
 
     started, cpu = time.perf_counter(), time.process_time()
     retrain = {}
     for f in changed:
-        heads[f], retrain[f] = train(f, grown, rows2, config, profile=args.profile)
+        heads[f], retrain[f] = train(f, grown, rows2, config, profile=args.profile, pool=lib.X)
     retrain_s, retrain_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     lib2 = concat([lib, library_photos(world, dict(zip(new.tags, new.facets, strict=True)), 5 * args.added)])
     retag_changed_s, _, _ = retag({f: heads[f] for f in changed}, lib2)
@@ -225,6 +228,7 @@ def run_layout(layout: str, args, config: LibraryConfig) -> dict:
         "holdout_top1": {f: round(heads[f].metrics["accuracy"], 4) for f in changed},
         "chosen": {f: heads[f].strategy for f in changed},
         "params": {f: heads[f].metrics["params"] for f in changed},
+        "self_training": {f: heads[f].metrics.get("self_training") for f in changed},
         "strategy_holdout_top1": {
             f: {s: round(r["accuracy"], 4) for s, r in heads[f].metrics["strategies"].items()} for f in changed
         },
