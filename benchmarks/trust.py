@@ -6,6 +6,8 @@ default strategies, the library's default target precision 0.9), and two things 
 - the promise: what the head's metrics say to expect on a new shoot (top-1 and applied precision on the holdout,
   share applied), which the evaluation report and the Dagster metadata show;
 - the measurement: the shipped head (refitted on all examples) on the test photos.
+The test photos are in the library when the heads train, as the uploads of a library are: the head may learn
+from them unlabelled (ml/self_training.py, the `heads` asset's pool); `--no-library` trains without them.
 
 The backbone is chosen as `backbone_choice` chooses it: the library's, the views candidate (whole frame plus
 centre crops at two scales), the large backbone on the same views and, with --finetune, the fine-tuned backbone,

@@ -44,7 +44,8 @@ def library(seed: int):
     return X, y, [g for p in days for g in p[2]], *stack(new)
 
 
-def promise_and_truth(X, y, days, X_new, y_new, grouped: bool) -> tuple[dict, dict]:
+def promise_and_truth(X, y, days, X_new, y_new, grouped: bool, learn_from_new: bool = False) -> tuple[dict, dict]:
+    """`learn_from_new`: the new shoot is in the library when the head trains, as its pool (ml/self_training.py)."""
     ids = [f"photo{i}" for i in range(len(y))]
     if grouped:
         photos = [PhotoFacts(ids[i], f"/shoots/{ids[i]}.jpg", (("product", y[i]),), days[i]) for i in range(len(y))]
@@ -55,12 +56,12 @@ def promise_and_truth(X, y, days, X_new, y_new, grouped: bool) -> tuple[dict, di
     tr = split == "train"
     head = train_facet_head(
         "product", X[tr], y[tr], X[~tr], y[~tr], strategies=("logreg", "prototype"),
-        groups_train=None if groups is None else groups[tr],
+        groups_train=None if groups is None else groups[tr], X_pool=X_new if learn_from_new else None,
     )
     pred, top, correct = top_predictions(head.predict_scores(X_new), list(y_new), head.classes)
     applied = np.array([top[i] >= head.thresholds[head.classes[k]] for i, k in enumerate(pred)])
     truth = {"top1": correct.mean(), "applied_precision": correct[applied].mean() if applied.any() else None}
-    return head.metrics["new_shoot"], truth
+    return {**head.metrics["new_shoot"], "self_training": head.metrics.get("self_training")}, truth
 
 
 def test_the_group_aware_promise_holds_on_the_next_shoot_and_a_random_split_does_not():
@@ -79,6 +80,23 @@ def test_the_group_aware_promise_holds_on_the_next_shoot_and_a_random_split_does
     # where the thresholds apply anything, the promised applied precision is the next shoot's, within noise
     # of a 240-row holdout (measured: 0.967 / 0.891, 0.955 / 0.932, 1.0 / 1.0 on seeds 1, 3 and 5)
     assert len(precision) >= 3 and all(got >= 0.85 for _, got in precision), precision  # target 0.9
+    assert all(abs(promised - got) <= 0.08 for promised, got in precision), precision
+    assert np.mean([abs(promised - got) for promised, got in precision]) <= 0.05, precision
+
+
+def test_the_promise_holds_when_the_head_learns_from_the_new_shoot_in_the_library():
+    gaps, precision, used = [], [], []
+    for seed in range(6):
+        X, y, days, X_new, y_new = library(seed)
+        new, truth = promise_and_truth(X, y, days, X_new, y_new, grouped=True, learn_from_new=True)
+        gaps.append(new["top1_projected"] - truth["top1"])
+        used.append(new["self_training"]["used"])
+        if truth["applied_precision"] is not None:
+            precision.append((new["applied_precision"], truth["applied_precision"]))
+    assert sum(used) >= 4, used  # measured: kept on 5 of 6 seeds (the holdout said no on seed 2)
+    assert abs(np.mean(gaps)) <= 0.08, gaps  # measured: -0.10 to +0.02, mean -0.04
+    # measured: applied precision promised on 5 seeds (3 without the pool), 0.89-1.0 on the new shoot
+    assert len(precision) >= 4 and all(got >= 0.85 for _, got in precision), precision
     assert all(abs(promised - got) <= 0.08 for promised, got in precision), precision
     assert np.mean([abs(promised - got) for promised, got in precision]) <= 0.05, precision
 
