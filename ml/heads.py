@@ -7,7 +7,8 @@ look-alike clusters the model never saw: ml/groups.py, ml/splits.py), and the be
 per-tag score thresholds (ml/calibration.py) that decide whether a prediction is applied automatically or sent
 to human review, and the figures they promise for a new shoot. The kept model is then refitted on
 train+holdout, because with a handful of examples per tag every example matters more than an untouched
-holdout does once the choice is made.
+holdout does once the choice is made. Given the library's own photos, logistic regression also learns from
+those it is surest of (ml/self_training.py), where the holdout says that wins.
 
 Pure ML: importable without Dagster or Ray; the trained `FacetHead` is a plain picklable dataclass.
 """
