@@ -180,10 +180,8 @@ def train_facet_head(
     models: dict[str, object] = {}
     for strategy in strategies:
         started = time.perf_counter()
-        models[strategy], params[strategy] = FITTERS[strategy](
-            X_train, y_tr, seed, start_params.get(strategy), groups_train
-        )
-        model = models[strategy]
+        model, params[strategy] = FITTERS[strategy](X_train, y_tr, seed, start_params.get(strategy), groups_train)
+        models[strategy] = model
         fit_seconds = time.perf_counter() - started
         hold_scores[strategy] = aligned_proba(model, X_hold, len(classes))
         y_pred = hold_scores[strategy].argmax(axis=1)

@@ -113,6 +113,7 @@ def heads(
     ocr_ran = warehouse.exists(library, "ocr_text")
     kp_spec = keypoint_spec(config)
     features_of = read_features(warehouse, library, kp_spec) if kp_spec else {}
+    photos = usable(warehouse.read(library, "media"), "image")["media_id"].unique(maintain_order=True).to_list()
     candidates: dict[str, str] = {}
     rows, problems = [], []
     for facet in sorted(training["facet"].unique().to_list()):
@@ -194,7 +195,7 @@ def heads(
             context.log.info(f"{facet}: training set unchanged, reusing {version}")
         else:
             try:
-                head = train_on(warehouse, library, picked, group, config, force, evidence, target)
+                head = train_on(warehouse, library, picked, group, config, force, evidence, target, photos)
             except ValueError as exc:  # the examples' problem
                 problems.append(f"{facet}: {exc}")
                 continue
@@ -259,9 +260,10 @@ def train_on(
     force,
     evidence: Evidence,
     target_precision: float,
+    photos: list[str],
 ):
     """One facet's head on the embeddings of its `picked` backbone (its `backbone_choice` row: role, model,
-    probes), its strategies compared on the holdout (ml/heads.py)."""
+    probes), its strategies compared on the holdout (ml/heads.py); `photos`: the library's usable photos."""
     ids, X = warehouse.read_embeddings(library, picked["model"], group["media_id"].to_list())
     labelled = pl.DataFrame({"media_id": ids}, schema={"media_id": pl.String}).join(group, on="media_id", how="left")
     is_train = (labelled["split"] == "train").to_numpy()
@@ -285,7 +287,6 @@ def train_on(
         )
     groups_train = labelled["group"].to_numpy()[is_train]
     # the library's own photos (not examples) that the head may learn from (ml/self_training.py)
-    photos = usable(warehouse.read(library, "media"), "image")["media_id"].unique(maintain_order=True).to_list()
     examples = set(group["media_id"].to_list())
     pool = [m for m in photos if m not in examples]
     pool = [pool[i] for i in pool_sample(len(pool), config.seed)]
