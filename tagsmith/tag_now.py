@@ -18,6 +18,7 @@ RapidOCR engine is not documented as such, so each tagger's own engine is called
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from resources.backbone_plan import BackbonePlan
 from resources.libraries import LibraryConfig, LibraryError
 from resources.tags_table import people_labels, tags_table
 from resources.verdicts import log_path
+
+log = logging.getLogger(__name__)
 
 
 class NotAPhoto(ValueError):
@@ -203,8 +206,13 @@ class PhotoTagger:
         boxes, text_rows = [], []
         if loaded.ocr is not None:
             picture = ocr_picture(data)
-            with self._ocr_lock:
-                read = loaded.ocr.read_photo(picture)
+            try:
+                with self._ocr_lock:
+                    read = loaded.ocr.read_photo(picture)
+            except Exception as exc:  # noqa: BLE001 - RapidOCR raises its own errors on odd pictures
+                # as a run does (ml/ocr.py ocr_chunk): the photo is tagged without its text, and the reason logged
+                log.warning("OCR failed on %s, tagged without its text: %s: %s", media_id, type(exc).__name__, exc)
+                read = []
             boxes = [(b.text, b.confidence) for b in read]
             text_rows = [(b.text, b.confidence, list(b.box), picture.width, picture.height) for b in read]
         features = photo_features(data, loaded.keypoints) if loaded.keypoints is not None else None

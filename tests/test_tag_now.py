@@ -2,13 +2,14 @@
 `tags` asset wrote for it (same scoring code), a file that is no photo is refused in one line, and the tagger
 reloads when the promotions change. On the session's pipeline-tagged demo (tests/conftest.py tagged_demo)."""
 
+import dataclasses
 import os
 
 import polars as pl
 import pytest
 from PIL import Image
 
-from tagsmith import service
+from tagsmith import service, tag_now
 from tagsmith.tag_now import NotAPhoto, PhotoTagger
 
 PHOTOS = 6  # photos tagged now and compared (about 20 ms each)
@@ -31,6 +32,20 @@ def test_a_library_photo_tagged_now_gets_the_rows_the_run_wrote(tagged_demo, tag
     compared = same_as_run(tagger, res, "demo", photos)
     facets = set(res["warehouse"].read("demo", "head_promotions")["facet"])
     assert compared == len(photos) * len(facets)  # a single facet: one row per photo
+
+
+def test_a_photo_the_ocr_engine_fails_on_is_tagged_without_its_text(tagged_demo, same_as_run, monkeypatch):
+    class Failing:
+        def read_photo(self, picture):
+            raise RuntimeError("cannot resize")
+
+    said = []
+    monkeypatch.setattr(tag_now.log, "warning", lambda message, *args: said.append(message % args))
+    tagger = PhotoTagger("demo", tagged_demo.res)
+    tagger._loaded = dataclasses.replace(tagger._loaded, ocr=Failing())  # the same key: no reload
+    photos = _library_photos(tagged_demo.res, "demo", 2)
+    assert same_as_run(tagger, tagged_demo.res, "demo", photos) > 0  # the run read no text on them either
+    assert len(said) == 2 and all("tagged without its text: RuntimeError: cannot resize" in s for s in said)
 
 
 def test_a_file_that_is_no_photo_is_refused_in_one_line(tagger, tmp_path):
