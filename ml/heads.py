@@ -206,10 +206,9 @@ def train_facet_head(
     self_training = None
     if X_pool is not None and len(X_pool) and "logreg" in results:
         before = results["logreg"].balanced_accuracy
-        self_training = logreg_self_trained(
+        scores, self_training = logreg_self_trained(
             models["logreg"], before, X_train, y_tr, X_hold, y_ho, X_pool, params["logreg"], seed, len(classes)
         )
-        scores = self_training.pop("scores")
         if self_training["used"]:
             hold_scores["logreg"] = scores
             results["logreg"] = StrategyResult(

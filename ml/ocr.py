@@ -161,6 +161,16 @@ def ocr_picture(data: bytes) -> Image.Image:
     return decode_image(data, draft_size=2000)
 
 
+def read_or_failure(engine, image: Image.Image) -> tuple[list[TextBox], str | None]:
+    """(boxes, None), or ([], "<error type>: <message>") where the engine raises: RapidOCR raises its own errors on
+    odd pictures (ResizeImgError, ...), and one photo's must not fail a chunk (`ocr_chunk`) or a request to tag
+    a photo now, which both tag the photo without its text."""
+    try:
+        return engine.read_photo(image), None
+    except Exception as exc:  # noqa: BLE001 - whatever the engine raises is the photo's reason
+        return [], f"{type(exc).__name__}: {exc}"
+
+
 def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], reader: MediaReader = LocalFiles()) -> OcrChunkResult:
     """OCR of (media_id, uri) photos: the Ray unit of work. A photo that cannot be decoded, or that the OCR
     engine fails on, is reported with its reason, not raised, so the other photos of the chunk are read."""
@@ -174,12 +184,9 @@ def ocr_chunk(spec: OcrSpec, items: list[tuple[str, str]], reader: MediaReader =
             result.errors.append({"media_id": media_id, "uri": uri, "reason": getattr(exc, "reason", str(exc))})
             continue
         t1 = time.perf_counter()
-        try:
-            boxes = engine.read_photo(image)
-        except Exception as exc:  # noqa: BLE001 - RapidOCR raises its own errors on odd pictures (ResizeImgError, ...)
-            # one photo's failure is reported with its reason and the photo read again next run; the chunk goes on
-            reason = f"OCR failed: {type(exc).__name__}: {exc}"
-            result.errors.append({"media_id": media_id, "uri": uri, "reason": reason})
+        boxes, failure = read_or_failure(engine, image)
+        if failure is not None:  # reported with its reason, read again next run; the chunk goes on
+            result.errors.append({"media_id": media_id, "uri": uri, "reason": f"OCR failed: {failure}"})
             continue
         t2 = time.perf_counter()
         result.seconds["decode"] += t1 - t

@@ -98,20 +98,19 @@ def logreg_scorers(params: dict, seed: int, n_classes: int):
 
 def logreg_self_trained(
     plain, before: float, X_train, y_train, X_hold, y_hold, X_pool, params: dict, seed: int, n_classes: int
-) -> dict:
+) -> tuple[np.ndarray, dict]:
     """Logistic regression (`plain`: its fit on the train rows; `before`: that fit's holdout balanced accuracy)
     self-trained on the pool and the holdout's own photos (unlabelled: a new shoot in the library), judged on
-    the holdout: {"used": whether it beats `before`, "scores": its holdout scores, and the figures}."""
+    the holdout: (its holdout scores, {"used": whether it beats `before`, and the figures})."""
     started = time.perf_counter()
     fit, score = logreg_scorers(params, seed, n_classes)
     model, info = self_train(fit, score, X_train, y_train, np.vstack([X_pool, X_hold]), n_classes, first=plain)
     scores = score(model, X_hold)
     after = balanced_accuracy(y_hold, scores.argmax(axis=1))
-    return {
+    return scores, {
         **info,
         "holdout_balanced_plain": round(float(before), 4),
         "holdout_balanced": round(float(after), 4),
         "seconds": round(time.perf_counter() - started, 2),
         "used": bool(after > before),
-        "scores": scores,
     }

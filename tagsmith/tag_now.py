@@ -33,7 +33,7 @@ from ml.catalog import Catalog
 from ml.embedding import embed_inputs, model_input
 from ml.keypoints import KeypointSpec, photo_features
 from ml.media import MediaProblem, open_image, sha256_bytes
-from ml.ocr import OcrEngine, OcrSpec, ocr_picture
+from ml.ocr import OcrEngine, OcrSpec, ocr_picture, read_or_failure
 from ml.photo_tags import joined, multi_tag_rows, pixel_tasks, reads_regions, single_tag_rows
 from ml.sniff import HEAD_BYTES, sniff
 from ml.word_marks import word_mark_detections
@@ -206,13 +206,10 @@ class PhotoTagger:
         boxes, text_rows = [], []
         if loaded.ocr is not None:
             picture = ocr_picture(data)
-            try:
-                with self._ocr_lock:
-                    read = loaded.ocr.read_photo(picture)
-            except Exception as exc:  # noqa: BLE001 - RapidOCR raises its own errors on odd pictures
-                # as a run does (ml/ocr.py ocr_chunk): the photo is tagged without its text, and the reason logged
-                log.warning("OCR failed on %s, tagged without its text: %s: %s", media_id, type(exc).__name__, exc)
-                read = []
+            with self._ocr_lock:
+                read, failure = read_or_failure(loaded.ocr, picture)
+            if failure is not None:  # as a run does (ml/ocr.py ocr_chunk): tagged without its text
+                log.warning("OCR failed on %s, tagged without its text: %s", media_id, failure)
             boxes = [(b.text, b.confidence) for b in read]
             text_rows = [(b.text, b.confidence, list(b.box), picture.width, picture.height) for b in read]
         features = photo_features(data, loaded.keypoints) if loaded.keypoints is not None else None
